@@ -1,0 +1,24 @@
+"""Medical image I/O and geometry: arrays in (x, y, z) order, affines voxel -> RAS+ mm."""
+
+from synthtumor.imaging.io import (
+    looks_like_hu,
+    read_ct,
+    read_image,
+    read_labels,
+    read_mask,
+    write_nifti,
+)
+from synthtumor.imaging.resample import resample_nearest, same_grid
+from synthtumor.imaging.volume import Volume
+
+__all__ = [
+    "Volume",
+    "looks_like_hu",
+    "read_ct",
+    "read_image",
+    "read_labels",
+    "read_mask",
+    "resample_nearest",
+    "same_grid",
+    "write_nifti",
+]

@@ -1,0 +1,24 @@
+"""The synthesizer core: pure NumPy/SciPy, no file I/O, no framework imports."""
+
+from .effects import EffectParams
+from .profiles import DEFAULT_TYPE_PROBS, PROFILES, TUMOR_TYPES, SizeClass
+from .synthesize import (
+    SynthesisConfig,
+    SynthesisResult,
+    SynthesisWarning,
+    TumorRecord,
+    synthesize,
+)
+
+__all__ = [
+    "DEFAULT_TYPE_PROBS",
+    "PROFILES",
+    "TUMOR_TYPES",
+    "EffectParams",
+    "SizeClass",
+    "SynthesisConfig",
+    "SynthesisResult",
+    "SynthesisWarning",
+    "TumorRecord",
+    "synthesize",
+]

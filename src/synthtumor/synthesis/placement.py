@@ -1,0 +1,111 @@
+"""Where tumors go: the reference's liver band rule, and vessel avoidance.
+
+Reference rule: pick a slice uniformly in the central 30-70 % of the liver's cranio-caudal extent,
+erode that slice's liver with a 5x5 square at 1 mm (a 2 mm half-width here, converted with the
+spacing) and pick a random voxel of it as the tumor centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Smallest box (one slice per axis) holding every non-zero voxel, or None if empty."""
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=others))
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
+class LiverSites:
+    """Draws tumor centres (voxel indices) in a liver mask following the reference rule.
+
+    liver: bool (x, y, z) mask; spacing_mm: voxel size per axis; cc_axis: the array axis that runs
+    cranio-caudally (2 for RAS/LPS-ordered volumes); band: fraction of the cranio-caudal extent
+    where centres may lie; erosion_mm: in-plane half-width of the square erosion.
+    """
+
+    def __init__(
+        self,
+        liver: np.ndarray,
+        spacing_mm: tuple[float, float, float],
+        cc_axis: int = 2,
+        band: tuple[float, float] = (0.3, 0.7),
+        erosion_mm: float = 2.0,
+    ) -> None:
+        self.liver = liver
+        self.cc_axis = cc_axis
+        self.band = band
+        others = tuple(a for a in range(3) if a != cc_axis)
+        hits = np.flatnonzero(liver.any(axis=others))
+        if hits.size == 0:
+            raise ValueError("liver mask is empty")
+        self.cc_start, self.cc_end = int(hits[0]), int(hits[-1])
+        half = [int(round(erosion_mm / spacing_mm[a])) for a in others]
+        self._element = np.ones([2 * h + 1 for h in half], dtype=bool)
+        self._candidates: dict[int, np.ndarray] = {}
+
+    def _slice_candidates(self, index: int) -> np.ndarray:
+        """In-plane coordinates (N, 2) of the eroded liver slice (un-eroded if that is empty)."""
+        if index not in self._candidates:
+            plane = np.take(self.liver, index, axis=self.cc_axis)
+            eroded = ndi.binary_erosion(plane, self._element) if self._element.size > 1 else plane
+            coords = np.argwhere(eroded)
+            if coords.size == 0:
+                coords = np.argwhere(plane)
+            self._candidates[index] = coords
+        return self._candidates[index]
+
+    def draw(self, rng: np.random.Generator, max_tries: int = 20) -> np.ndarray | None:
+        """One centre as an (3,) int array of voxel indices, or None if the band holds no liver."""
+        for _ in range(max_tries):
+            frac = rng.uniform(*self.band)
+            index = int(round(frac * (self.cc_end - self.cc_start))) + self.cc_start
+            coords = self._slice_candidates(index)
+            if coords.size:
+                in_plane = coords[int(rng.integers(len(coords)))]
+                centre = np.insert(in_plane, self.cc_axis, index)
+                return centre.astype(np.intp)
+        return None
+
+
+def find_vessels(
+    ct: np.ndarray,
+    liver: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    min_contrast_hu: float = 40.0,
+    min_volume_mm3: float = 20.0,
+) -> np.ndarray:
+    """Bright vessels inside the liver of a contrast-enhanced CT, as a bool mask.
+
+    The CT is smoothed (0.7 mm std, to suppress noise), and liver voxels brighter than the liver's
+    median by ``min_contrast_hu`` and by three robust standard deviations are kept; specks under
+    ``min_volume_mm3`` are dropped. On a non-contrast CT vessels are barely brighter than the
+    parenchyma, so the mask is (correctly) near empty.
+    ct: HU, liver: bool, both (x, y, z) on the same grid.
+    """
+    box = bounding_box(liver)
+    out = np.zeros(liver.shape, dtype=bool)
+    if box is None:
+        return out
+    sub_liver = liver[box]
+    smooth = ndi.gaussian_filter(
+        ct[box].astype(np.float32), [0.7 / s for s in spacing_mm], truncate=3.0
+    )
+    values = smooth[sub_liver]
+    median = float(np.median(values))
+    robust_std = 1.4826 * float(np.median(np.abs(values - median)))
+    bright = sub_liver & (smooth > median + max(min_contrast_hu, 3.0 * robust_std))
+    labels, n = ndi.label(bright)
+    if n:
+        sizes = np.bincount(labels.ravel())[1:] * float(np.prod(spacing_mm))
+        keep = np.flatnonzero(sizes >= min_volume_mm3) + 1
+        bright = np.isin(labels, keep)
+    out[box] = bright
+    return out

@@ -1,0 +1,414 @@
+"""synthesize(): paste synthetic liver tumors into a CT, the whole method in one call.
+
+Pure NumPy/SciPy on arrays in memory: no files, no frameworks. Arrays are (x, y, z) voxel index
+order; sizes are millimetres, converted with the spacing, so any grid works without resampling.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .effects import (
+    EffectParams,
+    capsule_rim,
+    mass_effect_warp,
+    necrotic_core,
+    soft_edge,
+    soft_edge_ball,
+)
+from .placement import LiverSites, bounding_box, find_vessels
+from .profiles import DEFAULT_TYPE_PROBS, PROFILES, SizeClass, draw_type, normalise_type_probs
+from .shape import Distortion, ShapeField, evaluate_shape
+from .texture import TextureParams, texture_field
+
+LIVER, TUMOR = 1, 2
+_EDGE_TRUNCATE = 3.0  # the soft edge reaches this many sigma beyond the surface
+_BALL_EDGE_RADII = 8.0  # tumors smaller than this many edge sigmas get the curved-edge profile
+
+
+class SynthesisWarning(UserWarning):
+    """A tumor could not be made as requested (e.g. the liver is too small)."""
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """What to synthesize. Defaults reproduce the reference training setup.
+
+    tumor_type: one of tiny/small/medium/large/mix, or None to draw from ``tumor_probs``.
+    count: override the number of tumors of every size class of the type.
+    drop_hu: range of the intensity drop d (HU); edge_sigma_mm: range of the soft-edge blur.
+    band / erosion_mm: the reference placement rule (cranio-caudal band, in-plane erosion).
+    avoid_vessels: reject locations whose tumor would touch a vessel (auto-detected if no vessel
+        mask is given), at most ``max_retries`` times per tumor.
+    mass_effect, capsule, necrosis, bright_probability: options beyond the reference.
+    """
+
+    tumor_type: str | None = None
+    tumor_probs: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TYPE_PROBS))
+    count: int | None = None
+    drop_hu: tuple[float, float] = (65.0, 145.0)
+    edge_sigma_mm: tuple[float, float] = (1.0, 2.0)
+    band: tuple[float, float] = (0.3, 0.7)
+    erosion_mm: float = 2.0
+    avoid_vessels: bool = False
+    max_retries: int = 10
+    mass_effect: bool = False
+    capsule: bool = False
+    necrosis: bool = False
+    bright_probability: float = 0.0
+    effects: EffectParams = field(default_factory=EffectParams)
+
+    def __post_init__(self) -> None:
+        if self.tumor_type is not None and self.tumor_type not in PROFILES:
+            raise ValueError(
+                f"unknown tumor type {self.tumor_type!r}; choose from {list(PROFILES)}"
+            )
+        normalise_type_probs(self.tumor_probs)
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"count must be >= 1, got {self.count}")
+        if not 0.0 <= self.bright_probability <= 1.0:
+            raise ValueError(f"bright_probability must be in [0, 1], got {self.bright_probability}")
+
+    @classmethod
+    def realistic(cls, **overrides: Any) -> SynthesisConfig:
+        """All effects on: mass effect, capsule, necrosis, 20 % bright tumors, vessel avoidance."""
+        base = cls(mass_effect=True, capsule=True, necrosis=True, bright_probability=0.2,
+                   avoid_vessels=True)
+        return replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class TumorRecord:
+    """One synthesized tumor, as it ends up in the output (after clipping to the liver)."""
+
+    index: int
+    size_class: str
+    centre_mm: tuple[float, float, float]  # world coordinates of its voxels' centroid
+    centre_voxel: tuple[int, int, int]  # the drawn centre
+    semi_axes_mm: tuple[float, float, float]
+    elastic_sigma_mm: float
+    volume_ml: float
+    mean_hu_change: float  # mean over its voxels of output minus input HU (negative: darker)
+    effects: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SynthesisResult:
+    ct: np.ndarray  # float32 HU, same shape as the input
+    label: np.ndarray  # uint8: 0 background, 1 liver, 2 tumor
+    tumors: list[TumorRecord]
+    tumor_type: str
+    params: dict[str, Any]  # the sample-level draws (drop, edge, texture, ...), for the record
+
+
+@dataclass
+class _Tumor:
+    size_class: SizeClass
+    centre: np.ndarray
+    semi_axes_mm: np.ndarray
+    sigma_mm: float
+    box: tuple[slice, slice, slice]
+    shape: ShapeField
+    effects: list[str]
+
+
+def _geometry(
+    shape: tuple[int, ...], spacing: Any, affine: np.ndarray | None
+) -> tuple[tuple[float, float, float], int, np.ndarray]:
+    """Spacing (mm), the cranio-caudal array axis and an affine, from whichever was given."""
+    if affine is not None:
+        affine = np.asarray(affine, dtype=np.float64)
+        spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
+        cc_axis = int(np.argmax(np.abs(affine[2, :3]) / np.array(spacing)))
+        return spacing, cc_axis, affine
+    if spacing is None:
+        raise ValueError("give the voxel spacing (mm) or the affine")
+    spacing = tuple(float(v) for v in np.broadcast_to(np.asarray(spacing, float), (3,)))
+    if min(spacing) <= 0:
+        raise ValueError(f"spacing must be positive, got {spacing}")
+    return spacing, 2, np.diag([*spacing, 1.0])
+
+
+def _box_around(
+    centre: np.ndarray, half_mm: np.ndarray, spacing: tuple[float, ...], limit: tuple[slice, ...]
+) -> tuple[slice, slice, slice]:
+    half = np.ceil(half_mm / np.asarray(spacing)).astype(int)
+    return tuple(
+        slice(max(lim.start, int(c - h)), min(lim.stop, int(c + h + 1)))
+        for c, h, lim in zip(centre, half, limit)
+    )
+
+
+def synthesize(
+    ct: np.ndarray,
+    liver: np.ndarray,
+    rng: np.random.Generator,
+    config: SynthesisConfig | None = None,
+    *,
+    spacing: Any = None,
+    affine: np.ndarray | None = None,
+    vessels: np.ndarray | None = None,
+) -> SynthesisResult:
+    """Paste synthetic tumors into the liver of a CT.
+
+    ct: (x, y, z) HU. liver: (x, y, z) mask, non-zero = liver (must not already hold tumors).
+    rng: the only source of randomness; the same seed gives byte-identical output.
+    spacing: voxel size in mm (scalar or 3 values) when no affine is given; affine: 4x4 voxel ->
+        world mm, which also gives the cranio-caudal axis and world tumor centres.
+    vessels: optional bool mask of vessels to avoid (used when ``config.avoid_vessels``).
+    Returns the new CT (float32, changed only inside the liver near tumors unless mass effect is
+    on), the label map (0/1/2) and one record per tumor.
+    """
+    config = config or SynthesisConfig()
+    ct = np.asarray(ct)
+    if ct.ndim != 3 or np.shape(liver) != ct.shape:
+        raise ValueError(f"ct {ct.shape} and liver {np.shape(liver)} must be 3-D of one shape")
+    spacing, cc_axis, affine = _geometry(ct.shape, spacing, affine)
+    liver_mask = np.asarray(liver) > 0
+    liver_box = bounding_box(liver_mask)
+    if liver_box is None:
+        raise ValueError("liver mask is empty")
+
+    out = ct.astype(np.float32, copy=True)
+    label = liver_mask.astype(np.uint8)
+    tumor_type = config.tumor_type or draw_type(rng, normalise_type_probs(config.tumor_probs))
+    edge_sigma = float(rng.uniform(*config.edge_sigma_mm))
+    drop = float(rng.uniform(*config.drop_hu))
+    texture = TextureParams.draw(rng)
+    fx = config.effects
+    bright = bool(rng.random() < config.bright_probability)
+    if bright:
+        drop = -float(rng.uniform(*fx.bright_hu))
+    params: dict[str, Any] = {
+        "drop_hu": drop, "edge_sigma_mm": edge_sigma, "texture": asdict(texture),
+        "bright": bright,
+    }
+
+    avoid = None
+    if config.avoid_vessels:
+        avoid = (
+            np.asarray(vessels, dtype=bool)
+            if vessels is not None
+            else find_vessels(ct, liver_mask, spacing)
+        )
+        params["vessel_voxels"] = int(avoid[liver_box].sum())
+
+    sites = LiverSites(liver_mask[liver_box], spacing, cc_axis, config.band, config.erosion_mm)
+    offset = np.array([s.start for s in liver_box])
+    extent_mm = np.array([(s.stop - s.start) * sp for s, sp in zip(liver_box, spacing)])
+    tumors: list[_Tumor] = []
+    for size_class in PROFILES[tumor_type]:
+        if extent_mm.min() < 2 * size_class.radius_mm:
+            warnings.warn(
+                f"liver extent {np.round(extent_mm).astype(int).tolist()} mm is smaller than "
+                f"{size_class.name} tumors ({2 * size_class.radius_mm:.0f} mm across): "
+                "they are clipped to the liver",
+                SynthesisWarning,
+                stacklevel=2,
+            )
+        n = config.count or size_class.draw_count(rng)
+        for _ in range(n):
+            tumor = _place(size_class, rng, sites, offset, spacing, liver_box, edge_sigma,
+                           avoid, config.max_retries)
+            if tumor is None:
+                warnings.warn(f"no room for a {size_class.name} tumor in the liver band",
+                              SynthesisWarning, stacklevel=2)
+                continue
+            tumors.append(tumor)
+
+    if config.mass_effect:
+        for tumor in tumors:
+            _push(out, label, tumor, spacing, rng, fx, liver_box)
+
+    change = np.zeros(out.shape, dtype=np.float32) if tumors else None
+    for tumor in tumors:
+        _paint(change, label, tumor, drop, edge_sigma, texture, spacing, rng, config)
+    records = []
+    for i, tumor in enumerate(tumors):
+        own = tumor.shape.inside & (label[tumor.box] == TUMOR)
+        n_voxels, centre_ijk = _count_and_centroid(own, tumor.box)
+        centroid = affine[:3, :3] @ centre_ijk + affine[:3, 3]
+        records.append(
+            TumorRecord(
+                index=i,
+                size_class=tumor.size_class.name,
+                centre_mm=tuple(round(float(v), 3) for v in centroid),
+                centre_voxel=tuple(int(v) for v in tumor.centre),
+                semi_axes_mm=tuple(round(float(v), 3) for v in tumor.semi_axes_mm),
+                elastic_sigma_mm=tumor.sigma_mm,
+                volume_ml=round(n_voxels * float(np.prod(spacing)) / 1000.0, 6),
+                mean_hu_change=round(float(change[tumor.box][own].mean()), 3),
+                effects=tuple(tumor.effects),
+            )
+        )
+    if tumors:
+        union = tuple(
+            slice(min(t.box[a].start for t in tumors), max(t.box[a].stop for t in tumors))
+            for a in range(3)
+        )
+        out[union] += change[union]
+    return SynthesisResult(out, label, records, tumor_type, params)
+
+
+def _count_and_centroid(mask: np.ndarray, box: tuple[slice, ...]) -> tuple[int, np.ndarray]:
+    """Voxel count and centroid (absolute voxel indices) of a box mask, from its projections."""
+    n = int(np.count_nonzero(mask))
+    centre = np.empty(3)
+    for axis in range(3):
+        profile = mask.sum(axis=tuple(a for a in range(3) if a != axis))
+        centre[axis] = box[axis].start + float(profile @ np.arange(len(profile))) / max(n, 1)
+    return n, centre
+
+
+def _box_axes_mm(
+    box: tuple[slice, ...], centre: np.ndarray, spacing: tuple[float, ...], step: int = 1
+) -> tuple[np.ndarray, ...]:
+    """Voxel-centre coordinates (mm) of a box relative to the tumor centre, one array per axis."""
+    return tuple(
+        (np.arange(s.start, s.stop, step) - c) * sp for s, c, sp in zip(box, centre, spacing)
+    )
+
+
+def _tight_box(
+    centre: np.ndarray,
+    semi_axes: np.ndarray,
+    distortion: Distortion,
+    half_mm: np.ndarray,
+    spacing: tuple[float, float, float],
+    limit: tuple[slice, ...],
+    edge_sigma: float,
+) -> tuple[slice, slice, slice]:
+    """The box the tumor and its soft edge really occupy, found on a ~4 mm sub-grid.
+
+    The bound from the largest displacement is loose (large tumors: ~20x the tumor's volume);
+    the analytic shape is cheap to probe coarsely, so probe it and keep a safe margin.
+    """
+    loose = _box_around(centre, half_mm, spacing, limit)
+    step = [max(1, int(round(4.0 / sp))) for sp in spacing]
+    if max((s.stop - s.start) // st for s, st in zip(loose, step)) < 4:
+        return loose
+    axes = tuple(
+        (np.arange(s.start, s.stop, st) - c) * sp
+        for s, c, sp, st in zip(loose, centre, spacing, step)
+    )
+    probe = evaluate_shape(axes, semi_axes, distortion)
+    cell_mm = float(np.linalg.norm(np.array(step) * spacing))
+    near = probe.distance_mm <= 1.5 * _EDGE_TRUNCATE * edge_sigma + cell_mm + 1.0
+    found = bounding_box(near)
+    if found is None:
+        return loose
+    return tuple(
+        slice(max(s.start, s.start + f.start * st - st), min(s.stop, s.start + f.stop * st + st))
+        for s, f, st in zip(loose, found, step)
+    )
+
+
+def _place(
+    size_class: SizeClass,
+    rng: np.random.Generator,
+    sites: LiverSites,
+    offset: np.ndarray,
+    spacing: tuple[float, float, float],
+    limit: tuple[slice, ...],
+    edge_sigma: float,
+    avoid: np.ndarray | None,
+    max_retries: int,
+) -> _Tumor | None:
+    """Draw one tumor's shape and a location for it (avoiding vessels if asked)."""
+    semi_axes = size_class.draw_semi_axes_mm(rng)
+    sigma = size_class.draw_elastic_sigma_mm(rng)
+    distortion = Distortion.draw(rng, sigma)
+    half_mm = semi_axes + distortion.reach_mm(semi_axes) + _EDGE_TRUNCATE * edge_sigma
+    best: _Tumor | None = None
+    best_overlap = np.inf
+    for _ in range(max_retries + 1 if avoid is not None else 1):
+        local = sites.draw(rng)
+        if local is None:
+            return best
+        centre = local + offset
+        box = _tight_box(centre, semi_axes, distortion, half_mm, spacing, limit, edge_sigma)
+        shape = evaluate_shape(_box_axes_mm(box, centre, spacing), semi_axes, distortion)
+        overlap = 0 if avoid is None else int(np.count_nonzero(shape.inside & avoid[box]))
+        if overlap < best_overlap:
+            best = _Tumor(size_class, centre, semi_axes, sigma, box, shape, [])
+            best_overlap = overlap
+        if overlap == 0:
+            break
+    if avoid is not None:
+        best.effects.append("vessel_avoidance" if best_overlap == 0 else "vessel_overlap")
+    return best
+
+
+def _push(
+    out: np.ndarray,
+    label: np.ndarray,
+    tumor: _Tumor,
+    spacing: tuple[float, float, float],
+    rng: np.random.Generator,
+    fx: EffectParams,
+    limit: tuple[slice, ...],
+) -> None:
+    """Mass effect: warp image and labels around the tumor, in place."""
+    strength = float(rng.uniform(*fx.mass_effect_strength))
+    half_mm = tumor.semi_axes_mm * fx.mass_effect_reach
+    full = tuple(slice(0, n) for n in out.shape)
+    box = _box_around(tumor.centre, half_mm, spacing, full)
+    centre = tumor.centre - [s.start for s in box]
+    out[box], label[box] = mass_effect_warp(
+        out[box], label[box], centre, tumor.semi_axes_mm, spacing, strength, fx.mass_effect_reach
+    )
+    tumor.effects.append("mass_effect")
+
+
+def _paint(
+    change: np.ndarray,
+    label: np.ndarray,
+    tumor: _Tumor,
+    drop: float,
+    edge_sigma: float,
+    texture: TextureParams,
+    spacing: tuple[float, float, float],
+    rng: np.random.Generator,
+    config: SynthesisConfig,
+) -> None:
+    """Add one tumor's HU change to ``change`` and its voxels to ``label``, inside the liver."""
+    box, shape, fx = tumor.box, tumor.shape, config.effects
+    liver = label[box] > 0
+    inside = shape.inside & liver
+    radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
+    if radius < _BALL_EDGE_RADII * edge_sigma:
+        weight = soft_edge_ball(shape.norm_radius_sq, radius, edge_sigma)
+    else:
+        weight = soft_edge(shape.distance_mm, edge_sigma)
+    if not inside.any():
+        # Never let a tumor vanish (e.g. one voxel thick on a coarse grid): keep its centre.
+        local = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
+        inside[local] = liver[local]
+        weight[local] = max(float(weight[local]), 0.5)
+    weight *= texture_field(weight.shape, spacing, texture, rng)
+    delta = weight
+    delta *= np.float32(-drop)
+    if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
+        core = necrotic_core(shape.norm_radius_sq, float(rng.uniform(*fx.necrosis_fraction)))
+        delta -= core * np.float32(rng.uniform(*fx.necrosis_hu))
+        tumor.effects.append("necrosis")
+    if config.capsule:
+        rim = capsule_rim(shape.distance_mm, float(rng.uniform(*fx.capsule_width_mm)))
+        delta += rim * np.float32(rng.uniform(*fx.capsule_hu))
+        tumor.effects.append("capsule")
+    if drop < 0:
+        tumor.effects.append("bright")
+    delta *= liver
+    # Overlapping tumors: keep the stronger change, as blurring their union would.
+    current = change[box]
+    stronger = np.abs(delta) > np.abs(current)
+    np.copyto(current, delta, where=stronger)
+    label[box][inside] = TUMOR

@@ -1,0 +1,135 @@
+"""Tumor texture: a smooth random field T in [0, 1] that makes tumor HU non-uniform.
+
+Same statistics as the reference's texture bank, made per tumor inside its own box:
+
+1. a = smoothed U(0, 1) noise (std sigma_a mm), rescaled to [base, base + scale];
+2. b = 1 where a > U(0, 1), per 1 mm voxel;
+3. b smoothed (std sigma_b mm);
+4. T = clip(b * u0 / mean(b[b > 0.12]), 0, 1).
+
+The reference builds ten 420x300x320 banks at start-up (3.2 GB, minutes). Every field here is smooth
+at the scale of sigma_b >= 4 mm, so we draw it on a lattice of sigma / 2 mm and interpolate:
+- a: unit-variance smoothed white noise on the lattice; the reference min/max rescaling becomes
+  a = base + scale * (1/2 + F / (2 kappa)), with kappa the bank's half-range in noise std (table
+  below, measured by ``benchmarks/texture_calibration.py``);
+- b: a lattice cell of n 1-mm voxels holds Binomial(n, a) / n ones, drawn with its normal
+  approximation, then smoothed: the same mean and variance as smoothing the 1-mm Bernoulli field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+#: (max - min) / (2 std) of the reference's smoothed-noise bank, per sigma_a (mm).
+BANK_HALF_RANGE_IN_STD: dict[int, float] = {3: 6.34, 6: 6.09, 9: 6.13, 12: 6.11, 15: 6.65}
+SIGMA_A_MM: tuple[int, ...] = tuple(BANK_HALF_RANGE_IN_STD)
+SIGMA_B_MM: tuple[int, ...] = (4, 7)
+_THRESHOLD = 0.12  # b values that count towards the u0 normalisation
+_LATTICE_SMOOTH = 2.0  # smoothing std on a lattice of sigma / 2 mm, in lattice cells
+_TRUNCATE = 3.0
+
+
+@dataclass(frozen=True)
+class TextureParams:
+    """One sample's texture parameters (the reference picks one bank entry per sample)."""
+
+    sigma_a_mm: int
+    sigma_b_mm: int
+    scale: float
+    base: float
+    u0: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> TextureParams:
+        return cls(
+            sigma_a_mm=int(rng.choice(SIGMA_A_MM)),
+            sigma_b_mm=int(rng.choice(SIGMA_B_MM)),
+            scale=float(rng.uniform(0.19, 0.21)),
+            base=float(rng.uniform(0.04, 0.06)),
+            u0=float(rng.uniform(0.5, 0.55)),
+        )
+
+
+def _lattice_positions(n_vox: int, spacing_mm: float, step_mm: float, margin: int) -> np.ndarray:
+    """Fractional lattice coordinates of the voxel centres 0..n_vox-1 along one axis."""
+    return margin + np.arange(n_vox) * (spacing_mm / step_mm)
+
+
+def _lattice_size(n_vox: int, spacing_mm: float, step_mm: float, margin: int) -> int:
+    return int(np.floor((n_vox - 1) * spacing_mm / step_mm)) + 2 + 2 * margin
+
+
+def interpolate_linear(lattice: np.ndarray, positions: list[np.ndarray]) -> np.ndarray:
+    """Separable trilinear interpolation of ``lattice`` at per-axis fractional positions.
+
+    positions[i] are 1-D lattice coordinates for axis i; the result has shape
+    (len(positions[0]), len(positions[1]), len(positions[2])). One axis at a time, last axis
+    first: the full-size pass then gathers whole contiguous planes along axis 0, which is cheap.
+    """
+    out = lattice
+    for axis in (2, 1, 0):
+        pos = positions[axis]
+        i0 = np.minimum(np.floor(pos).astype(np.intp), out.shape[axis] - 2)
+        shape = [1, 1, 1]
+        shape[axis] = -1
+        w = (pos - i0).astype(np.float32).reshape(shape)
+        lo = np.take(out, i0, axis=axis)
+        hi = np.take(out, i0 + 1, axis=axis)
+        hi -= lo
+        hi *= w
+        lo += hi
+        out = lo
+    return out
+
+
+def _smoothed_unit_noise(
+    rng: np.random.Generator, shape: tuple[int, ...], sigma_cells: float
+) -> np.ndarray:
+    """White normal noise smoothed on the lattice and scaled back to unit variance."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    smooth = ndi.gaussian_filter(noise, sigma_cells, truncate=_TRUNCATE, mode="nearest")
+    radius = int(_TRUNCATE * sigma_cells + 0.5)
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_cells) ** 2)
+    k /= k.sum()
+    smooth /= np.float32(np.sqrt(np.sum(k**2)) ** 3)
+    return smooth
+
+
+def texture_field(
+    shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    params: TextureParams,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Texture T in [0, 1] (float32) on a box of ``shape`` voxels with ``spacing_mm``."""
+    step_b = params.sigma_b_mm / _LATTICE_SMOOTH
+    step_a = max(params.sigma_a_mm / _LATTICE_SMOOTH, step_b)
+    margin = int(_TRUNCATE * _LATTICE_SMOOTH + 0.5)
+
+    # a on its own (coarser) lattice, then onto the b lattice.
+    a_shape = tuple(_lattice_size(n, s, step_a, margin) for n, s in zip(shape, spacing_mm))
+    # sigma_a below two b-lattice cells is drawn on the b lattice itself (then step_a == step_b).
+    field = _smoothed_unit_noise(rng, a_shape, params.sigma_a_mm / step_a)
+    kappa = BANK_HALF_RANGE_IN_STD[params.sigma_a_mm]
+    a = params.base + params.scale * (0.5 + field / np.float32(2.0 * kappa))
+    np.clip(a, params.base, params.base + params.scale, out=a)
+    b_shape = tuple(_lattice_size(n, s, step_b, margin) for n, s in zip(shape, spacing_mm))
+    b_in_a = [margin + (np.arange(m) - margin) * (step_b / step_a) for m in b_shape]
+    a = interpolate_linear(a, b_in_a)
+
+    # Fraction of 1-mm voxels with a > U(0, 1) in each cell, then smoothed.
+    n_cell = step_b**3
+    b = a + np.sqrt(a * (1.0 - a) / np.float32(n_cell)) * rng.standard_normal(
+        a.shape, dtype=np.float32
+    )
+    b = ndi.gaussian_filter(b, _LATTICE_SMOOTH, truncate=_TRUNCATE, mode="nearest")
+    core = b[margin:-margin, margin:-margin, margin:-margin]
+    above = core[core > _THRESHOLD]
+    beta = params.u0 / float(above.mean()) if above.size else params.u0 / float(core.mean())
+    b *= np.float32(beta)
+    np.clip(b, 0.0, 1.0, out=b)
+    positions = [_lattice_positions(n, s, step_b, margin) for n, s in zip(shape, spacing_mm)]
+    return interpolate_linear(b, positions)
