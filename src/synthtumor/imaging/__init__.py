@@ -8,7 +8,7 @@ from synthtumor.imaging.io import (
     read_mask,
     write_nifti,
 )
-from synthtumor.imaging.resample import resample_nearest, same_grid
+from synthtumor.imaging.resample import resample_nearest, resample_to_spacing, same_grid
 from synthtumor.imaging.volume import Volume
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "read_labels",
     "read_mask",
     "resample_nearest",
+    "resample_to_spacing",
     "same_grid",
     "write_nifti",
 ]

@@ -125,3 +125,26 @@ def _resample_general(
         work, mapping, output_shape=shape, order=0, mode="grid-constant", cval=0
     )
     return out.view(np.bool_) if src.dtype == np.bool_ else out
+
+
+def resample_to_spacing(
+    volume: Volume, spacing_mm: float | Sequence[float], *, order: int = 1
+) -> Volume:
+    """Resample a volume to a new voxel size over the same field of view (same axes order).
+
+    The outer voxel faces stay where they were: the new shape is round(extent / spacing) per
+    axis and the affine is rescaled to match exactly. ``order`` 1 (linear) suits CT in HU,
+    0 (nearest) suits label maps. Returns a new Volume (float32 for order > 0).
+    """
+    target = np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,))
+    old_spacing = np.asarray(volume.spacing)
+    old_shape = np.asarray(volume.shape)
+    new_shape = np.maximum(np.round(old_shape * old_spacing / target), 1).astype(int)
+    step = old_shape / new_shape  # new voxel size in old voxels, exact for this shape
+    array = volume.array if order == 0 else volume.array.astype(np.float32, copy=False)
+    out = ndimage.zoom(array, new_shape / old_shape, order=order, mode="nearest", grid_mode=True)
+    affine = volume.affine.copy()
+    affine[:3, :3] = volume.affine[:3, :3] * step
+    # voxel 0's centre sits half a new voxel inside the old grid's first face
+    affine[:3, 3] = volume.affine[:3, :3] @ (0.5 * step - 0.5) + volume.affine[:3, 3]
+    return Volume(out, affine, volume.path)

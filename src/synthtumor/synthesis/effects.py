@@ -29,6 +29,18 @@ def _normal_cdf(t: np.ndarray) -> np.ndarray:
     return inner
 
 
+def _truncated_step(t: np.ndarray) -> np.ndarray:
+    """Phi(-t) rescaled to be exactly 1 for t <= -3 and exactly 0 for t >= 3 (float32)."""
+    np.clip(t, -_TRUNCATE, _TRUNCATE, out=t)
+    np.negative(t, out=t)
+    g = _normal_cdf(t)
+    floor = _normal_cdf(np.array([-_TRUNCATE], dtype=np.float32))[0]
+    g -= floor
+    g *= np.float32(1.0 / (1.0 - 2.0 * floor))
+    np.clip(g, 0.0, 1.0, out=g)
+    return g
+
+
 def soft_edge(distance_mm: np.ndarray, sigma_mm: float) -> np.ndarray:
     """The tumor mask blurred by a Gaussian of ``sigma_mm``, from the signed surface distance.
 
@@ -36,14 +48,7 @@ def soft_edge(distance_mm: np.ndarray, sigma_mm: float) -> np.ndarray:
     truncated Gaussian filter, the profile is exactly 1 deeper than 3 sigma inside and exactly 0
     beyond 3 sigma outside, so the CT is untouched away from the tumor. Returns float32 in [0, 1].
     """
-    t = distance_mm * np.float32(-1.0 / sigma_mm)
-    np.clip(t, -_TRUNCATE, _TRUNCATE, out=t)
-    g = _normal_cdf(t)
-    floor = _normal_cdf(np.array([-_TRUNCATE], dtype=np.float32))[0]
-    g -= floor
-    g *= np.float32(1.0 / (1.0 - 2.0 * floor))
-    np.clip(g, 0.0, 1.0, out=g)
-    return g
+    return _truncated_step(distance_mm * np.float32(1.0 / sigma_mm))
 
 
 def soft_edge_ball(norm_radius_sq: np.ndarray, radius_mm: float, sigma_mm: float) -> np.ndarray:
@@ -59,25 +64,42 @@ def soft_edge_ball(norm_radius_sq: np.ndarray, radius_mm: float, sigma_mm: float
     near = (np.float32(radius_mm) - r) * inv
     far = (np.float32(-radius_mm) - r) * inv
     g = _normal_cdf(near) - _normal_cdf(far)
-    # Curvature term; r -> 0 is finite (limit taken by the floor on r).
-    bracket = np.exp(-0.5 * near * near) - np.exp(-0.5 * far * far)
-    g -= bracket * (np.float32(sigma_mm / np.sqrt(2.0 * np.pi)) / np.maximum(r, np.float32(1e-3)))
+    # Curvature term sigma / (r sqrt(2 pi)) * (exp(-near^2 / 2) - exp(-far^2 / 2)). Near the
+    # centre the difference cancels; there it equals 2 exp(-(R^2 + r^2) / 2 sigma^2) R / sigma^2
+    # * sinh(x) / x with x = R r / sigma^2, which is finite at r = 0.
+    x = r * np.float32(radius_mm * inv * inv)
+    small = x < 1.0
+    direct = (np.exp(-0.5 * near * near) - np.exp(-0.5 * far * far)) / np.maximum(
+        r, np.float32(1e-6)
+    )
+    xs = np.where(small, x, np.float32(1.0))
+    series = (
+        np.float32(2.0 * radius_mm * inv * inv)
+        * np.exp(-0.5 * (np.float32(radius_mm**2) + r * r) * inv * inv)
+        * np.where(xs < 1e-4, np.float32(1.0), np.sinh(xs) / np.maximum(xs, np.float32(1e-4)))
+    )
+    g -= np.where(small, series, direct) * np.float32(sigma_mm / np.sqrt(2.0 * np.pi))
     g[r > radius_mm + _TRUNCATE * sigma_mm] = 0.0
     np.clip(g, 0.0, 1.0, out=g)
     return g
 
 
 def capsule_rim(distance_mm: np.ndarray, width_mm: float) -> np.ndarray:
-    """A thin shell on the tumor surface, 1 at the surface, Gaussian fall-off of ``width_mm``."""
-    rim = np.exp(-0.5 * (distance_mm / np.float32(width_mm)) ** 2)
-    rim[np.abs(distance_mm) > 3 * width_mm] = 0.0
+    """A thin shell just inside the tumor surface: peak one ``width_mm`` inside, Gaussian
+    fall-off of ``width_mm``, exactly 0 beyond 1.5 widths outside (float32 in [0, 1])."""
+    t = (distance_mm + np.float32(width_mm)) * np.float32(1.0 / width_mm)
+    rim = np.exp(-0.5 * t * t)
+    rim[np.abs(t) > 2.5] = 0.0
     return rim.astype(np.float32, copy=False)
 
 
 def necrotic_core(norm_radius_sq: np.ndarray, core_fraction: float) -> np.ndarray:
-    """A soft central core, 1 inside ``core_fraction`` of the tumor radius, 0 outside."""
+    """A soft central core: 1 inside ``core_fraction`` of the tumor radius, exactly 0 beyond
+    core_fraction + 0.375 (so nothing outside the tumor changes)."""
     rho = np.sqrt(norm_radius_sq)
-    return _normal_cdf((np.float32(core_fraction) - rho) * np.float32(8.0))
+    rho -= np.float32(core_fraction)
+    rho *= np.float32(8.0)  # the core's edge spans about +/- 0.1 of the tumor radius
+    return _truncated_step(rho)
 
 
 @dataclass(frozen=True)

@@ -79,13 +79,13 @@ def find_vessels(
     ct: np.ndarray,
     liver: np.ndarray,
     spacing_mm: tuple[float, float, float],
-    min_contrast_hu: float = 40.0,
-    min_volume_mm3: float = 20.0,
+    min_contrast_hu: float = 25.0,
+    min_volume_mm3: float = 30.0,
 ) -> np.ndarray:
     """Bright vessels inside the liver of a contrast-enhanced CT, as a bool mask.
 
     The CT is smoothed (0.7 mm std, to suppress noise), and liver voxels brighter than the liver's
-    median by ``min_contrast_hu`` and by three robust standard deviations are kept; specks under
+    median by ``min_contrast_hu`` and by two robust standard deviations are kept; specks under
     ``min_volume_mm3`` are dropped. On a non-contrast CT vessels are barely brighter than the
     parenchyma, so the mask is (correctly) near empty.
     ct: HU, liver: bool, both (x, y, z) on the same grid.
@@ -101,7 +101,7 @@ def find_vessels(
     values = smooth[sub_liver]
     median = float(np.median(values))
     robust_std = 1.4826 * float(np.median(np.abs(values - median)))
-    bright = sub_liver & (smooth > median + max(min_contrast_hu, 3.0 * robust_std))
+    bright = sub_liver & (smooth > median + max(min_contrast_hu, 2.0 * robust_std))
     labels, n = ndi.label(bright)
     if n:
         sizes = np.bincount(labels.ravel())[1:] * float(np.prod(spacing_mm))

@@ -97,13 +97,17 @@ def evaluate_shape(
     r2 = w[0] * w[0]
     r2 += w[1] * w[1]
     r2 += w[2] * w[2]
-    # |grad (r^2)| / 2 = |w / a|; distance ~ (r^2 - 1) / |grad r^2| near the surface.
-    g2 = (w[0] / np.float32(a[0])) ** 2
-    g2 += (w[1] / np.float32(a[1])) ** 2
-    g2 += (w[2] / np.float32(a[2])) ** 2
-    np.sqrt(g2, out=g2)
-    g2 *= 2.0
-    np.maximum(g2, np.float32(1e-6), out=g2)
-    distance = r2 - np.float32(1.0)
-    distance /= g2
+    # Signed distance ~ (rho - 1) / |grad rho|: exact for a ball, first order elsewhere. The
+    # gradient is taken numerically on the box, so it includes the warp's stretching.
+    rho = np.sqrt(r2)
+    grad_sq = np.zeros_like(rho)
+    for axis, x in enumerate(axes_mm):
+        if len(x) > 1:
+            g = np.gradient(rho, float(x[1] - x[0]), axis=axis)
+            g *= g
+            grad_sq += g
+    np.sqrt(grad_sq, out=grad_sq)
+    np.maximum(grad_sq, np.float32(1e-6), out=grad_sq)
+    distance = rho - np.float32(1.0)
+    distance /= grad_sq
     return ShapeField(inside=r2 <= 1.0, distance_mm=distance, norm_radius_sq=r2)
