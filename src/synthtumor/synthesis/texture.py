@@ -90,7 +90,7 @@ def _smoothed_unit_noise(
 ) -> np.ndarray:
     """White normal noise smoothed on the lattice and scaled back to unit variance."""
     noise = rng.standard_normal(shape, dtype=np.float32)
-    smooth = ndi.gaussian_filter(noise, sigma_cells, truncate=_TRUNCATE, mode="nearest")
+    smooth = ndi.gaussian_filter(noise, sigma_cells, truncate=_TRUNCATE, mode="wrap")
     radius = int(_TRUNCATE * sigma_cells + 0.5)
     k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_cells) ** 2)
     k /= k.sum()
@@ -107,7 +107,10 @@ def texture_field(
     """Texture T in [0, 1] (float32) on a box of ``shape`` voxels with ``spacing_mm``."""
     step_b = params.sigma_b_mm / _LATTICE_SMOOTH
     step_a = max(params.sigma_a_mm / _LATTICE_SMOOTH, step_b)
-    margin = int(_TRUNCATE * _LATTICE_SMOOTH + 0.5)
+    # No margin around the box: smoothing wraps around (mode="wrap"), which keeps the field's
+    # variance exact up to the faces; the opposite faces' correlation never shows, because the
+    # box ends 3 edge sigmas past the tumor, where the texture is multiplied by zero.
+    margin = 0
 
     # a on its own (coarser) lattice, then onto the b lattice.
     a_shape = tuple(_lattice_size(n, s, step_a, margin) for n, s in zip(shape, spacing_mm))
@@ -125,10 +128,9 @@ def texture_field(
     b = a + np.sqrt(a * (1.0 - a) / np.float32(n_cell)) * rng.standard_normal(
         a.shape, dtype=np.float32
     )
-    b = ndi.gaussian_filter(b, _LATTICE_SMOOTH, truncate=_TRUNCATE, mode="nearest")
-    core = b[margin:-margin, margin:-margin, margin:-margin]
-    above = core[core > _THRESHOLD]
-    beta = params.u0 / float(above.mean()) if above.size else params.u0 / float(core.mean())
+    b = ndi.gaussian_filter(b, _LATTICE_SMOOTH, truncate=_TRUNCATE, mode="wrap")
+    above = b[b > _THRESHOLD]
+    beta = params.u0 / float(above.mean()) if above.size else params.u0 / float(b.mean())
     b *= np.float32(beta)
     np.clip(b, 0.0, 1.0, out=b)
     positions = [_lattice_positions(n, s, step_b, margin) for n, s in zip(shape, spacing_mm)]
