@@ -24,7 +24,8 @@ def main() -> None:
         noise = rng.random(BANK_SHAPE, dtype=np.float32)
         smooth = ndi.gaussian_filter(noise, sigma_a)
         del noise
-        core = smooth[2 * sigma_a : -2 * sigma_a, 2 * sigma_a : -2 * sigma_a, 2 * sigma_a : -2 * sigma_a]
+        edge = slice(2 * sigma_a, -2 * sigma_a)
+        core = smooth[edge, edge, edge]
         std = float(core.std())
         kappa = float(smooth.max() - smooth.min()) / (2 * std)
         print(f"{sigma_a:>8} {std:>10.6f} {kappa:>8.3f}", flush=True)

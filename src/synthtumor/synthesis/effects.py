@@ -51,15 +51,16 @@ def soft_edge(distance_mm: np.ndarray, sigma_mm: float) -> np.ndarray:
     return _truncated_step(distance_mm * np.float32(1.0 / sigma_mm))
 
 
-def soft_edge_ball(norm_radius_sq: np.ndarray, radius_mm: float, sigma_mm: float) -> np.ndarray:
+def soft_edge_ball(distance_mm: np.ndarray, radius_mm: float, sigma_mm: float) -> np.ndarray:
     """The blurred mask of a small tumor, modelled as a ball of ``radius_mm``.
 
     For tumors only a few sigma across the flat-surface profile of ``soft_edge`` is too bright:
     blurring also lowers the core (a 4 mm ball blurred by 2 mm peaks at 0.74). This is the exact
-    blur of a ball, evaluated at r = radius * sqrt(norm_radius_sq) so that it follows the
+    blur of a ball, evaluated at r = radius + distance to the surface, so that it follows the
     distorted shape; it is 0 beyond 3 sigma outside the surface. Returns float32 in [0, 1].
     """
-    r = np.sqrt(norm_radius_sq) * np.float32(radius_mm)
+    r = distance_mm + np.float32(radius_mm)
+    np.maximum(r, np.float32(0.0), out=r)
     inv = np.float32(1.0 / sigma_mm)
     near = (np.float32(radius_mm) - r) * inv
     far = (np.float32(-radius_mm) - r) * inv

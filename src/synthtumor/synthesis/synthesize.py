@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from .effects import (
     EffectParams,
@@ -156,6 +157,7 @@ def synthesize(
     spacing: Any = None,
     affine: np.ndarray | None = None,
     vessels: np.ndarray | None = None,
+    inplace: bool = False,
 ) -> SynthesisResult:
     """Paste synthetic tumors into the liver of a CT.
 
@@ -164,6 +166,9 @@ def synthesize(
     spacing: voxel size in mm (scalar or 3 values) when no affine is given; affine: 4x4 voxel ->
         world mm, which also gives the cranio-caudal axis and world tumor centres.
     vessels: optional bool mask of vessels to avoid (used when ``config.avoid_vessels``).
+    inplace: write into ``ct`` (a writable float32/float64 array) and turn ``liver`` (a writable
+        uint8 0/1 array) into the label map, allocating nothing of the volume's size: for
+        loaders that own their arrays, and for timing the synthesis itself.
     Returns the new CT (float32, changed only inside the liver near tumors unless mass effect is
     on), the label map (0/1/2) and one record per tumor.
     """
@@ -172,13 +177,15 @@ def synthesize(
     if ct.ndim != 3 or np.shape(liver) != ct.shape:
         raise ValueError(f"ct {ct.shape} and liver {np.shape(liver)} must be 3-D of one shape")
     spacing, cc_axis, affine = _geometry(ct.shape, spacing, affine)
-    liver_mask = np.asarray(liver) > 0
-    liver_box = bounding_box(liver_mask)
+    if inplace:
+        out, label = _inplace_arrays(ct, liver)
+    else:
+        out = ct.astype(np.float32, copy=True)
+        label = np.not_equal(liver, 0).view(np.uint8)
+    liver_box = bounding_box(label)
     if liver_box is None:
         raise ValueError("liver mask is empty")
 
-    out = ct.astype(np.float32, copy=True)
-    label = liver_mask.astype(np.uint8)
     tumor_type = config.tumor_type or draw_type(rng, normalise_type_probs(config.tumor_probs))
     edge_sigma = float(rng.uniform(*config.edge_sigma_mm))
     drop = float(rng.uniform(*config.drop_hu))
@@ -197,11 +204,11 @@ def synthesize(
         avoid = (
             np.asarray(vessels, dtype=bool)
             if vessels is not None
-            else find_vessels(ct, liver_mask, spacing)
+            else find_vessels(out, label > 0, spacing)
         )
         params["vessel_voxels"] = int(avoid[liver_box].sum())
 
-    sites = LiverSites(liver_mask[liver_box], spacing, cc_axis, config.band, config.erosion_mm)
+    sites = LiverSites(label[liver_box], spacing, cc_axis, config.band, config.erosion_mm)
     offset = np.array([s.start for s in liver_box])
     extent_mm = np.array([(s.stop - s.start) * sp for s, sp in zip(liver_box, spacing)])
     tumors: list[_Tumor] = []
@@ -228,11 +235,15 @@ def synthesize(
         for tumor in tumors:
             _push(out, label, tumor, spacing, rng, fx, liver_box)
 
-    change = np.zeros(out.shape, dtype=np.float32) if tumors else None
-    for tumor in tumors:
-        _paint(change, label, tumor, drop, edge_sigma, texture, spacing, rng, config)
+    # The CT under each tumor box before painting: overlapping tumors combine against it, and
+    # the records' HU change is measured from it. Box-sized, never volume-sized.
+    originals = [out[t.box].copy() for t in tumors]
+    for k, (tumor, original) in enumerate(zip(tumors, originals)):
+        overlaps = any(_intersect(tumor.box, t.box) for t in tumors[:k])
+        _paint(out, original, overlaps, label, tumor, drop, edge_sigma, texture, spacing, rng,
+               config)
     records = []
-    for i, tumor in enumerate(tumors):
+    for i, (tumor, original) in enumerate(zip(tumors, originals)):
         own = tumor.shape.inside & (label[tumor.box] == TUMOR)
         n_voxels, centre_ijk = _count_and_centroid(own, tumor.box)
         centroid = affine[:3, :3] @ centre_ijk + affine[:3, 3]
@@ -245,17 +256,27 @@ def synthesize(
                 semi_axes_mm=tuple(round(float(v), 3) for v in tumor.semi_axes_mm),
                 elastic_sigma_mm=tumor.sigma_mm,
                 volume_ml=round(n_voxels * float(np.prod(spacing)) / 1000.0, 6),
-                mean_hu_change=round(float(change[tumor.box][own].mean()), 3),
+                mean_hu_change=round(float((out[tumor.box][own] - original[own]).mean()), 3),
                 effects=tuple(tumor.effects),
             )
         )
-    if tumors:
-        union = tuple(
-            slice(min(t.box[a].start for t in tumors), max(t.box[a].stop for t in tumors))
-            for a in range(3)
-        )
-        out[union] += change[union]
     return SynthesisResult(out, label, records, tumor_type, params)
+
+
+def _inplace_arrays(ct: Any, liver: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Check that in-place synthesis can write into ``ct`` and ``liver``; return them."""
+    if not (isinstance(ct, np.ndarray) and ct.dtype in (np.float32, np.float64)
+            and ct.flags.writeable):
+        raise ValueError("inplace=True needs a writable float32 or float64 ct array")
+    if not (isinstance(liver, np.ndarray) and liver.dtype == np.uint8 and liver.flags.writeable):
+        raise ValueError("inplace=True needs a writable uint8 liver array (0/1)")
+    if liver.max(initial=0) > 1:
+        raise ValueError("inplace=True needs a 0/1 liver array")
+    return ct, liver
+
+
+def _intersect(a: tuple[slice, ...], b: tuple[slice, ...]) -> bool:
+    return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b))
 
 
 def _count_and_centroid(mask: np.ndarray, box: tuple[slice, ...]) -> tuple[int, np.ndarray]:
@@ -369,7 +390,9 @@ def _push(
 
 
 def _paint(
-    change: np.ndarray,
+    out: np.ndarray,
+    original: np.ndarray,
+    overlaps: bool,
     label: np.ndarray,
     tumor: _Tumor,
     drop: float,
@@ -379,13 +402,18 @@ def _paint(
     rng: np.random.Generator,
     config: SynthesisConfig,
 ) -> None:
-    """Add one tumor's HU change to ``change`` and its voxels to ``label``, inside the liver."""
+    """Paint one tumor into ``out`` and ``label`` inside the liver.
+
+    original: the CT in the tumor's box before any tumor was painted; overlaps: whether an
+    earlier tumor's box intersects this one (then the stronger change wins, as blurring their
+    union would; otherwise the change is simply added).
+    """
     box, shape, fx = tumor.box, tumor.shape, config.effects
     liver = label[box] > 0
     inside = shape.inside & liver
     radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
     if radius < _BALL_EDGE_RADII * edge_sigma:
-        weight = soft_edge_ball(shape.norm_radius_sq, radius, edge_sigma)
+        weight = soft_edge_ball(shape.distance_mm, radius, edge_sigma)
     else:
         weight = soft_edge(shape.distance_mm, edge_sigma)
     if not inside.any():
@@ -393,6 +421,14 @@ def _paint(
         local = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
         inside[local] = liver[local]
         weight[local] = max(float(weight[local]), 0.5)
+    # The edge may only reach 3 sigma past the *labelled* tumor (as blurring the liver-clipped
+    # mask does in the reference): where the shape leaves the liver and a liver fold lies
+    # beyond, nothing may darken without a label. A box (L-infinity) dilation is exact and fast.
+    near = inside.view(np.uint8)
+    for axis, sp in enumerate(spacing):
+        reach = int(np.ceil(_EDGE_TRUNCATE * edge_sigma / sp))
+        near = ndi.maximum_filter1d(near, 2 * reach + 1, axis=axis, mode="constant")
+    weight *= near
     weight *= texture_field(weight.shape, spacing, texture, rng)
     delta = weight
     delta *= np.float32(-drop)
@@ -406,9 +442,14 @@ def _paint(
         tumor.effects.append("capsule")
     if drop < 0:
         tumor.effects.append("bright")
-    delta *= liver
-    # Overlapping tumors: keep the stronger change, as blurring their union would.
-    current = change[box]
-    stronger = np.abs(delta) > np.abs(current)
-    np.copyto(current, delta, where=stronger)
+    target = out[box]
+    if overlaps:
+        current = target - original
+        stronger = np.abs(delta) > np.abs(current)
+        stronger &= liver
+        delta += original
+        np.copyto(target, delta, where=stronger)
+    else:
+        delta *= liver
+        target += delta
     label[box][inside] = TUMOR

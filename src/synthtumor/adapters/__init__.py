@@ -1,0 +1,9 @@
+"""Framework adapters around the NumPy synthesizer core.
+
+Import the one you need; this package itself imports neither framework, so it works without them:
+
+- ``synthtumor.adapters.monai``: ``RandTumorSynthesisd`` (MONAI dictionary transform), needs the
+  ``monai`` extra.
+- ``synthtumor.adapters.torchio``: ``RandomTumorSynthesis`` (TorchIO random transform), needs the
+  ``torchio`` extra.
+"""

@@ -1,0 +1,191 @@
+"""MONAI adapter: :class:`RandTumorSynthesisd`, a dictionary transform around ``synthesize()``.
+
+Tumors are pasted on the fly into channel-first CT of a MONAI pipeline::
+
+    Compose([
+        LoadImaged(["image", "label"]), EnsureChannelFirstd(["image", "label"]),
+        RandTumorSynthesisd("image", label_key="label", prob=0.9),    # HU in, HU out
+        ScaleIntensityRanged("image", a_min=-175, a_max=250, b_min=0, b_max=1, clip=True),
+        ...
+    ])
+
+What was pasted is recorded as a JSON string under ``data[record_key]`` (default
+``f"{label_key}_tumors"``), written for every sample, synthesized or not, so that MONAI's default
+collation turns it into a list of strings, one per sample; :func:`load_tumor_records` decodes
+either form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_numpy
+
+from synthtumor.adapters._common import (
+    AFFINE_ATOL_MM,
+    SEED_LIMIT,
+    load_tumor_records,
+    merge_config,
+    record_json,
+    skip_reason,
+)
+from synthtumor.synthesis import SynthesisConfig, synthesize
+
+__all__ = ["RandTumorSynthesisd", "load_tumor_records", "record_json"]
+
+def _spatial(array: Any, key: Hashable) -> np.ndarray:
+    """The (H, W, D) numpy view of a channel-first (1, H, W, D) array or tensor."""
+    if np.ndim(array) != 4 or array.shape[0] != 1:
+        raise ValueError(
+            f"data[{key!r}] must be channel-first (1, H, W, D), got shape {tuple(array.shape)}; "
+            "use EnsureChannelFirstd and a single-channel image"
+        )
+    return convert_to_numpy(array)[0]
+
+
+def _affine_from_meta(meta: Mapping[str, Any], key: Hashable) -> tuple[Any, Any]:
+    """(affine, spacing) from a ``{key}_meta_dict``: its affine, else spacing, else pixdim."""
+    if meta.get("affine") is not None:
+        return convert_to_numpy(meta["affine"]), None
+    if meta.get("spacing") is not None:
+        return None, convert_to_numpy(meta["spacing"], wrap_sequence=True)
+    if meta.get("pixdim") is not None:
+        pixdim = np.ravel(convert_to_numpy(meta["pixdim"], wrap_sequence=True))
+        # A NIfTI header pixdim is (qfac, sx, sy, sz, ...); a bare 3-vector is the spacing.
+        return None, pixdim if pixdim.size == 3 else pixdim[1:4]
+    raise ValueError(
+        f"data[{key!r}] has no affine: RandTumorSynthesisd needs the voxel spacing (mm) to size "
+        f"tumors; pass a MetaTensor (e.g. from LoadImaged) or put 'affine', 'spacing' or "
+        f"'pixdim' in data['{key}_meta_dict']"
+    )
+
+
+class RandTumorSynthesisd(RandomizableTransform, MapTransform):
+    """Paste synthetic liver tumors into a healthy-liver CT, with probability ``prob``.
+
+    Must run on CT in Hounsfield units, i.e. BEFORE any intensity scaling such as
+    ``ScaleIntensityRanged``: tumor intensities are drawn in HU.
+
+    Args:
+        keys: exactly one key, the CT image: channel-first (1, H, W, D) MetaTensor, tensor or
+            array, HU. Several image keys are rejected (one synthesis cannot be shared across
+            images here).
+        label_key: the label, (1, H, W, D) on the same grid: 0 background, any other value but
+            2 liver. Samples whose label already holds a 2 (real tumor) pass through unchanged,
+            and so do samples with an empty liver.
+        prob: probability of synthesizing tumors in a sample.
+        tumor_probs: probabilities of the tumor types ("tiny", "small", "medium", "large",
+            "mix"); overrides ``config.tumor_probs`` (and any fixed ``config.tumor_type``).
+        config: everything else about the tumors (default: the reference setup).
+        record_key: where the JSON record goes (default ``f"{label_key}_tumors"``), see
+            :func:`record_json`; it is written for every sample so that batches collate.
+        allow_missing_keys: skip samples without the image or label key instead of raising.
+
+    Geometry: taken from the image's MetaTensor affine (voxel -> world mm, RAS in MONAI; an
+    identity affine means 1 mm voxels). Plain arrays/tensors need
+    ``data[f"{key}_meta_dict"]`` with "affine", "spacing" (mm) or "pixdim"; without an affine
+    the last array axis is taken as cranio-caudal. ``ValueError`` when none is available.
+
+    Output: the image becomes the synthesized CT (same container type, meta and device,
+    float32, HU); the label becomes 0/1/2 (same container, meta and dtype; bool becomes uint8).
+
+    Randomness: all of it comes from ``self.R`` (seeded by ``set_random_state``,
+    ``Compose.set_random_state`` or MONAI's ``DataLoader`` worker seeding): ``randomize`` draws
+    the coin and a 63-bit seed for ``numpy.random.default_rng``, on every call, so the stream
+    advances the same way whether or not a sample gets tumors.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_key: Hashable,
+        prob: float = 0.9,
+        tumor_probs: Mapping[str, float] | None = None,
+        config: SynthesisConfig | None = None,
+        record_key: Hashable | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        if len(self.keys) != 1:
+            raise ValueError(
+                f"RandTumorSynthesisd takes exactly one image key (the CT), got {self.keys}"
+            )
+        self.label_key = label_key
+        self.config = merge_config(config, tumor_probs)
+        self.record_key = record_key if record_key is not None else f"{label_key}_tumors"
+        self._seed = 0
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw whether to transform (``prob``) and the seed of the synthesis, from ``self.R``."""
+        super().randomize(None)
+        self._seed = int(self.R.randint(SEED_LIMIT, dtype=np.int64))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize(None)
+        key = self.keys[0]
+        missing = [k for k in (key, self.label_key) if k not in d]
+        if missing:
+            if not self.allow_missing_keys:
+                raise KeyError(f"RandTumorSynthesisd: key(s) {missing} missing from the data")
+            d[self.record_key] = record_json(None, None, "missing_key")
+            return d
+        if not self._do_transform:
+            d[self.record_key] = record_json(None, None, "not_drawn")
+            return d
+
+        image, label = d[key], d[self.label_key]
+        ct = _spatial(image, key)
+        lab = _spatial(label, self.label_key)
+        if ct.shape != lab.shape:
+            raise ValueError(
+                f"image {ct.shape} and label {lab.shape} must share one grid (H, W, D)"
+            )
+        reason = skip_reason(lab)
+        if reason is not None:
+            d[self.record_key] = record_json(None, None, reason)
+            return d
+
+        affine, spacing = self._geometry(d, key, image, label)
+        result = synthesize(
+            ct, lab != 0, np.random.default_rng(self._seed), self.config,
+            affine=affine, spacing=spacing,
+        )
+        d[key] = convert_to_dst_type(result.ct[None], image, dtype=torch.float32)[0]
+        d[self.label_key] = convert_to_dst_type(
+            result.label[None], label, dtype=_label_dtype(label)
+        )[0]
+        d[self.record_key] = record_json(result, self._seed)
+        return d
+
+    @staticmethod
+    def _geometry(
+        d: Mapping[Hashable, Any], key: Hashable, image: Any, label: Any
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(affine, spacing) for the core: the MetaTensor's affine, else the meta dict's."""
+        if isinstance(image, MetaTensor):
+            affine = convert_to_numpy(image.affine).astype(np.float64)
+            if isinstance(label, MetaTensor) and not np.allclose(
+                convert_to_numpy(label.affine), affine, atol=AFFINE_ATOL_MM
+            ):
+                raise ValueError("image and label affines differ: they must share one grid")
+            return affine, None
+        meta = d.get(f"{key}_meta_dict")
+        return _affine_from_meta(meta if isinstance(meta, Mapping) else {}, key)
+
+
+def _label_dtype(label: Any) -> torch.dtype | np.dtype:
+    """The label's own dtype if it can hold 2, else uint8 (bool masks)."""
+    dtype = label.dtype
+    if dtype in (torch.bool, np.dtype(bool)):
+        return torch.uint8 if isinstance(label, torch.Tensor) else np.dtype(np.uint8)
+    return dtype

@@ -1,0 +1,120 @@
+"""TorchIO adapter: :class:`RandomTumorSynthesis`, a random transform around ``synthesize()``.
+
+::
+
+    transform = tio.Compose([
+        RandomTumorSynthesis(image_name="ct", label_name="label", p=0.9),   # HU in, HU out
+        tio.Clamp(-175, 250), tio.RescaleIntensity((0, 1)),
+    ])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torchio import Image, Subject
+from torchio.transforms.augmentation import RandomTransform
+
+from synthtumor.adapters._common import (
+    AFFINE_ATOL_MM,
+    SEED_LIMIT,
+    merge_config,
+    record_json,
+    skip_reason,
+)
+from synthtumor.synthesis import SynthesisConfig, synthesize
+
+__all__ = ["RandomTumorSynthesis"]
+
+def _single_channel(image: Image, name: str) -> torch.Tensor:
+    """The (W, H, D) data of a single-channel (1, W, H, D) image, on the CPU."""
+    data = image.data
+    if data.shape[0] != 1:
+        raise ValueError(f"image {name!r} must have one channel, got shape {tuple(data.shape)}")
+    return data[0].detach().cpu()
+
+
+class RandomTumorSynthesis(RandomTransform):
+    """Paste synthetic liver tumors into a healthy-liver CT of a ``tio.Subject``.
+
+    Must run on CT in Hounsfield units, i.e. BEFORE intensity transforms such as
+    ``Clamp``/``RescaleIntensity``: tumor intensities are drawn in HU.
+
+    Args:
+        image_name: the CT, a ``ScalarImage`` (1, W, H, D) in HU.
+        label_name: the label, a ``LabelMap`` (1, W, H, D) on the same grid: 0 background, any
+            other value but 2 liver. Subjects whose label already holds a 2 (real tumor) or
+            whose liver is empty pass through unchanged.
+        tumor_probs: probabilities of the tumor types ("tiny", "small", "medium", "large",
+            "mix"); overrides ``config.tumor_probs`` (and any fixed ``config.tumor_type``).
+        config: everything else about the tumors (default: the reference setup).
+        record_key: if given, a JSON record of what was pasted (same layout as the MONAI
+            adapter's) is stored as ``subject[record_key]``. It is absent from subjects that
+            TorchIO's ``p`` skipped, which breaks ``SubjectsLoader`` collation when ``p < 1``
+            unless every subject is created with that key already (e.g. ``"{}"``).
+        **kwargs: TorchIO's ``Transform`` arguments, e.g. ``p`` (probability of applying).
+
+    Geometry: the CT's affine (voxel -> world RAS mm) gives spacing and the cranio-caudal axis.
+    Output: the CT becomes float32 HU; the label becomes 0/1/2 in its own dtype (bool: uint8).
+
+    Randomness: one seed drawn from torch's global RNG per call (after TorchIO's own draw for
+    ``p``) seeds ``numpy.random.default_rng``, so ``torch.manual_seed`` reproduces the tumors
+    and DataLoader workers, each with its own torch seed, draw different ones. Not invertible
+    (no ``invert_transform`` attribute), and not written to the subject's history.
+    """
+
+    def __init__(
+        self,
+        image_name: str = "ct",
+        label_name: str = "label",
+        tumor_probs: Mapping[str, float] | None = None,
+        config: SynthesisConfig | None = None,
+        record_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.image_name = image_name
+        self.label_name = label_name
+        self.config = merge_config(config, tumor_probs)
+        self.record_key = record_key
+        self.args_names = ["image_name", "label_name", "record_key"]  # for repr()
+
+    def apply_transform(self, subject: Subject) -> Subject:
+        # Drawn first, always, so that the torch stream advances the same for every subject.
+        seed = int(torch.randint(0, SEED_LIMIT, (1,)).item())
+        image = subject[self.image_name]
+        label = subject[self.label_name]
+        ct = _single_channel(image, self.image_name)
+        lab = _single_channel(label, self.label_name)
+        if ct.shape != lab.shape:
+            raise ValueError(f"CT {tuple(ct.shape)} and label {tuple(lab.shape)} differ in shape")
+        if not np.allclose(image.affine, label.affine, atol=AFFINE_ATOL_MM):
+            raise ValueError("CT and label affines differ: they must share one grid")
+
+        lab_np = lab.numpy()
+        reason = skip_reason(lab_np)
+        if reason is not None:
+            self._store(subject, record_json(None, None, reason))
+            return subject
+
+        # TorchIO runs apply_transform under np.errstate(all="raise"); the core is written and
+        # tested under numpy's defaults, where a harmless warning must not abort training.
+        with np.errstate(divide="warn", over="warn", under="ignore", invalid="warn"):
+            result = synthesize(
+                ct.numpy(), lab_np != 0, np.random.default_rng(seed), self.config,
+                affine=np.asarray(image.affine, dtype=np.float64),
+            )
+        device = image.data.device
+        image.set_data(torch.from_numpy(result.ct)[None].to(device))
+        dtype = torch.uint8 if label.data.dtype == torch.bool else label.data.dtype
+        label.set_data(torch.from_numpy(result.label)[None].to(label.data.device, dtype))
+        self._store(subject, record_json(result, seed))
+        return subject
+
+    def _store(self, subject: Subject, record: str) -> None:
+        if self.record_key is not None:
+            subject[self.record_key] = record
+            subject.update_attributes()  # also as subject.<record_key>, like TorchIO's keys

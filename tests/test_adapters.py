@@ -1,0 +1,306 @@
+"""Tests for the MONAI and TorchIO adapters, on the real 3 mm TotalSegmentator CT."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import torchio as tio
+from monai.data import DataLoader, Dataset, MetaTensor
+from monai.transforms import Compose, EnsureChannelFirstd, Lambdad, LoadImaged
+from monai.utils import set_determinism
+from scipy import ndimage
+
+from synthtumor.adapters.monai import RandTumorSynthesisd, load_tumor_records
+from synthtumor.adapters.torchio import RandomTumorSynthesis
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TS_CT = DATA / "healthy" / "totalseg_ct.nii.gz"
+TS_ORGANS = DATA / "healthy" / "totalseg_ct_organs.nii.gz"
+TS_LIVER = 5  # TotalSegmentator's liver id
+VOXEL_MM3 = 27.0  # the case is 3 mm isotropic
+MEDIUM_SEMI_AXES_MM = (12.0, 20.0)  # 0.75 r .. 1.25 r with r = 16 mm
+
+
+def _liver01(organs: torch.Tensor) -> torch.Tensor:
+    """Organ map -> 0/1 liver label (float, like LoadImaged's output)."""
+    return (organs == TS_LIVER).float()
+
+
+def _loader() -> Compose:
+    keys = ["image", "label"]
+    return Compose([LoadImaged(keys), EnsureChannelFirstd(keys), Lambdad("label", _liver01)])
+
+
+FILES = {"image": str(TS_CT), "label": str(TS_ORGANS)}
+
+
+@pytest.fixture(scope="module")
+def case() -> dict:
+    """The case as MONAI loads it: (1, 122, 101, 112) MetaTensors, HU and 0/1 liver."""
+    return _loader()(dict(FILES))
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _medium(**kwargs) -> RandTumorSynthesisd:
+    return RandTumorSynthesisd("image", "label", prob=1.0, tumor_probs={"medium": 1}, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# MONAI
+
+
+def test_monai_pastes_medium_tumors_in_the_liver_sized_in_mm(case):
+    transform = _medium()
+    transform.set_random_state(seed=7)
+    out = transform(case)
+
+    image, label = out["image"], out["label"]
+    assert isinstance(image, MetaTensor) and isinstance(label, MetaTensor)
+    assert image.dtype == torch.float32 and label.dtype == case["label"].dtype
+    assert torch.equal(image.affine, case["image"].affine)
+    assert image.meta["filename_or_obj"] == case["image"].meta["filename_or_obj"]
+    assert out["image"] is not case["image"]  # the input sample is left as it was
+
+    liver = _np(case["label"])[0] > 0
+    lab = _np(label)[0]
+    assert set(np.unique(lab)) == {0, 1, 2}
+    tumor = lab == 2
+    assert not np.any(tumor & ~liver)
+    assert np.array_equal(lab > 0, liver)  # no mass effect: the liver keeps its outline
+    change = _np(image)[0] - _np(case["image"])[0]
+    changed = change != 0
+    assert changed.any()
+    assert not np.any(changed & ~liver)
+    # Only the soft edge reaches beyond the tumor label: a few voxels, a few HU.
+    voxels_away = ndimage.distance_transform_edt(~tumor)
+    assert voxels_away[changed].max() <= 5
+    assert np.abs(change[voxels_away > 2]).max() < 5.0
+
+    record = load_tumor_records(out["label_tumors"])
+    assert record["applied"] and record["tumor_type"] == "medium"
+    assert 2 <= len(record["tumors"]) <= 5
+    lo, hi = MEDIUM_SEMI_AXES_MM
+    for t in record["tumors"]:
+        assert all(lo <= a <= hi for a in t["semi_axes_mm"]), t
+
+    # The spacing came from the affine: the tumors' voxels, at the true 27 mm^3 each, add up to
+    # about the volume of their ellipsoids (at 1 mm voxels they would be 27x larger).
+    ellipsoids_ml = sum(4 / 3 * np.pi * np.prod(t["semi_axes_mm"]) for t in record["tumors"])
+    ellipsoids_ml /= 1000.0
+    tumor_ml = tumor.sum() * VOXEL_MM3 / 1000.0
+    assert 0.3 < tumor_ml / ellipsoids_ml < 2.0, (tumor_ml, ellipsoids_ml)
+    assert sum(t["volume_ml"] for t in record["tumors"]) == pytest.approx(tumor_ml, rel=0.5)
+    # ... and the world centres went through it (the origin is ~200 mm from identity's).
+    affine = _np(case["image"].affine)
+    assert np.linalg.norm(affine[:3, 3]) > 100
+    for t in record["tumors"]:
+        drawn_mm = affine[:3, :3] @ t["centre_voxel"] + affine[:3, 3]
+        assert np.linalg.norm(drawn_mm - t["centre_mm"]) < hi, t
+
+
+def test_monai_set_random_state_reproduces_and_seeds_differ(case):
+    outs = [_medium().set_random_state(seed=s)(case) for s in (7, 7, 8)]
+    for key in ("image", "label"):
+        assert _np(outs[0][key]).tobytes() == _np(outs[1][key]).tobytes()
+    assert outs[0]["label_tumors"] == outs[1]["label_tumors"]
+    assert not np.array_equal(_np(outs[0]["label"]), _np(outs[2]["label"]))
+
+    # Compose propagates its seed to the transform.
+    composed = [Compose([_medium()]).set_random_state(seed=3)(case) for _ in range(2)]
+    assert torch.equal(composed[0]["image"], composed[1]["image"])
+
+
+def test_monai_passes_through_unchanged_samples(case):
+    out = RandTumorSynthesisd("image", "label", prob=0.0)(case)
+    assert out["image"] is case["image"] and out["label"] is case["label"]
+    assert load_tumor_records(out["label_tumors"])["reason"] == "not_drawn"
+
+    real = dict(case)
+    real["label"] = case["label"].clone()
+    real["label"][0, 60, 50, 60] = 2  # one real tumor voxel is enough
+    out = _medium()(real)
+    assert out["image"] is case["image"] and out["label"] is real["label"]
+    assert load_tumor_records(out["label_tumors"]) == {
+        "applied": False, "reason": "has_tumor", "seed": None, "tumor_type": None,
+        "tumors": [], "params": {},
+    }
+
+    empty = dict(case, label=torch.zeros_like(case["label"]))
+    out = _medium()(empty)
+    assert out["image"] is case["image"]
+    assert load_tumor_records(out["label_tumors"])["reason"] == "empty_liver"
+
+
+def test_monai_plain_arrays_need_spacing(case):
+    plain = {"image": _np(case["image"]), "label": _np(case["label"]).astype(bool)}
+    with pytest.raises(ValueError, match="spacing"):
+        _medium()(plain)
+
+    # A NIfTI pixdim gives the same tumors as the affine (same spacing and cranio-caudal axis).
+    plain["image_meta_dict"] = {"pixdim": np.array([1.0, 3.0, 3.0, 3.0, 1.0, 0.0, 0.0, 0.0])}
+    out = _medium().set_random_state(seed=7)(plain)
+    ref = _medium().set_random_state(seed=7)(case)
+    assert isinstance(out["image"], np.ndarray) and out["image"].dtype == np.float32
+    assert out["label"].dtype == np.uint8  # bool cannot hold 2
+    assert np.array_equal(out["image"], _np(ref["image"]))
+    assert np.array_equal(out["label"], _np(ref["label"]))
+
+
+def test_monai_rejects_bad_input(case):
+    with pytest.raises(ValueError, match="exactly one image key"):
+        RandTumorSynthesisd(["image", "other"], "label")
+    with pytest.raises(ValueError, match="channel-first"):
+        _medium()(dict(case, image=case["image"][0]))
+    with pytest.raises(ValueError, match="one grid"):
+        _medium()(dict(case, label=case["label"][:, :-1]))
+    with pytest.raises(KeyError):
+        _medium()({"image": case["image"]})
+    out = _medium(allow_missing_keys=True)({"image": case["image"]})
+    assert load_tumor_records(out["label_tumors"])["reason"] == "missing_key"
+
+
+def _run_loader(dataset: Dataset, seed: int) -> list[dict]:
+    set_determinism(seed=seed)
+    try:
+        return list(DataLoader(dataset, batch_size=1, num_workers=2))
+    finally:
+        set_determinism(seed=None)
+
+
+def test_monai_dataloader_workers_differ_and_reproduce():
+    transform = Compose([_loader(), RandTumorSynthesisd("image", "label", prob=1.0)])
+    dataset = Dataset([dict(FILES) for _ in range(4)], transform=transform)
+    first, second = _run_loader(dataset, 0), _run_loader(dataset, 0)
+
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+        assert a["label_tumors"] == b["label_tumors"]
+    records = [load_tumor_records(batch["label_tumors"])[0] for batch in first]
+    assert all(r["applied"] for r in records)
+    assert len({r["seed"] for r in records}) == 4
+    # Samples 0 and 1 come from different workers: each worker has its own seed.
+    assert not torch.equal(first[0]["label"], first[1]["label"])
+
+    other = _run_loader(dataset, 1)
+    assert not torch.equal(first[0]["label"], other[0]["label"])
+
+
+def test_monai_records_survive_collation(case):
+    real = dict(case, label=case["label"].clone())
+    real["label"][0, 60, 50, 60] = 2
+    loader = DataLoader(Dataset([case, real], transform=_medium()), batch_size=2)
+    (batch,) = list(loader)
+    assert batch["image"].shape == (2, 1, 122, 101, 112)
+    records = load_tumor_records(batch["label_tumors"])
+    assert [r["applied"] for r in records] == [True, False]
+    assert records[0]["tumor_type"] == "medium" and records[1]["reason"] == "has_tumor"
+
+
+# --------------------------------------------------------------------------------------------
+# TorchIO
+
+
+@pytest.fixture(scope="module")
+def subject() -> tio.Subject:
+    organs = nib.load(TS_ORGANS)
+    liver = torch.from_numpy((np.asarray(organs.dataobj) == TS_LIVER).astype(np.uint8))[None]
+    return tio.Subject(
+        ct=tio.ScalarImage(TS_CT), label=tio.LabelMap(tensor=liver, affine=organs.affine)
+    )
+
+
+def _synth(subject: tio.Subject, seed: int, **kwargs) -> tio.Subject:
+    kwargs.setdefault("tumor_probs", {"medium": 1})
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return RandomTumorSynthesis(record_key="tumors", **kwargs)(subject)
+
+
+def test_torchio_pastes_tumors_in_the_liver(subject):
+    out = _synth(subject, 3)
+    assert out.ct.data.dtype == torch.float32 and out.label.data.dtype == torch.uint8
+    assert np.array_equal(out.ct.affine, subject.ct.affine)
+    assert np.array_equal(out.label.affine, subject.label.affine)
+    liver = subject.label.data[0].numpy() > 0
+    lab = out.label.data[0].numpy()
+    assert set(np.unique(lab)) == {0, 1, 2}
+    assert not np.any((lab == 2) & ~liver)
+    changed = out.ct.data[0].numpy() != subject.ct.data[0].numpy()
+    assert changed.any() and not np.any(changed & ~liver)
+
+    record = load_tumor_records(out["tumors"])
+    lo, hi = MEDIUM_SEMI_AXES_MM
+    assert record["tumor_type"] == "medium"
+    assert all(lo <= a <= hi for t in record["tumors"] for a in t["semi_axes_mm"])
+    tumor_ml = (lab == 2).sum() * VOXEL_MM3 / 1000.0
+    assert sum(t["volume_ml"] for t in record["tumors"]) == pytest.approx(tumor_ml, rel=0.5)
+
+
+def test_torchio_manual_seed_reproduces(subject):
+    a, b, c = _synth(subject, 3), _synth(subject, 3), _synth(subject, 4)
+    assert torch.equal(a.ct.data, b.ct.data) and torch.equal(a.label.data, b.label.data)
+    assert not torch.equal(a.label.data, c.label.data)
+
+    # Inside a Compose with intensity transforms after it.
+    pipeline = tio.Compose([RandomTumorSynthesis(), tio.RescaleIntensity((0, 1))])
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        out = pipeline(subject)
+    assert float(out.ct.data.max()) == 1.0 and set(out.label.data.unique().tolist()) == {0, 1, 2}
+
+
+def test_torchio_passes_through_unchanged_subjects(subject):
+    assert _synth(subject, 3, p=0.0) is subject
+
+    real = copy.deepcopy(subject)
+    real.label.data[0, 60, 50, 60] = 2
+    out = _synth(real, 3)
+    assert torch.equal(out.ct.data, subject.ct.data)
+    assert torch.equal(out.label.data, real.label.data)
+    assert load_tumor_records(out["tumors"])["reason"] == "has_tumor"
+
+
+def test_torchio_loader_workers_differ_and_reproduce(subject):
+    transform = RandomTumorSynthesis(record_key="tumors")
+    dataset = tio.SubjectsDataset([subject] * 4, transform=transform)
+
+    def run(batch_size: int = 1) -> list[dict]:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return list(tio.SubjectsLoader(dataset, batch_size=batch_size, num_workers=2))
+
+    first, second = run(), run()
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a["label"]["data"], b["label"]["data"])
+        assert a["tumors"] == b["tumors"]
+    # Batches 0 and 1 come from different workers, each with its own torch seed.
+    assert not torch.equal(first[0]["label"]["data"], first[1]["label"]["data"])
+
+    batch = run(batch_size=2)[0]  # the records collate into a list of JSON strings
+    assert batch["label"]["data"].shape == (2, 1, 122, 101, 112)
+    assert [r["applied"] for r in load_tumor_records(batch["tumors"])] == [True, True]
+
+
+# --------------------------------------------------------------------------------------------
+# import hygiene
+
+
+def test_core_and_adapters_package_import_no_framework():
+    code = (
+        "import sys, synthtumor.synthesis, synthtumor.adapters\n"
+        "print(','.join(m for m in ('monai', 'torchio', 'torch', 'typer') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "", result.stdout
