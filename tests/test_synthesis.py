@@ -48,10 +48,11 @@ def sample_statistics(case: Case, tumor_type: str, seeds=SEEDS) -> dict[str, np.
         assert set(np.unique(result.label)) <= {0, 1, 2}
         assert not (tumor & ~liver).any()
         assert np.array_equal(result.label > 0, liver)
-        # support: liver voxels within 3 edge sigmas (per axis, a box) of a tumor voxel
+        # support: liver voxels within 3 edge sigmas (+1 voxel: the surface lies between voxel
+        # centres), per axis (a box), of a tumor voxel
         support = tumor
         for axis, s in enumerate(case.spacing):
-            reach = int(np.ceil(3.0 * result.params["edge_sigma_mm"] / s))
+            reach = int(np.ceil(3.0 * result.params["edge_sigma_mm"] / s)) + 1
             support = ndi.maximum_filter1d(support, 2 * reach + 1, axis=axis, mode="constant")
         support &= liver
         assert np.array_equal(result.ct[~support], case.ct[~support].astype(np.float32))

@@ -12,46 +12,67 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from .workspace import Workspace
+
 _SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
 _TRUNCATE = np.float32(3.0)
 
 
-def _normal_cdf(t: np.ndarray) -> np.ndarray:
-    """Phi(t) to about 1e-3 (tanh form; erf is ten times slower on large boxes)."""
-    inner = t * t
-    inner *= np.float32(0.044715)
-    inner += np.float32(1.0)
-    inner *= t
-    inner *= _SQRT_2_OVER_PI
-    np.tanh(inner, out=inner)
-    inner += np.float32(1.0)
-    inner *= np.float32(0.5)
-    return inner
+def _normal_cdf(t: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Phi(t) to about 1e-3 (tanh form; erf is ten times slower on large boxes).
+
+    ``out`` may be ``t`` itself (in place) or another buffer of its shape.
+    """
+    if out is None:
+        out = np.empty_like(t)
+    if out is not t:
+        np.multiply(t, t, out=out)
+    else:
+        t = t.copy()  # rare path: the polynomial needs t after out is overwritten
+        np.multiply(t, t, out=out)
+    out *= np.float32(0.044715)
+    out += np.float32(1.0)
+    out *= t
+    out *= _SQRT_2_OVER_PI
+    np.tanh(out, out=out)
+    out += np.float32(1.0)
+    out *= np.float32(0.5)
+    return out
 
 
-def _truncated_step(t: np.ndarray) -> np.ndarray:
-    """Phi(-t) rescaled to be exactly 1 for t <= -3 and exactly 0 for t >= 3 (float32)."""
+_CDF_FLOOR = float(_normal_cdf(np.array([-3.0], dtype=np.float32))[0])
+
+
+def _truncated_step(t: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Phi(-t) rescaled to be exactly 1 for t <= -3 and exactly 0 for t >= 3; ``t`` is
+    overwritten (clipped and negated), the result goes to ``out`` (float32)."""
     np.clip(t, -_TRUNCATE, _TRUNCATE, out=t)
     np.negative(t, out=t)
-    g = _normal_cdf(t)
-    floor = _normal_cdf(np.array([-_TRUNCATE], dtype=np.float32))[0]
-    g -= floor
-    g *= np.float32(1.0 / (1.0 - 2.0 * floor))
-    np.clip(g, 0.0, 1.0, out=g)
-    return g
+    _normal_cdf(t, out=out)
+    out -= np.float32(_CDF_FLOOR)
+    out *= np.float32(1.0 / (1.0 - 2.0 * _CDF_FLOOR))
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
 
 
-def soft_edge(distance_mm: np.ndarray, sigma_mm: float) -> np.ndarray:
+def soft_edge(
+    distance_mm: np.ndarray, sigma_mm: float, ws: Workspace | None = None
+) -> np.ndarray:
     """The tumor mask blurred by a Gaussian of ``sigma_mm``, from the signed surface distance.
 
     Blurring a smooth binary shape gives Phi(-distance / sigma) across its surface. Like a
     truncated Gaussian filter, the profile is exactly 1 deeper than 3 sigma inside and exactly 0
     beyond 3 sigma outside, so the CT is untouched away from the tumor. Returns float32 in [0, 1].
     """
-    return _truncated_step(distance_mm * np.float32(1.0 / sigma_mm))
+    ws = ws or Workspace()
+    t = ws.get("edge_t", distance_mm.shape)
+    np.multiply(distance_mm, np.float32(1.0 / sigma_mm), out=t)
+    return _truncated_step(t, ws.get("edge", distance_mm.shape))
 
 
-def soft_edge_ball(distance_mm: np.ndarray, radius_mm: float, sigma_mm: float) -> np.ndarray:
+def soft_edge_ball(
+    distance_mm: np.ndarray, radius_mm: float, sigma_mm: float, ws: Workspace | None = None
+) -> np.ndarray:
     """The blurred mask of a small tumor, modelled as a ball of ``radius_mm``.
 
     For tumors only a few sigma across the flat-surface profile of ``soft_edge`` is too bright:
@@ -59,29 +80,39 @@ def soft_edge_ball(distance_mm: np.ndarray, radius_mm: float, sigma_mm: float) -
     blur of a ball, evaluated at r = radius + distance to the surface, so that it follows the
     distorted shape; it is 0 beyond 3 sigma outside the surface. Returns float32 in [0, 1].
     """
-    r = distance_mm + np.float32(radius_mm)
-    np.maximum(r, np.float32(0.0), out=r)
+    ws = ws or Workspace()
+    shape = distance_mm.shape
     inv = np.float32(1.0 / sigma_mm)
-    near = (np.float32(radius_mm) - r) * inv
-    far = (np.float32(-radius_mm) - r) * inv
-    g = _normal_cdf(near) - _normal_cdf(far)
-    # Curvature term sigma / (r sqrt(2 pi)) * (exp(-near^2 / 2) - exp(-far^2 / 2)). Near the
-    # centre the difference cancels; there it equals 2 exp(-(R^2 + r^2) / 2 sigma^2) R / sigma^2
-    # * sinh(x) / x with x = R r / sigma^2, which is finite at r = 0.
-    x = r * np.float32(radius_mm * inv * inv)
-    small = x < 1.0
-    direct = (np.exp(-0.5 * near * near) - np.exp(-0.5 * far * far)) / np.maximum(
-        r, np.float32(1e-6)
-    )
-    xs = np.where(small, x, np.float32(1.0))
-    series = (
-        np.float32(2.0 * radius_mm * inv * inv)
-        * np.exp(-0.5 * (np.float32(radius_mm**2) + r * r) * inv * inv)
-        * np.where(xs < 1e-4, np.float32(1.0), np.sinh(xs) / np.maximum(xs, np.float32(1e-4)))
-    )
-    g -= np.where(small, series, direct) * np.float32(sigma_mm / np.sqrt(2.0 * np.pi))
-    g[r > radius_mm + _TRUNCATE * sigma_mm] = 0.0
+    r = ws.get("ball_r", shape)
+    np.add(distance_mm, np.float32(radius_mm), out=r)
+    # Floor r where the curvature term's difference of exponentials would cancel out: there
+    # (x = R r / sigma^2 < 0.05) it is within 1e-3 of its r -> 0 limit.
+    np.maximum(r, np.float32(0.05 * sigma_mm**2 / radius_mm), out=r)
+    near = ws.get("ball_near", shape)
+    far = ws.get("ball_far", shape)
+    np.subtract(np.float32(radius_mm), r, out=near)
+    near *= inv
+    np.add(np.float32(radius_mm), r, out=far)
+    far *= -inv
+    g = ws.get("edge", shape)
+    _normal_cdf(near, out=g)
+    tmp = ws.get("ball_tmp", shape)
+    g -= _normal_cdf(far, out=tmp)
+    # Curvature term: sigma / (r sqrt(2 pi)) * (exp(-near^2 / 2) - exp(-far^2 / 2)).
+    np.multiply(near, near, out=near)
+    near *= np.float32(-0.5)
+    np.exp(near, out=near)
+    np.multiply(far, far, out=far)
+    far *= np.float32(-0.5)
+    np.exp(far, out=far)
+    near -= far
+    near /= r
+    near *= np.float32(sigma_mm / np.sqrt(2.0 * np.pi))
+    g -= near
     np.clip(g, 0.0, 1.0, out=g)
+    beyond = ws.get("ball_beyond", shape, np.bool_)
+    np.greater(r, np.float32(radius_mm + _TRUNCATE * sigma_mm), out=beyond)
+    np.copyto(g, np.float32(0.0), where=beyond)
     return g
 
 
@@ -100,7 +131,7 @@ def necrotic_core(norm_radius_sq: np.ndarray, core_fraction: float) -> np.ndarra
     rho = np.sqrt(norm_radius_sq)
     rho -= np.float32(core_fraction)
     rho *= np.float32(8.0)  # the core's edge spans about +/- 0.1 of the tumor radius
-    return _truncated_step(rho)
+    return _truncated_step(rho, np.empty_like(rho))
 
 
 @dataclass(frozen=True)

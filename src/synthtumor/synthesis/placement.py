@@ -47,19 +47,23 @@ class LiverSites:
         if hits.size == 0:
             raise ValueError("liver mask is empty")
         self.cc_start, self.cc_end = int(hits[0]), int(hits[-1])
-        half = [int(round(erosion_mm / spacing_mm[a])) for a in others]
-        self._element = np.ones([2 * h + 1 for h in half], dtype=bool)
-        self._candidates: dict[int, np.ndarray] = {}
+        self._half = [int(round(erosion_mm / spacing_mm[a])) for a in others]
+        self._candidates: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
 
-    def _slice_candidates(self, index: int) -> np.ndarray:
-        """In-plane coordinates (N, 2) of the eroded liver slice (un-eroded if that is empty)."""
+    def _slice_candidates(self, index: int) -> tuple[np.ndarray, tuple[int, int]]:
+        """Flat indices of the eroded liver slice (un-eroded if that is empty), and its shape."""
         if index not in self._candidates:
             plane = np.take(self.liver, index, axis=self.cc_axis)
-            eroded = ndi.binary_erosion(plane, self._element) if self._element.size > 1 else plane
-            coords = np.argwhere(eroded)
-            if coords.size == 0:
-                coords = np.argwhere(plane)
-            self._candidates[index] = coords
+            eroded = plane
+            # A square erosion is two 1-D minimum filters; the slice border does not erode
+            # (mode "nearest"), as with the reference's OpenCV erosion.
+            for axis, half in enumerate(self._half):
+                if half > 0:
+                    eroded = ndi.minimum_filter1d(eroded, 2 * half + 1, axis=axis, mode="nearest")
+            flat = np.flatnonzero(eroded)
+            if flat.size == 0:
+                flat = np.flatnonzero(plane)
+            self._candidates[index] = (flat, plane.shape)
         return self._candidates[index]
 
     def draw(self, rng: np.random.Generator, max_tries: int = 20) -> np.ndarray | None:
@@ -67,11 +71,10 @@ class LiverSites:
         for _ in range(max_tries):
             frac = rng.uniform(*self.band)
             index = int(round(frac * (self.cc_end - self.cc_start))) + self.cc_start
-            coords = self._slice_candidates(index)
-            if coords.size:
-                in_plane = coords[int(rng.integers(len(coords)))]
-                centre = np.insert(in_plane, self.cc_axis, index)
-                return centre.astype(np.intp)
+            flat, plane_shape = self._slice_candidates(index)
+            if flat.size:
+                in_plane = np.unravel_index(flat[int(rng.integers(flat.size))], plane_shape)
+                return np.insert(np.array(in_plane, dtype=np.intp), self.cc_axis, index)
         return None
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .workspace import Workspace
+
 #: The displaced axis pairs, in the reference's order (xy, yz, xz).
 PLANES: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (0, 2))
 
@@ -53,79 +55,89 @@ def _basis(t: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ShapeField:
-    """A tumor evaluated on a box of voxels.
+    """A tumor evaluated on a box of voxels (arrays of the box's shape).
 
     inside: bool, the distorted ellipsoid (before clipping to the liver).
     distance_mm: float32, approximate signed distance to the surface (negative inside).
+    norm_radius_sq: float32, (|q / semi_axes|)^2: 0 at the centre, 1 on the surface.
+    With a workspace these are views of its buffers, valid until the next evaluation.
     """
 
     inside: np.ndarray
     distance_mm: np.ndarray
-    norm_radius_sq: np.ndarray  # (|q / semi_axes|)^2: 0 at the centre, 1 on the surface
+    norm_radius_sq: np.ndarray
 
 
 def evaluate_shape(
     axes_mm: tuple[np.ndarray, np.ndarray, np.ndarray],
     semi_axes_mm: np.ndarray,
     distortion: Distortion,
+    ws: Workspace | None = None,
 ) -> ShapeField:
     """Evaluate the distorted ellipsoid on a box.
 
     axes_mm: per array axis, the voxel-centre coordinates of the box relative to the tumor centre
-        (mm), 1-D arrays of lengths (nx, ny, nz).
+        (mm), 1-D arrays of lengths (nx, ny, nz), evenly spaced.
     semi_axes_mm: (3,) semi-axes of the undistorted ellipsoid.
+    ws: scratch buffers to write into (default: fresh arrays).
     Returns fields of shape (nx, ny, nz).
     """
+    ws = ws or Workspace()
+    shape = tuple(len(x) for x in axes_mm)
     a = np.asarray(semi_axes_mm, dtype=np.float64)
     basis = [_basis(x / (2.0 * a[i])) for i, x in enumerate(axes_mm)]
-    # w_i = (x_i - u_i) / a_i, built from broadcast 1-D and 2-D terms.
-    w = []
+    r2 = ws.get("shape_r2", shape)
+    w = ws.get("shape_w", shape)
     for axis in range(3):
-        shape = [1, 1, 1]
-        shape[axis] = -1
-        w_axis = (axes_mm[axis] / a[axis]).astype(np.float32).reshape(shape)
-        for plane, (p0, p1) in enumerate(PLANES):
-            if axis not in (p0, p1):
-                continue
-            k = (p0, p1).index(axis)
-            table = basis[p0] @ distortion.control_mm[plane, k] @ basis[p1].T  # (n_p0, n_p1)
-            table = (table / a[axis]).astype(np.float32)
-            bshape = [1, 1, 1]
-            bshape[p0], bshape[p1] = table.shape
-            w_axis = w_axis - table.reshape(bshape)
-        w.append(w_axis)
-    r2 = w[0] * w[0]
-    r2 += w[1] * w[1]
-    r2 += w[2] * w[2]
+        # w = (x - u) / a along this axis: a 1-D term minus two planar tables; the first two are
+        # combined in 2-D, so only one full-size operation builds w.
+        tables = []
+        for plane, (i, j) in enumerate(PLANES):
+            if axis in (i, j):
+                k = (i, j).index(axis)
+                table = basis[i] @ distortion.control_mm[plane, k] @ basis[j].T
+                bshape = [1, 1, 1]
+                bshape[i], bshape[j] = table.shape
+                tables.append((table / a[axis]).astype(np.float32).reshape(bshape))
+        line = [1, 1, 1]
+        line[axis] = -1
+        first = (axes_mm[axis] / a[axis]).astype(np.float32).reshape(line) - tables[0]
+        np.subtract(first, tables[1], out=w)
+        if axis == 0:
+            np.multiply(w, w, out=r2)
+        else:
+            w *= w
+            r2 += w
     # Signed distance ~ (rho - 1) / |grad rho|: exact for a ball, first order elsewhere. The
     # gradient is taken numerically on the box, so it includes the warp's stretching.
-    rho = np.sqrt(r2)
-    grad_sq = np.zeros_like(rho)
-    diff = np.empty_like(rho)
+    rho = ws.get("shape_rho", shape)
+    np.sqrt(r2, out=rho)
+    grad_sq = ws.get("shape_distance", shape)
+    grad_sq.fill(0.0)
+    diff = w  # free again: reuse as scratch
     for axis, x in enumerate(axes_mm):
         n = len(x)
         if n < 2:
             continue
-        # central differences inside, one-sided at the two faces (as np.gradient, but fewer
-        # temporaries: this runs on every voxel of every tumor box)
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        mid = [slice(None)] * 3
+        # central differences inside, one-sided at the two faces (as np.gradient)
+        lo, hi, mid = ([slice(None)] * 3 for _ in range(3))
         lo[axis], hi[axis], mid[axis] = slice(0, n - 2), slice(2, n), slice(1, n - 1)
+        inv = np.float32(1.0 / float(x[1] - x[0]))
         if n > 2:
             np.subtract(rho[tuple(hi)], rho[tuple(lo)], out=diff[tuple(mid)])
-            diff[tuple(mid)] *= np.float32(0.5)
-        for face, (a_idx, b_idx) in ((0, (1, 0)), (n - 1, (n - 1, n - 2))):
-            dst = [slice(None)] * 3
-            src_a = [slice(None)] * 3
-            src_b = [slice(None)] * 3
-            dst[axis], src_a[axis], src_b[axis] = face, a_idx, b_idx
+            diff[tuple(mid)] *= inv * np.float32(0.5)
+        for face, (i_a, i_b) in ((0, (1, 0)), (n - 1, (n - 1, n - 2))):
+            dst, src_a, src_b = ([slice(None)] * 3 for _ in range(3))
+            dst[axis], src_a[axis], src_b[axis] = face, i_a, i_b
             np.subtract(rho[tuple(src_a)], rho[tuple(src_b)], out=diff[tuple(dst)])
-        diff *= np.float32(1.0 / float(x[1] - x[0]))
+            diff[tuple(dst)] *= inv
         diff *= diff
         grad_sq += diff
     np.sqrt(grad_sq, out=grad_sq)
     np.maximum(grad_sq, np.float32(1e-6), out=grad_sq)
-    distance = rho - np.float32(1.0)
-    distance /= grad_sq
-    return ShapeField(inside=r2 <= 1.0, distance_mm=distance, norm_radius_sq=r2)
+    distance = grad_sq
+    rho -= np.float32(1.0)
+    np.divide(rho, grad_sq, out=distance)
+    inside = ws.get("shape_inside", shape, np.bool_)
+    np.less_equal(r2, np.float32(1.0), out=inside)
+    return ShapeField(inside=inside, distance_mm=distance, norm_radius_sq=r2)

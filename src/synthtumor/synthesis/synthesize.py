@@ -24,8 +24,9 @@ from .effects import (
 )
 from .placement import LiverSites, bounding_box, find_vessels
 from .profiles import DEFAULT_TYPE_PROBS, PROFILES, SizeClass, draw_type, normalise_type_probs
-from .shape import Distortion, ShapeField, evaluate_shape
+from .shape import Distortion, evaluate_shape
 from .texture import TextureParams, texture_field
+from .workspace import Workspace, workspace
 
 LIVER, TUMOR = 1, 2
 _EDGE_TRUNCATE = 3.0  # the soft edge reaches this many sigma beyond the surface
@@ -94,7 +95,9 @@ class TumorRecord:
     semi_axes_mm: tuple[float, float, float]
     elastic_sigma_mm: float
     volume_ml: float
-    mean_hu_change: float  # mean over its voxels of output minus input HU (negative: darker)
+    # mean over its voxels of output minus input HU (negative: darker), when it was painted; a
+    # tumor painted later over the same voxels can only deepen the change there
+    mean_hu_change: float
     effects: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,11 +116,11 @@ class SynthesisResult:
 @dataclass
 class _Tumor:
     size_class: SizeClass
-    centre: np.ndarray
+    centre: np.ndarray  # voxel indices
     semi_axes_mm: np.ndarray
     sigma_mm: float
+    distortion: Distortion
     box: tuple[slice, slice, slice]
-    shape: ShapeField
     effects: list[str]
 
 
@@ -208,6 +211,7 @@ def synthesize(
         )
         params["vessel_voxels"] = int(avoid[liver_box].sum())
 
+    ws = workspace()
     sites = LiverSites(label[liver_box], spacing, cc_axis, config.band, config.erosion_mm)
     offset = np.array([s.start for s in liver_box])
     extent_mm = np.array([(s.stop - s.start) * sp for s, sp in zip(liver_box, spacing)])
@@ -224,7 +228,7 @@ def synthesize(
         n = config.count or size_class.draw_count(rng)
         for _ in range(n):
             tumor = _place(size_class, rng, sites, offset, spacing, liver_box, edge_sigma,
-                           avoid, config.max_retries)
+                           avoid, config.max_retries, ws)
             if tumor is None:
                 warnings.warn(f"no room for a {size_class.name} tumor in the liver band",
                               SynthesisWarning, stacklevel=2)
@@ -235,17 +239,26 @@ def synthesize(
         for tumor in tumors:
             _push(out, label, tumor, spacing, rng, fx, liver_box)
 
-    # The CT under each tumor box before painting: overlapping tumors combine against it, and
-    # the records' HU change is measured from it. Box-sized, never volume-sized.
-    originals = [out[t.box].copy() for t in tumors]
-    for k, (tumor, original) in enumerate(zip(tumors, originals)):
-        overlaps = any(_intersect(tumor.box, t.box) for t in tumors[:k])
-        _paint(out, original, overlaps, label, tumor, drop, edge_sigma, texture, spacing, rng,
-               config)
+    # Where tumor boxes overlap, the stronger change wins (as blurring their union would):
+    # that needs the CT from before any painting, kept for the overlapping boxes' union only.
+    overlapping = [any(_intersect(t.box, u.box) for u in tumors if u is not t) for t in tumors]
+    snapshot, origin = None, np.zeros(3, dtype=int)
+    if any(overlapping):
+        boxes = [t.box for t, o in zip(tumors, overlapping) if o]
+        union = tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes))
+                      for a in range(3))
+        origin = np.array([u.start for u in union])
+        snapshot = ws.get("snapshot", out[union].shape, out.dtype)
+        np.copyto(snapshot, out[union])
     records = []
-    for i, (tumor, original) in enumerate(zip(tumors, originals)):
-        own = tumor.shape.inside & (label[tumor.box] == TUMOR)
-        n_voxels, centre_ijk = _count_and_centroid(own, tumor.box)
+    for i, (tumor, overlaps) in enumerate(zip(tumors, overlapping)):
+        original = None
+        if overlaps:
+            original = snapshot[tuple(slice(b.start - o, b.stop - o)
+                                      for b, o in zip(tumor.box, origin))]
+        n_voxels, centre_ijk, change = _paint(
+            out, original, label, tumor, drop, edge_sigma, texture, spacing, rng, config, ws
+        )
         centroid = affine[:3, :3] @ centre_ijk + affine[:3, 3]
         records.append(
             TumorRecord(
@@ -256,7 +269,7 @@ def synthesize(
                 semi_axes_mm=tuple(round(float(v), 3) for v in tumor.semi_axes_mm),
                 elastic_sigma_mm=tumor.sigma_mm,
                 volume_ml=round(n_voxels * float(np.prod(spacing)) / 1000.0, 6),
-                mean_hu_change=round(float((out[tumor.box][own] - original[own]).mean()), 3),
+                mean_hu_change=round(change, 3),
                 effects=tuple(tumor.effects),
             )
         )
@@ -277,6 +290,16 @@ def _inplace_arrays(ct: Any, liver: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _intersect(a: tuple[slice, ...], b: tuple[slice, ...]) -> bool:
     return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b))
+
+
+def _confine(weight: np.ndarray, inside: np.ndarray, reach: list[int], ws: Workspace) -> None:
+    """Zero ``weight`` farther than ``reach`` voxels (per axis: a box) from ``inside``."""
+    near = inside.view(np.uint8)
+    for axis, r in enumerate(reach):
+        dst = ws.get(f"near{axis % 2}", inside.shape, np.uint8)
+        ndi.maximum_filter1d(near, 2 * r + 1, axis=axis, output=dst, mode="constant")
+        near = dst
+    weight *= near
 
 
 def _count_and_centroid(mask: np.ndarray, box: tuple[slice, ...]) -> tuple[int, np.ndarray]:
@@ -342,6 +365,7 @@ def _place(
     edge_sigma: float,
     avoid: np.ndarray | None,
     max_retries: int,
+    ws: Workspace,
 ) -> _Tumor | None:
     """Draw one tumor's shape and a location for it (avoiding vessels if asked)."""
     semi_axes = size_class.draw_semi_axes_mm(rng)
@@ -356,10 +380,12 @@ def _place(
             return best
         centre = local + offset
         box = _tight_box(centre, semi_axes, distortion, half_mm, spacing, limit, edge_sigma)
-        shape = evaluate_shape(_box_axes_mm(box, centre, spacing), semi_axes, distortion)
-        overlap = 0 if avoid is None else int(np.count_nonzero(shape.inside & avoid[box]))
+        overlap = 0
+        if avoid is not None:
+            shape = evaluate_shape(_box_axes_mm(box, centre, spacing), semi_axes, distortion, ws)
+            overlap = int(np.count_nonzero(shape.inside & avoid[box]))
         if overlap < best_overlap:
-            best = _Tumor(size_class, centre, semi_axes, sigma, box, shape, [])
+            best = _Tumor(size_class, centre, semi_axes, sigma, distortion, box, [])
             best_overlap = overlap
         if overlap == 0:
             break
@@ -391,8 +417,7 @@ def _push(
 
 def _paint(
     out: np.ndarray,
-    original: np.ndarray,
-    overlaps: bool,
+    original: np.ndarray | None,
     label: np.ndarray,
     tumor: _Tumor,
     drop: float,
@@ -401,35 +426,42 @@ def _paint(
     spacing: tuple[float, float, float],
     rng: np.random.Generator,
     config: SynthesisConfig,
-) -> None:
+    ws: Workspace,
+) -> tuple[int, np.ndarray, float]:
     """Paint one tumor into ``out`` and ``label`` inside the liver.
 
-    original: the CT in the tumor's box before any tumor was painted; overlaps: whether an
-    earlier tumor's box intersects this one (then the stronger change wins, as blurring their
-    union would; otherwise the change is simply added).
+    original: the CT in the tumor's box before any tumor was painted, when an other tumor's box
+    overlaps this one (then the stronger change wins); None: the change is simply added.
+    Returns the tumor's voxel count, centroid (voxel indices) and mean HU change.
     """
-    box, shape, fx = tumor.box, tumor.shape, config.effects
-    liver = label[box] > 0
-    inside = shape.inside & liver
+    box, fx = tumor.box, config.effects
+    shape = evaluate_shape(
+        _box_axes_mm(box, tumor.centre, spacing), tumor.semi_axes_mm, tumor.distortion, ws
+    )
+    dims = shape.inside.shape
+    liver = ws.get("liver", dims, np.bool_)
+    np.greater(label[box], 0, out=liver)
+    inside = shape.inside
+    inside &= liver
+    n_inside = int(np.count_nonzero(inside))
     radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
     if radius < _BALL_EDGE_RADII * edge_sigma:
-        weight = soft_edge_ball(shape.distance_mm, radius, edge_sigma)
+        weight = soft_edge_ball(shape.distance_mm, radius, edge_sigma, ws)
     else:
-        weight = soft_edge(shape.distance_mm, edge_sigma)
-    if not inside.any():
+        weight = soft_edge(shape.distance_mm, edge_sigma, ws)
+    if n_inside == 0:
         # Never let a tumor vanish (e.g. one voxel thick on a coarse grid): keep its centre.
         local = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
         inside[local] = liver[local]
         weight[local] = max(float(weight[local]), 0.5)
-    # The edge may only reach 3 sigma past the *labelled* tumor (as blurring the liver-clipped
-    # mask does in the reference): where the shape leaves the liver and a liver fold lies
-    # beyond, nothing may darken without a label. A box (L-infinity) dilation is exact and fast.
-    near = inside.view(np.uint8)
-    for axis, sp in enumerate(spacing):
-        reach = int(np.ceil(_EDGE_TRUNCATE * edge_sigma / sp))
-        near = ndi.maximum_filter1d(near, 2 * reach + 1, axis=axis, mode="constant")
-    weight *= near
-    weight *= texture_field(weight.shape, spacing, texture, rng)
+        n_inside = int(inside[local])
+    # The edge may reach only 3 sigma (+1 voxel for the surface between voxel centres) past the
+    # *labelled* tumor, as blurring the liver-clipped mask does in the reference: where the shape
+    # leaves the liver, folds back near itself, or its first-order surface distance is loose,
+    # nothing may darken without a label nearby. A box dilation of the label guarantees it.
+    reach = [int(np.ceil(_EDGE_TRUNCATE * edge_sigma / sp)) + 1 for sp in spacing]
+    _confine(weight, inside, reach, ws)
+    weight *= texture_field(dims, spacing, texture, rng, ws)
     delta = weight
     delta *= np.float32(-drop)
     if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
@@ -442,14 +474,23 @@ def _paint(
         tumor.effects.append("capsule")
     if drop < 0:
         tumor.effects.append("bright")
+    delta *= liver
     target = out[box]
-    if overlaps:
-        current = target - original
-        stronger = np.abs(delta) > np.abs(current)
-        stronger &= liver
+    if original is None:
+        target += delta
+        change = float(delta[inside].mean()) if n_inside else 0.0
+    else:
+        current = ws.get("current", dims)
+        np.subtract(target, original, out=current)
+        np.abs(current, out=current)
+        stronger = ws.get("stronger", dims, np.bool_)
+        magnitude = ws.get("magnitude", dims)
+        np.abs(delta, out=magnitude)
+        np.greater(magnitude, current, out=stronger)
         delta += original
         np.copyto(target, delta, where=stronger)
-    else:
-        delta *= liver
-        target += delta
-    label[box][inside] = TUMOR
+        np.subtract(target, original, out=current)
+        change = float(current[inside].mean()) if n_inside else 0.0
+    np.copyto(label[box], np.uint8(TUMOR), where=inside)
+    n_voxels, centroid = _count_and_centroid(inside, box)
+    return n_voxels, centroid, change

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from .workspace import Workspace
+
 #: (max - min) / (2 std) of the reference's smoothed-noise bank, per sigma_a (mm).
 BANK_HALF_RANGE_IN_STD: dict[int, float] = {3: 6.34, 6: 6.09, 9: 6.13, 12: 6.11, 15: 6.65}
 SIGMA_A_MM: tuple[int, ...] = tuple(BANK_HALF_RANGE_IN_STD)
@@ -62,12 +64,15 @@ def _lattice_size(n_vox: int, spacing_mm: float, step_mm: float, margin: int) ->
     return int(np.floor((n_vox - 1) * spacing_mm / step_mm)) + 2 + 2 * margin
 
 
-def interpolate_linear(lattice: np.ndarray, positions: list[np.ndarray]) -> np.ndarray:
+def interpolate_linear(
+    lattice: np.ndarray, positions: list[np.ndarray], ws: Workspace | None = None
+) -> np.ndarray:
     """Separable trilinear interpolation of ``lattice`` at per-axis fractional positions.
 
     positions[i] are 1-D lattice coordinates for axis i; the result has shape
     (len(positions[0]), len(positions[1]), len(positions[2])). One axis at a time, last axis
     first: the full-size pass then gathers whole contiguous planes along axis 0, which is cheap.
+    With ``ws`` the full-size result is a view of its buffer "texture".
     """
     out = lattice
     for axis in (2, 1, 0):
@@ -76,8 +81,14 @@ def interpolate_linear(lattice: np.ndarray, positions: list[np.ndarray]) -> np.n
         shape = [1, 1, 1]
         shape[axis] = -1
         w = (pos - i0).astype(np.float32).reshape(shape)
-        lo = np.take(out, i0, axis=axis)
-        hi = np.take(out, i0 + 1, axis=axis)
+        full = list(out.shape)
+        full[axis] = len(pos)
+        if axis == 0 and ws is not None:
+            lo = np.take(out, i0, axis=0, out=ws.get("texture", tuple(full)))
+            hi = np.take(out, i0 + 1, axis=0, out=ws.get("texture_hi", tuple(full)))
+        else:
+            lo = np.take(out, i0, axis=axis)
+            hi = np.take(out, i0 + 1, axis=axis)
         hi -= lo
         hi *= w
         lo += hi
@@ -103,8 +114,12 @@ def texture_field(
     spacing_mm: tuple[float, float, float],
     params: TextureParams,
     rng: np.random.Generator,
+    ws: Workspace | None = None,
 ) -> np.ndarray:
-    """Texture T in [0, 1] (float32) on a box of ``shape`` voxels with ``spacing_mm``."""
+    """Texture T in [0, 1] (float32) on a box of ``shape`` voxels with ``spacing_mm``.
+
+    With ``ws`` the result is a view of its buffer "texture", valid until the next call.
+    """
     step_b = params.sigma_b_mm / _LATTICE_SMOOTH
     step_a = max(params.sigma_a_mm / _LATTICE_SMOOTH, step_b)
     # No margin around the box: smoothing wraps around (mode="wrap"), which keeps the field's
@@ -134,4 +149,4 @@ def texture_field(
     b *= np.float32(beta)
     np.clip(b, 0.0, 1.0, out=b)
     positions = [_lattice_positions(n, s, step_b, margin) for n, s in zip(shape, spacing_mm)]
-    return interpolate_linear(b, positions)
+    return interpolate_linear(b, positions, ws)
