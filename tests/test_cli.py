@@ -47,6 +47,7 @@ def test_synthesize_writes_the_four_outputs_on_the_ct_grid(tmp_path: Path) -> No
     assert new[lab == 2].mean() < original[lab == 2].mean() - 15  # tumors are darker
     record = json.loads((out / "tumors.json").read_text())
     assert record["seed"] == 4 and record["tumor_type"] == "medium"
+    assert not record["config"]["avoid_vessels"]  # the default run is the reference method
     assert 2 <= len(record["tumors"]) <= 5
     total_ml = (lab == 2).sum() * 27 / 1000
     assert sum(t["volume_ml"] for t in record["tumors"]) >= total_ml - 1e-6
@@ -68,7 +69,7 @@ def test_dicom_series_with_flipped_mask(tmp_path: Path) -> None:
     """The DICOM CT's mask is stored with a flipped y axis: it must land on the liver."""
     out = tmp_path / "dicom"
     result = run_cli("synthesize", DICOM_DIR, DICOM_ORGANS, "-o", out, "--liver-label",
-                     TS_LIVER, "--type", "small", "--realistic")
+                     TS_LIVER, "--type", "small", "--realistic")  # vessels: auto
     assert result.exit_code == 0, result.output
     ct = nib.load(out / "ct.nii.gz")
     lab = np.asarray(nib.load(out / "label.nii.gz").dataobj)
@@ -77,6 +78,7 @@ def test_dicom_series_with_flipped_mask(tmp_path: Path) -> None:
     assert 60 < np.median(hu[lab == 1]) < 130  # contrast-enhanced liver, not fat or air
     record = json.loads((out / "tumors.json").read_text())
     assert record["config"]["mass_effect"] and record["config"]["capsule"]
+    assert record["config"]["avoid_vessels"] and record["sample"]["vessel_voxels"] > 1000
 
 
 def test_too_small_liver_warns_not_crashes(tmp_path: Path) -> None:
@@ -138,11 +140,14 @@ def _bad_cases(tmp: Path) -> dict[str, tuple[list, str, str]]:
         "truncated": ([truncated, TS_ORGANS, *liver], truncated.name, "truncated"),
         "two DICOM series": ([two_series, TS_ORGANS, *liver], two_series.name, "series"),
         "missing file": ([tmp / "nope.nii.gz", TS_ORGANS], "nope.nii.gz", "not"),
+        # TotalSegmentator 17 is a lung lobe (about -800 HU): not a liver, or not HU
+        "mask on the wrong organ": ([TS_CT, TS_ORGANS, "--liver-label", "17"], TS_CT.name,
+                                    "not a liver"),
     }
 
 
 BAD = ["empty liver", "multi-label without --liver-label", "no overlap", "NaN in CT", "not HU",
-       "truncated", "two DICOM series", "missing file"]
+       "truncated", "two DICOM series", "missing file", "mask on the wrong organ"]
 
 
 @pytest.mark.parametrize("case", BAD)

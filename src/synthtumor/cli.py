@@ -84,7 +84,8 @@ RealisticOpt = Annotated[
     bool,
     typer.Option(
         "--realistic",
-        help="Turn on mass effect, capsule rim, necrotic core, bright tumors (off = reference).",
+        help="Turn on mass effect, capsule rim, necrotic core, bright tumors and vessel "
+        "avoidance (off = the reference method).",
     ),
 ]
 CountOpt = Annotated[
@@ -105,13 +106,13 @@ def synthesize(
         int | None, typer.Option("--liver-label", help="Liver id in a multi-label map.")
     ] = None,
     vessels: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--vessels",
             help="Keep tumors off vessels: 'auto' (bright vessels found in the liver), 'none', "
-            "or a vessel mask file.",
+            "or a vessel mask file. Default: 'auto' with --realistic, else 'none' (reference).",
         ),
-    ] = "auto",
+    ] = None,
     realistic: RealisticOpt = False,
     count: CountOpt = None,
     overwrite: OverwriteOpt = False,
@@ -126,6 +127,7 @@ def synthesize(
     with _user_errors(), _steps() as step:
         ct_vol, liver_vol = load_case(ct, liver, liver_label)
         config = _config(tumor_type, realistic, count)
+        vessels = vessels or ("auto" if realistic else "none")
         vessel_mask = None
         if vessels == "auto":
             config = replace(config, avoid_vessels=True)
@@ -151,7 +153,8 @@ def demo(
     count: CountOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite/--keep")] = True,
 ) -> None:
-    """Run synthesis on the built-in CT phantom (no data needed)."""
+    """Run synthesis on the built-in CT phantom (no data needed); with --realistic, tumors
+    avoid the phantom's vessel tree."""
     from synthtumor.imaging import Volume
     from synthtumor.phantom import make_phantom
     from synthtumor.workflow import run_synthesis
@@ -163,7 +166,8 @@ def demo(
         liver_vol = Volume(phantom.liver, phantom.affine, "phantom")
         result = run_synthesis(
             ct_vol, liver_vol, out, seed=seed, config=_config(tumor_type, realistic, count),
-            vessels=phantom.vessels.astype(bool), overwrite=overwrite, step=step,
+            vessels=phantom.vessels.astype(bool) if realistic else None,
+            overwrite=overwrite, step=step,
             source={"phantom_seed": seed},
         )
     _report(result, out)

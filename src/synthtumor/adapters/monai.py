@@ -5,7 +5,7 @@ Tumors are pasted on the fly into channel-first CT of a MONAI pipeline::
     Compose([
         LoadImaged(["image", "label"]), EnsureChannelFirstd(["image", "label"]),
         RandTumorSynthesisd("image", label_key="label", prob=0.9),    # HU in, HU out
-        ScaleIntensityRanged("image", a_min=-175, a_max=250, b_min=0, b_max=1, clip=True),
+        ScaleIntensityRanged("image", a_min=-21, a_max=189, b_min=0, b_max=1, clip=True),
         ...
     ])
 

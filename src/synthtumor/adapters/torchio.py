@@ -4,7 +4,7 @@
 
     transform = tio.Compose([
         RandomTumorSynthesis(image_name="ct", label_name="label", p=0.9),   # HU in, HU out
-        tio.Clamp(-175, 250), tio.RescaleIntensity((0, 1)),
+        tio.Clamp(-21, 189), tio.RescaleIntensity((0, 1)),  # the reference window
     ])
 """
 

@@ -65,7 +65,7 @@ def soft_edge(
     beyond 3 sigma outside, so the CT is untouched away from the tumor. Returns float32 in [0, 1].
     """
     ws = ws or Workspace()
-    t = ws.get("edge_t", distance_mm.shape)
+    t = ws.get("scratch1", distance_mm.shape)
     np.multiply(distance_mm, np.float32(1.0 / sigma_mm), out=t)
     return _truncated_step(t, ws.get("edge", distance_mm.shape))
 
@@ -83,20 +83,20 @@ def soft_edge_ball(
     ws = ws or Workspace()
     shape = distance_mm.shape
     inv = np.float32(1.0 / sigma_mm)
-    r = ws.get("ball_r", shape)
+    r = ws.get("scratch1", shape)
     np.add(distance_mm, np.float32(radius_mm), out=r)
     # Floor r where the curvature term's difference of exponentials would cancel out: there
     # (x = R r / sigma^2 < 0.05) it is within 1e-3 of its r -> 0 limit.
     np.maximum(r, np.float32(0.05 * sigma_mm**2 / radius_mm), out=r)
-    near = ws.get("ball_near", shape)
-    far = ws.get("ball_far", shape)
+    near = ws.get("scratch2", shape)
+    far = ws.get("scratch3", shape)
     np.subtract(np.float32(radius_mm), r, out=near)
     near *= inv
     np.add(np.float32(radius_mm), r, out=far)
     far *= -inv
     g = ws.get("edge", shape)
     _normal_cdf(near, out=g)
-    tmp = ws.get("ball_tmp", shape)
+    tmp = ws.get("scratch4", shape)
     g -= _normal_cdf(far, out=tmp)
     # Curvature term: sigma / (r sqrt(2 pi)) * (exp(-near^2 / 2) - exp(-far^2 / 2)).
     np.multiply(near, near, out=near)
@@ -110,7 +110,7 @@ def soft_edge_ball(
     near *= np.float32(sigma_mm / np.sqrt(2.0 * np.pi))
     g -= near
     np.clip(g, 0.0, 1.0, out=g)
-    beyond = ws.get("ball_beyond", shape, np.bool_)
+    beyond = ws.get("mask", shape, np.bool_)
     np.greater(r, np.float32(radius_mm + _TRUNCATE * sigma_mm), out=beyond)
     np.copyto(g, np.float32(0.0), where=beyond)
     return g

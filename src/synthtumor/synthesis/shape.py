@@ -86,8 +86,8 @@ def evaluate_shape(
     shape = tuple(len(x) for x in axes_mm)
     a = np.asarray(semi_axes_mm, dtype=np.float64)
     basis = [_basis(x / (2.0 * a[i])) for i, x in enumerate(axes_mm)]
-    r2 = ws.get("shape_r2", shape)
-    w = ws.get("shape_w", shape)
+    r2 = ws.get("r2", shape)
+    w = ws.get("scratch1", shape)
     for axis in range(3):
         # w = (x - u) / a along this axis: a 1-D term minus two planar tables; the first two are
         # combined in 2-D, so only one full-size operation builds w.
@@ -110,9 +110,9 @@ def evaluate_shape(
             r2 += w
     # Signed distance ~ (rho - 1) / |grad rho|: exact for a ball, first order elsewhere. The
     # gradient is taken numerically on the box, so it includes the warp's stretching.
-    rho = ws.get("shape_rho", shape)
+    rho = ws.get("scratch2", shape)
     np.sqrt(r2, out=rho)
-    grad_sq = ws.get("shape_distance", shape)
+    grad_sq = ws.get("distance", shape)
     grad_sq.fill(0.0)
     diff = w  # free again: reuse as scratch
     for axis, x in enumerate(axes_mm):
@@ -138,6 +138,6 @@ def evaluate_shape(
     distance = grad_sq
     rho -= np.float32(1.0)
     np.divide(rho, grad_sq, out=distance)
-    inside = ws.get("shape_inside", shape, np.bool_)
+    inside = ws.get("inside", shape, np.bool_)
     np.less_equal(r2, np.float32(1.0), out=inside)
     return ShapeField(inside=inside, distance_mm=distance, norm_radius_sq=r2)

@@ -480,11 +480,11 @@ def _paint(
         target += delta
         change = float(delta[inside].mean()) if n_inside else 0.0
     else:
-        current = ws.get("current", dims)
+        current = ws.get("scratch1", dims)
         np.subtract(target, original, out=current)
         np.abs(current, out=current)
-        stronger = ws.get("stronger", dims, np.bool_)
-        magnitude = ws.get("magnitude", dims)
+        stronger = ws.get("mask", dims, np.bool_)
+        magnitude = ws.get("scratch2", dims)
         np.abs(delta, out=magnitude)
         np.greater(magnitude, current, out=stronger)
         delta += original

@@ -72,7 +72,7 @@ def interpolate_linear(
     positions[i] are 1-D lattice coordinates for axis i; the result has shape
     (len(positions[0]), len(positions[1]), len(positions[2])). One axis at a time, last axis
     first: the full-size pass then gathers whole contiguous planes along axis 0, which is cheap.
-    With ``ws`` the full-size result is a view of its buffer "texture".
+    With ``ws`` the full-size result is a view of its buffer "scratch1".
     """
     out = lattice
     for axis in (2, 1, 0):
@@ -84,8 +84,8 @@ def interpolate_linear(
         full = list(out.shape)
         full[axis] = len(pos)
         if axis == 0 and ws is not None:
-            lo = np.take(out, i0, axis=0, out=ws.get("texture", tuple(full)))
-            hi = np.take(out, i0 + 1, axis=0, out=ws.get("texture_hi", tuple(full)))
+            lo = np.take(out, i0, axis=0, out=ws.get("scratch1", tuple(full)))
+            hi = np.take(out, i0 + 1, axis=0, out=ws.get("scratch2", tuple(full)))
         else:
             lo = np.take(out, i0, axis=axis)
             hi = np.take(out, i0 + 1, axis=axis)
@@ -118,7 +118,7 @@ def texture_field(
 ) -> np.ndarray:
     """Texture T in [0, 1] (float32) on a box of ``shape`` voxels with ``spacing_mm``.
 
-    With ``ws`` the result is a view of its buffer "texture", valid until the next call.
+    With ``ws`` the result is a view of its buffer "scratch1", valid until it is reused.
     """
     step_b = params.sigma_b_mm / _LATTICE_SMOOTH
     step_a = max(params.sigma_a_mm / _LATTICE_SMOOTH, step_b)

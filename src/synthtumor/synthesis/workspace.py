@@ -5,6 +5,10 @@ temporary of that size. Fresh arrays of that size are page-faulted in on every c
 common Linux setups (numpy asks for transparent huge pages) costs more than the arithmetic
 itself. So the hot path writes into named buffers that are kept per thread and reused from call
 to call; ``release_workspace()`` frees them.
+
+Names and their lifetimes while one tumor is painted: "r2", "distance", "inside" (the shape),
+"liver", "edge" (the edge weight, then the HU change) live through the whole tumor;
+"scratch1".."scratch4" and "mask" are free again whenever the function that took them returns.
 """
 
 from __future__ import annotations
