@@ -13,6 +13,7 @@ from scipy import ndimage as ndi
 from synthtumor.imaging import read_ct, read_mask
 from synthtumor.synthesis import SynthesisConfig, SynthesisWarning, synthesize
 from synthtumor.synthesis.effects import soft_edge, soft_edge_ball
+from synthtumor.synthesis.morphology import box_dilate
 from synthtumor.synthesis.placement import find_vessels
 from synthtumor.synthesis.texture import BANK_HALF_RANGE_IN_STD, TextureParams, texture_field
 
@@ -277,3 +278,15 @@ def test_soft_edge_is_a_blurred_mask(radius: float, sigma: float) -> None:
     if radius >= 8 * sigma:
         flat = soft_edge((np.sqrt(r2) - radius).astype(np.float32), sigma)
         assert np.abs(flat - blurred).max() < tol
+
+
+@pytest.mark.parametrize(
+    ("shape", "reach"),
+    [((30, 40, 20), (3, 5, 2)), ((7, 9, 5), (4, 1, 6)), ((50, 3, 40), (2, 2, 2)),
+     ((1, 5, 5), (3, 3, 0))],
+)
+def test_box_dilation_equals_a_maximum_filter(shape, reach) -> None:
+    mask = np.random.default_rng(sum(shape)).random(shape) > 0.97
+    expected = ndi.maximum_filter(mask.view(np.uint8), size=tuple(2 * r + 1 for r in reach),
+                                  mode="constant").astype(bool)
+    assert np.array_equal(box_dilate(mask, reach), expected)

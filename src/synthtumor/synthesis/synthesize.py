@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .effects import (
     EffectParams,
@@ -22,6 +21,7 @@ from .effects import (
     soft_edge,
     soft_edge_ball,
 )
+from .morphology import box_dilate
 from .placement import LiverSites, bounding_box, find_vessels
 from .profiles import DEFAULT_TYPE_PROBS, PROFILES, SizeClass, draw_type, normalise_type_probs
 from .shape import Distortion, evaluate_shape
@@ -294,12 +294,7 @@ def _intersect(a: tuple[slice, ...], b: tuple[slice, ...]) -> bool:
 
 def _confine(weight: np.ndarray, inside: np.ndarray, reach: list[int], ws: Workspace) -> None:
     """Zero ``weight`` farther than ``reach`` voxels (per axis: a box) from ``inside``."""
-    near = inside.view(np.uint8)
-    for axis, r in enumerate(reach):
-        dst = ws.get(f"near{axis % 2}", inside.shape, np.uint8)
-        ndi.maximum_filter1d(near, 2 * r + 1, axis=axis, output=dst, mode="constant")
-        near = dst
-    weight *= near
+    weight *= box_dilate(inside, tuple(reach), ws)
 
 
 def _count_and_centroid(mask: np.ndarray, box: tuple[slice, ...]) -> tuple[int, np.ndarray]:
