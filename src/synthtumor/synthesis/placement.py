@@ -11,12 +11,21 @@ import numpy as np
 from scipy import ndimage as ndi
 
 
+def axis_profiles(mask: np.ndarray) -> list[np.ndarray]:
+    """For a 3-D mask, per axis: whether each index along it holds any non-zero voxel.
+
+    Reduces over the outer axis first: numpy reduces contiguous planes several times faster
+    than short inner rows, which matters on every call for volume-sized masks.
+    """
+    plane = mask.any(axis=0)
+    return [mask.any(axis=(1, 2)), plane.any(axis=1), plane.any(axis=0)]
+
+
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Smallest box (one slice per axis) holding every non-zero voxel, or None if empty."""
+    """Smallest box (one slice per axis) holding every non-zero voxel of a 3-D mask, or None."""
     box = []
-    for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=others))
+    for profile in axis_profiles(mask):
+        hits = np.flatnonzero(profile)
         if hits.size == 0:
             return None
         box.append(slice(int(hits[0]), int(hits[-1]) + 1))
@@ -43,7 +52,7 @@ class LiverSites:
         self.cc_axis = cc_axis
         self.band = band
         others = tuple(a for a in range(3) if a != cc_axis)
-        hits = np.flatnonzero(liver.any(axis=others))
+        hits = np.flatnonzero(axis_profiles(liver)[cc_axis])
         if hits.size == 0:
             raise ValueError("liver mask is empty")
         self.cc_start, self.cc_end = int(hits[0]), int(hits[-1])

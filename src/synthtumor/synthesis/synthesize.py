@@ -30,6 +30,7 @@ from .workspace import Workspace, workspace
 
 LIVER, TUMOR = 1, 2
 _EDGE_TRUNCATE = 3.0  # the soft edge reaches this many sigma beyond the surface
+_PROBE_MIN_VOXELS = 40_000  # tumor boxes smaller than this are not tightened
 _BALL_EDGE_RADII = 8.0  # tumors smaller than this many edge sigmas get the curved-edge profile
 
 
@@ -332,8 +333,8 @@ def _tight_box(
     """
     loose = _box_around(centre, half_mm, spacing, limit)
     step = [max(1, int(round(4.0 / sp))) for sp in spacing]
-    if max((s.stop - s.start) // st for s, st in zip(loose, step)) < 4:
-        return loose
+    if np.prod([s.stop - s.start for s in loose]) < _PROBE_MIN_VOXELS:
+        return loose  # small already: probing would cost more than it saves
     axes = tuple(
         (np.arange(s.start, s.stop, st) - c) * sp
         for s, c, sp, st in zip(loose, centre, spacing, step)
