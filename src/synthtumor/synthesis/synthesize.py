@@ -241,22 +241,10 @@ def synthesize(
             _push(out, label, tumor, spacing, rng, fx, liver_box)
 
     # Where tumor boxes overlap, the stronger change wins (as blurring their union would):
-    # that needs the CT from before any painting, kept for the overlapping boxes' union only.
-    overlapping = [any(_intersect(t.box, u.box) for u in tumors if u is not t) for t in tumors]
-    snapshot, origin = None, np.zeros(3, dtype=int)
-    if any(overlapping):
-        boxes = [t.box for t, o in zip(tumors, overlapping) if o]
-        union = tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes))
-                      for a in range(3))
-        origin = np.array([u.start for u in union])
-        snapshot = ws.get("snapshot", out[union].shape, out.dtype)
-        np.copyto(snapshot, out[union])
+    # that needs the CT from before any painting, kept per group of overlapping boxes.
+    originals = _snapshots(out, [t.box for t in tumors], ws)
     records = []
-    for i, (tumor, overlaps) in enumerate(zip(tumors, overlapping)):
-        original = None
-        if overlaps:
-            original = snapshot[tuple(slice(b.start - o, b.stop - o)
-                                      for b, o in zip(tumor.box, origin))]
+    for i, (tumor, original) in enumerate(zip(tumors, originals)):
         n_voxels, centre_ijk, change = _paint(
             out, original, label, tumor, drop, edge_sigma, texture, spacing, rng, config, ws
         )
@@ -291,6 +279,41 @@ def _inplace_arrays(ct: Any, liver: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _intersect(a: tuple[slice, ...], b: tuple[slice, ...]) -> bool:
     return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b))
+
+
+def _snapshots(
+    out: np.ndarray, boxes: list[tuple[slice, ...]], ws: Workspace
+) -> list[np.ndarray | None]:
+    """For each box: a copy of ``out`` under it if another box overlaps it, else None.
+
+    Overlapping boxes are grouped (connected components of the overlap graph) and each group's
+    bounding box is copied once into a workspace buffer; boxes get views of their group's copy.
+    """
+    group = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i in range(len(boxes)):
+        for j in range(i):
+            if _intersect(boxes[i], boxes[j]):
+                group[root(i)] = root(j)
+    members: dict[int, list[int]] = {}
+    for i in range(len(boxes)):
+        members.setdefault(root(i), []).append(i)
+    views: list[np.ndarray | None] = [None] * len(boxes)
+    for k, ids in enumerate(m for m in members.values() if len(m) > 1):
+        union = tuple(slice(min(boxes[i][a].start for i in ids), max(boxes[i][a].stop for i in ids))
+                      for a in range(3))
+        copy = ws.get(f"snapshot{k}", out[union].shape, out.dtype)
+        np.copyto(copy, out[union])
+        for i in ids:
+            views[i] = copy[tuple(slice(b.start - u.start, b.stop - u.start)
+                                  for b, u in zip(boxes[i], union))]
+    return views
 
 
 def _confine(weight: np.ndarray, inside: np.ndarray, reach: list[int], ws: Workspace) -> None:
