@@ -14,6 +14,7 @@ from synthtumor.synthesis.placement import bounding_box
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TS_CT = DATA / "healthy" / "totalseg_ct.nii.gz"
 TS_ORGANS = DATA / "healthy" / "totalseg_ct_organs.nii.gz"
+TS_SMALL = DATA / "healthy" / "totalseg_ct_small.nii.gz"
 DICOM_DIR = DATA / "healthy" / "totalseg_dicom" / "ct"
 DICOM_ORGANS = DATA / "healthy" / "totalseg_dicom" / "organs.nii.gz"
 DCMQI_DIR = DATA / "healthy" / "dcmqi_3slice"

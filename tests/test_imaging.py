@@ -9,6 +9,18 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import (
+    DATA,
+    DCMQI_DIR,
+    DICOM_DIR,
+    DICOM_ORGANS,
+    LITS_CT,
+    LITS_LABEL,
+    TS_CT,
+    TS_LIVER,
+    TS_ORGANS,
+    TS_SMALL,
+)
 
 from synthtumor.errors import InputError
 from synthtumor.imaging import (
@@ -23,18 +35,7 @@ from synthtumor.imaging import (
 )
 from synthtumor.imaging import resample as resample_mod
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-TS_CT = DATA / "healthy" / "totalseg_ct.nii.gz"
-TS_ORGANS = DATA / "healthy" / "totalseg_ct_organs.nii.gz"
-TS_SMALL = DATA / "healthy" / "totalseg_ct_small.nii.gz"
-DICOM_DIR = DATA / "healthy" / "totalseg_dicom" / "ct"
-DICOM_ORGANS = DATA / "healthy" / "totalseg_dicom" / "organs.nii.gz"
-DCMQI_DIR = DATA / "healthy" / "dcmqi_3slice"
-LITS_CT = DATA / "tumor" / "lits117_ct.nii.gz"
-LITS_LABEL = DATA / "tumor" / "lits117_label.nii.gz"
-LIVER = 5  # TotalSegmentator liver id
-
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared test data not available")
+LIVER = TS_LIVER
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +145,6 @@ def _nearest_tumor_voxel(label: np.ndarray, tumor: Any) -> tuple[int, int, int]:
 
 
 def _config_dict(config: SynthesisConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
     data = asdict(config)
     data["tumor_probs"] = dict(config.tumor_probs)
     return data

@@ -126,7 +126,7 @@ class _Tumor:
 
 
 def _geometry(
-    shape: tuple[int, ...], spacing: Any, affine: np.ndarray | None
+    spacing: Any, affine: np.ndarray | None
 ) -> tuple[tuple[float, float, float], int, np.ndarray]:
     """Spacing (mm), the cranio-caudal array axis and an affine, from whichever was given."""
     if affine is not None:
@@ -173,14 +173,14 @@ def synthesize(
     inplace: write into ``ct`` (a writable float32/float64 array) and turn ``liver`` (a writable
         uint8 0/1 array) into the label map, allocating nothing of the volume's size: for
         loaders that own their arrays, and for timing the synthesis itself.
-    Returns the new CT (float32, changed only inside the liver near tumors unless mass effect is
-    on), the label map (0/1/2) and one record per tumor.
+    Returns the new CT (float32, or the input array itself in place; changed only inside the
+    liver near tumors unless mass effect is on), the label map (0/1/2) and one record per tumor.
     """
     config = config or SynthesisConfig()
     ct = np.asarray(ct)
     if ct.ndim != 3 or np.shape(liver) != ct.shape:
         raise ValueError(f"ct {ct.shape} and liver {np.shape(liver)} must be 3-D of one shape")
-    spacing, cc_axis, affine = _geometry(ct.shape, spacing, affine)
+    spacing, cc_axis, affine = _geometry(spacing, affine)
     if inplace:
         out, label = _inplace_arrays(ct, liver)
     else:
@@ -205,6 +205,8 @@ def synthesize(
 
     avoid = None
     if config.avoid_vessels:
+        if vessels is not None and np.shape(vessels) != ct.shape:
+            raise ValueError(f"vessels {np.shape(vessels)} and ct {ct.shape} differ in shape")
         avoid = (
             np.asarray(vessels, dtype=bool)
             if vessels is not None
