@@ -499,7 +499,7 @@ def _paint(
     target = out[box]
     if original is None:
         target += delta
-        change = float(delta[inside].mean()) if n_inside else 0.0
+        change = float(np.sum(delta, where=inside)) / max(n_inside, 1)
     else:
         current = ws.get("scratch1", dims)
         np.subtract(target, original, out=current)
@@ -511,7 +511,7 @@ def _paint(
         delta += original
         np.copyto(target, delta, where=stronger)
         np.subtract(target, original, out=current)
-        change = float(current[inside].mean()) if n_inside else 0.0
+        change = float(np.sum(current, where=inside)) / max(n_inside, 1)
     np.copyto(label[box], np.uint8(TUMOR), where=inside)
     n_voxels, centroid = _count_and_centroid(inside, box)
     return n_voxels, centroid, change

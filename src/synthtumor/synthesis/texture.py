@@ -55,25 +55,28 @@ class TextureParams:
         )
 
 
-def _lattice_positions(n_vox: int, spacing_mm: float, step_mm: float, margin: int) -> np.ndarray:
+def _lattice_positions(n_vox: int, spacing_mm: float, step_mm: float) -> np.ndarray:
     """Fractional lattice coordinates of the voxel centres 0..n_vox-1 along one axis."""
-    return margin + np.arange(n_vox) * (spacing_mm / step_mm)
+    return np.arange(n_vox) * (spacing_mm / step_mm)
 
 
-def _lattice_size(n_vox: int, spacing_mm: float, step_mm: float, margin: int) -> int:
-    return int(np.floor((n_vox - 1) * spacing_mm / step_mm)) + 2 + 2 * margin
+def _lattice_size(n_vox: int, spacing_mm: float, step_mm: float) -> int:
+    return int(np.floor((n_vox - 1) * spacing_mm / step_mm)) + 2
 
 
 def interpolate_linear(
-    lattice: np.ndarray, positions: list[np.ndarray], ws: Workspace | None = None
+    lattice: np.ndarray, positions: list[np.ndarray], ws: Workspace | None = None,
+    name: str = "lattice",
 ) -> np.ndarray:
     """Separable trilinear interpolation of ``lattice`` at per-axis fractional positions.
 
     positions[i] are 1-D lattice coordinates for axis i; the result has shape
     (len(positions[0]), len(positions[1]), len(positions[2])). One axis at a time, last axis
     first: the full-size pass then gathers whole contiguous planes along axis 0, which is cheap.
-    With ``ws`` the full-size result is a view of its buffer "scratch1".
+    With ``ws`` every pass writes into its buffers (``name``-prefixed), and the result is a view
+    of one of them, valid until they are reused.
     """
+    ws = ws or Workspace()
     out = lattice
     for axis in (2, 1, 0):
         pos = positions[axis]
@@ -83,12 +86,8 @@ def interpolate_linear(
         w = (pos - i0).astype(np.float32).reshape(shape)
         full = list(out.shape)
         full[axis] = len(pos)
-        if axis == 0 and ws is not None:
-            lo = np.take(out, i0, axis=0, out=ws.get("scratch1", tuple(full)))
-            hi = np.take(out, i0 + 1, axis=0, out=ws.get("scratch2", tuple(full)))
-        else:
-            lo = np.take(out, i0, axis=axis)
-            hi = np.take(out, i0 + 1, axis=axis)
+        lo = np.take(out, i0, axis=axis, out=ws.get(f"{name}{axis}_lo", tuple(full)))
+        hi = np.take(out, i0 + 1, axis=axis, out=ws.get(f"{name}{axis}_hi", tuple(full)))
         hi -= lo
         hi *= w
         lo += hi
@@ -97,11 +96,12 @@ def interpolate_linear(
 
 
 def _smoothed_unit_noise(
-    rng: np.random.Generator, shape: tuple[int, ...], sigma_cells: float
+    rng: np.random.Generator, shape: tuple[int, ...], sigma_cells: float, ws: Workspace
 ) -> np.ndarray:
     """White normal noise smoothed on the lattice and scaled back to unit variance."""
-    noise = rng.standard_normal(shape, dtype=np.float32)
-    smooth = ndi.gaussian_filter(noise, sigma_cells, truncate=_TRUNCATE, mode="wrap")
+    noise = rng.standard_normal(shape, dtype=np.float32, out=ws.get("noise", shape))
+    smooth = ws.get("noise_smooth", shape)
+    ndi.gaussian_filter(noise, sigma_cells, output=smooth, truncate=_TRUNCATE, mode="wrap")
     radius = int(_TRUNCATE * sigma_cells + 0.5)
     k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_cells) ** 2)
     k /= k.sum()
@@ -118,35 +118,41 @@ def texture_field(
 ) -> np.ndarray:
     """Texture T in [0, 1] (float32) on a box of ``shape`` voxels with ``spacing_mm``.
 
-    With ``ws`` the result is a view of its buffer "scratch1", valid until it is reused.
+    With ``ws`` the result is a view of one of its buffers ("voxels0_lo"), valid until reused.
+    No margin around the box: smoothing wraps around (mode "wrap"), which keeps the field's
+    variance exact up to the faces; the opposite faces' correlation never shows, because a tumor
+    box ends 3 edge sigmas past the tumor, where the texture is multiplied by zero.
     """
+    ws = ws or Workspace()
     step_b = params.sigma_b_mm / _LATTICE_SMOOTH
     step_a = max(params.sigma_a_mm / _LATTICE_SMOOTH, step_b)
-    # No margin around the box: smoothing wraps around (mode="wrap"), which keeps the field's
-    # variance exact up to the faces; the opposite faces' correlation never shows, because the
-    # box ends 3 edge sigmas past the tumor, where the texture is multiplied by zero.
-    margin = 0
 
-    # a on its own (coarser) lattice, then onto the b lattice.
-    a_shape = tuple(_lattice_size(n, s, step_a, margin) for n, s in zip(shape, spacing_mm))
-    # sigma_a below two b-lattice cells is drawn on the b lattice itself (then step_a == step_b).
-    field = _smoothed_unit_noise(rng, a_shape, params.sigma_a_mm / step_a)
+    # a on its own (coarser) lattice, then onto the b lattice. sigma_a below two b-lattice
+    # cells is drawn on the b lattice itself (then step_a == step_b).
+    a_shape = tuple(_lattice_size(n, s, step_a) for n, s in zip(shape, spacing_mm))
+    a = _smoothed_unit_noise(rng, a_shape, params.sigma_a_mm / step_a, ws)
     kappa = BANK_HALF_RANGE_IN_STD[params.sigma_a_mm]
-    a = params.base + params.scale * (0.5 + field / np.float32(2.0 * kappa))
+    a *= np.float32(params.scale / (2.0 * kappa))
+    a += np.float32(params.base + 0.5 * params.scale)
     np.clip(a, params.base, params.base + params.scale, out=a)
-    b_shape = tuple(_lattice_size(n, s, step_b, margin) for n, s in zip(shape, spacing_mm))
-    b_in_a = [margin + (np.arange(m) - margin) * (step_b / step_a) for m in b_shape]
-    a = interpolate_linear(a, b_in_a)
+    b_shape = tuple(_lattice_size(n, s, step_b) for n, s in zip(shape, spacing_mm))
+    a = interpolate_linear(a, [np.arange(m) * (step_b / step_a) for m in b_shape], ws, "b_of_a")
 
-    # Fraction of 1-mm voxels with a > U(0, 1) in each cell, then smoothed.
-    n_cell = step_b**3
-    b = a + np.sqrt(a * (1.0 - a) / np.float32(n_cell)) * rng.standard_normal(
-        a.shape, dtype=np.float32
-    )
-    b = ndi.gaussian_filter(b, _LATTICE_SMOOTH, truncate=_TRUNCATE, mode="wrap")
-    above = b[b > _THRESHOLD]
-    beta = params.u0 / float(above.mean()) if above.size else params.u0 / float(b.mean())
-    b *= np.float32(beta)
+    # Fraction of 1-mm voxels with a > U(0, 1) in each cell (binomial, normal approximation),
+    # then smoothed.
+    spread = ws.get("b_spread", b_shape)
+    np.subtract(np.float32(1.0), a, out=spread)
+    spread *= a
+    spread *= np.float32(1.0 / step_b**3)
+    np.sqrt(spread, out=spread)
+    spread *= rng.standard_normal(b_shape, dtype=np.float32, out=ws.get("noise", b_shape))
+    spread += a
+    b = ws.get("b", b_shape)
+    ndi.gaussian_filter(spread, _LATTICE_SMOOTH, output=b, truncate=_TRUNCATE, mode="wrap")
+    above = b > _THRESHOLD
+    n_above = int(np.count_nonzero(above))
+    mean = float(np.sum(b, where=above)) / n_above if n_above else float(b.mean())
+    b *= np.float32(params.u0 / mean)
     np.clip(b, 0.0, 1.0, out=b)
-    positions = [_lattice_positions(n, s, step_b, margin) for n, s in zip(shape, spacing_mm)]
-    return interpolate_linear(b, positions, ws)
+    positions = [_lattice_positions(n, s, step_b) for n, s in zip(shape, spacing_mm)]
+    return interpolate_linear(b, positions, ws, "voxels")
