@@ -366,7 +366,9 @@ def _tight_box(
     )
     probe = evaluate_shape(axes, semi_axes, distortion)
     cell_mm = float(np.linalg.norm(np.array(step) * spacing))
-    near = probe.distance_mm <= 1.5 * _EDGE_TRUNCATE * edge_sigma + cell_mm + 1.0
+    # A voxel within 3 sigma of the surface is at most half a cell from a probe point, so that
+    # point is within 3 sigma + half a cell (x 1.25: the distance estimate is not exact).
+    near = probe.distance_mm <= 1.25 * (_EDGE_TRUNCATE * edge_sigma + 0.5 * cell_mm) + 1.0
     found = bounding_box(near)
     if found is None:
         return loose
