@@ -31,13 +31,12 @@ class Distortion:
     def draw(cls, rng: np.random.Generator, sigma_mm: float) -> Distortion:
         return cls(rng.normal(0.0, sigma_mm, size=(3, 2, 3, 3)))
 
-    def reach_mm(self, semi_axes_mm: np.ndarray) -> np.ndarray:
+    def reach_mm(self) -> np.ndarray:
         """Largest |displacement| (mm) along each axis over the control grid's span, shape (3,).
 
         Evaluated on a fine grid of the interpolated planar tables (not the loose bound of
         overshoot x max control value), so tumor boxes stay tight.
         """
-        del semi_axes_mm  # the tables live in normalised coordinates: the span is [-1, 1]
         basis = _basis(np.linspace(-1.0, 1.0, 17))
         reach = np.zeros(3)
         for plane, axes in enumerate(PLANES):

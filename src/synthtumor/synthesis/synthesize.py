@@ -334,11 +334,16 @@ def _count_and_centroid(mask: np.ndarray, box: tuple[slice, ...]) -> tuple[int, 
 
 
 def _box_axes_mm(
-    box: tuple[slice, ...], centre: np.ndarray, spacing: tuple[float, ...], step: int = 1
+    box: tuple[slice, ...],
+    centre: np.ndarray,
+    spacing: tuple[float, ...],
+    step: tuple[int, ...] = (1, 1, 1),
 ) -> tuple[np.ndarray, ...]:
-    """Voxel-centre coordinates (mm) of a box relative to the tumor centre, one array per axis."""
+    """Coordinates (mm) of every ``step``-th voxel centre of a box relative to the tumor centre,
+    one array per axis."""
     return tuple(
-        (np.arange(s.start, s.stop, step) - c) * sp for s, c, sp in zip(box, centre, spacing)
+        (np.arange(s.start, s.stop, st) - c) * sp
+        for s, c, sp, st in zip(box, centre, spacing, step)
     )
 
 
@@ -357,14 +362,10 @@ def _tight_box(
     the analytic shape is cheap to probe coarsely, so probe it and keep a safe margin.
     """
     loose = _box_around(centre, half_mm, spacing, limit)
-    step = [max(1, int(round(4.0 / sp))) for sp in spacing]
+    step = tuple(max(1, int(round(4.0 / sp))) for sp in spacing)
     if np.prod([s.stop - s.start for s in loose]) < _PROBE_MIN_VOXELS:
         return loose  # small already: probing would cost more than it saves
-    axes = tuple(
-        (np.arange(s.start, s.stop, st) - c) * sp
-        for s, c, sp, st in zip(loose, centre, spacing, step)
-    )
-    probe = evaluate_shape(axes, semi_axes, distortion)
+    probe = evaluate_shape(_box_axes_mm(loose, centre, spacing, step), semi_axes, distortion)
     cell_mm = float(np.linalg.norm(np.array(step) * spacing))
     # A voxel within 3 sigma of the surface is at most half a cell from a probe point, so that
     # point is within 3 sigma + half a cell (x 1.25: the distance estimate is not exact).
@@ -394,13 +395,13 @@ def _place(
     semi_axes = size_class.draw_semi_axes_mm(rng)
     sigma = size_class.draw_elastic_sigma_mm(rng)
     distortion = Distortion.draw(rng, sigma)
-    half_mm = semi_axes + distortion.reach_mm(semi_axes) + _EDGE_TRUNCATE * edge_sigma
+    half_mm = semi_axes + distortion.reach_mm() + _EDGE_TRUNCATE * edge_sigma
     best: _Tumor | None = None
     best_overlap = np.inf
     for _ in range(max_retries + 1 if avoid is not None else 1):
         local = sites.draw(rng)
         if local is None:
-            return best
+            break
         centre = local + offset
         box = _tight_box(centre, semi_axes, distortion, half_mm, spacing, limit, edge_sigma)
         overlap = 0
@@ -412,7 +413,7 @@ def _place(
             best_overlap = overlap
         if overlap == 0:
             break
-    if avoid is not None:
+    if avoid is not None and best is not None:
         best.effects.append("vessel_avoidance" if best_overlap == 0 else "vessel_overlap")
     return best
 
