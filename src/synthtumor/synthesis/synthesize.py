@@ -6,6 +6,7 @@ order; sizes are millimetres, converted with the spacing, so any grid works with
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -363,7 +364,7 @@ def _tight_box(
     """
     loose = _box_around(centre, half_mm, spacing, limit)
     step = tuple(max(1, int(round(4.0 / sp))) for sp in spacing)
-    if np.prod([s.stop - s.start for s in loose]) < _PROBE_MIN_VOXELS:
+    if math.prod(s.stop - s.start for s in loose) < _PROBE_MIN_VOXELS:
         return loose  # small already: probing would cost more than it saves
     probe = evaluate_shape(_box_axes_mm(loose, centre, spacing, step), semi_axes, distortion)
     cell_mm = float(np.linalg.norm(np.array(step) * spacing))

@@ -13,6 +13,7 @@ Names and their lifetimes while one tumor is painted: "r2", "distance", "inside"
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -28,7 +29,7 @@ class Workspace:
 
     def get(self, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
         key = (name, np.dtype(dtype))
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         flat = self._buffers.get(key)
         if flat is None or flat.size < size:
             flat = np.empty(max(size, 1), dtype=dtype)
