@@ -248,8 +248,10 @@ def synthesize(
     originals = _snapshots(out, [t.box for t in tumors], ws)
     records = []
     for i, (tumor, original) in enumerate(zip(tumors, originals)):
+        shared = _overlap_with_earlier(tumor.box, [t.box for t in tumors[:i]])
         n_voxels, centre_ijk, change = _paint(
-            out, original, label, tumor, drop, edge_sigma, texture, spacing, rng, config, ws
+            out, original, shared, label, tumor, drop, edge_sigma, texture, spacing, rng,
+            config, ws,
         )
         centroid = affine[:3, :3] @ centre_ijk + affine[:3, 3]
         records.append(
@@ -282,6 +284,24 @@ def _inplace_arrays(ct: Any, liver: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _intersect(a: tuple[slice, ...], b: tuple[slice, ...]) -> bool:
     return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b))
+
+
+def _overlap_with_earlier(
+    box: tuple[slice, ...], earlier: list[tuple[slice, ...]]
+) -> tuple[slice, ...] | None:
+    """The bounding box (in ``box``'s own coordinates) of its intersections with ``earlier``."""
+    parts = [
+        tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, other))
+        for other in earlier
+        if _intersect(box, other)
+    ]
+    if not parts:
+        return None
+    return tuple(
+        slice(min(p[a].start for p in parts) - box[a].start,
+              max(p[a].stop for p in parts) - box[a].start)
+        for a in range(3)
+    )
 
 
 def _snapshots(
@@ -443,6 +463,7 @@ def _push(
 def _paint(
     out: np.ndarray,
     original: np.ndarray | None,
+    shared: tuple[slice, ...] | None,
     label: np.ndarray,
     tumor: _Tumor,
     drop: float,
@@ -455,8 +476,9 @@ def _paint(
 ) -> tuple[int, np.ndarray, float]:
     """Paint one tumor into ``out`` and ``label`` inside the liver.
 
-    original: the CT in the tumor's box before any tumor was painted, when an other tumor's box
-    overlaps this one (then the stronger change wins); None: the change is simply added.
+    original: the CT in the tumor's box before any tumor was painted (None if no other box
+    overlaps it); shared: the part of the box (box coordinates) that boxes painted earlier
+    overlap, where the stronger change wins; None: the change is simply added.
     Returns the tumor's voxel count, centroid (voxel indices) and mean HU change.
     """
     box, fx = tumor.box, config.effects
@@ -501,21 +523,29 @@ def _paint(
         tumor.effects.append("bright")
     delta *= liver
     target = out[box]
-    if original is None:
+    if shared is None:
         target += delta
-        change = float(np.sum(delta, where=inside)) / max(n_inside, 1)
+        total = float(np.sum(delta, where=inside))
     else:
-        current = ws.get("scratch1", dims)
-        np.subtract(target, original, out=current)
+        # Where an earlier tumor's box overlaps, the stronger change (vs the CT before any
+        # tumor) wins; elsewhere the change is simply added.
+        t, o, d = target[shared], original[shared], delta[shared]
+        current = ws.get("scratch1", t.shape)
+        np.subtract(t, o, out=current)
         np.abs(current, out=current)
-        stronger = ws.get("mask", dims, np.bool_)
-        magnitude = ws.get("scratch2", dims)
-        np.abs(delta, out=magnitude)
+        magnitude = ws.get("scratch2", t.shape)
+        np.abs(d, out=magnitude)
+        stronger = ws.get("mask", t.shape, np.bool_)
         np.greater(magnitude, current, out=stronger)
-        delta += original
-        np.copyto(target, delta, where=stronger)
-        np.subtract(target, original, out=current)
-        change = float(np.sum(current, where=inside)) / max(n_inside, 1)
+        d += o
+        np.copyto(t, d, where=stronger)
+        d.fill(0.0)
+        target += delta
+        np.subtract(t, o, out=current)
+        total = float(np.sum(delta, where=inside)) + float(
+            np.sum(current, where=inside[shared])
+        )
+    change = total / max(n_inside, 1)
     np.copyto(label[box], np.uint8(TUMOR), where=inside)
     n_voxels, centroid = _count_and_centroid(inside, box)
     return n_voxels, centroid, change
