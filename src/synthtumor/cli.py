@@ -117,8 +117,11 @@ def synthesize(
     count: CountOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Paste synthetic tumors into the liver of one CT; write OUT/{ct,label}.nii.gz,
-    OUT/tumors.json and OUT/preview.png."""
+    """Paste synthetic tumors into the liver of one CT.
+
+    Writes OUT/ct.nii.gz, OUT/label.nii.gz (0 background, 1 liver, 2 tumor), OUT/tumors.json
+    and OUT/preview.png.
+    """
     from dataclasses import replace
 
     from synthtumor.imaging import read_mask
@@ -153,8 +156,10 @@ def demo(
     count: CountOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite/--keep")] = True,
 ) -> None:
-    """Run synthesis on the built-in CT phantom (no data needed); with --realistic, tumors
-    avoid the phantom's vessel tree."""
+    """Run synthesis on the built-in CT phantom (no data needed).
+
+    With --realistic, tumors also avoid the phantom's vessel tree.
+    """
     from synthtumor.imaging import Volume
     from synthtumor.phantom import make_phantom
     from synthtumor.workflow import run_synthesis
@@ -171,6 +176,16 @@ def demo(
             source={"phantom_seed": seed},
         )
     _report(result, out)
+
+
+def _mount_subcommands() -> None:
+    from synthtumor.data.cli import data_app
+
+    app.add_typer(data_app, name="data", help="Public CT datasets: download, liver labels, "
+                  "datalists and folds.")
+
+
+_mount_subcommands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,0 +1,539 @@
+"""Pair images with labels and write MONAI/MSD-style datalists, a healthy list and k folds.
+
+Pairing rule (``case_id``): a file's case id is its name without the image extension
+(.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd), then, for images only, without the nnU-Net channel
+suffix ``_0000``; then without one leading role word (``img``, ``image``, ``images``,
+``volume``, ``ct``, ``label``, ``labels``, ``seg``, ``segmentation``, ``mask``, ``gt``;
+case-insensitive) followed by ``-``, ``_``, ``.`` or a digit, and then without one trailing
+role word preceded by ``-``, ``_`` or ``.``. An image and a label pair when their case ids are
+equal (case-sensitive). So ``img0001.nii.gz`` pairs with ``label0001.nii.gz`` (BTCV),
+``volume-7.nii`` with ``segmentation-7.nii`` (LiTS), ``liver_3_0000.nii.gz`` with
+``liver_3.nii.gz`` (nnU-Net), ``case9_ct.nii.gz`` with ``case9_label.nii.gz``, and identical
+names in the two folders pair (MSD). Two files of one folder with the same case id are an error.
+
+Labels must already be 0 background / 1 liver / 2 tumor (``synthtumor data labels``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+from synthtumor.data.download import make_folder, write_json_atomic
+from synthtumor.errors import InputError
+from synthtumor.imaging import read_image
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+_NNUNET_CHANNEL = "_0000"
+# longest words first so the regex alternation prefers "images" over "image" over "img"
+_ROLE_WORDS = (
+    "segmentation", "volume", "images", "labels", "image", "label", "mask", "img", "seg", "ct",
+    "gt",
+)
+_ROLES = "|".join(_ROLE_WORDS)
+_PREFIX_RE = re.compile(rf"^(?:{_ROLES})(?:[-_.]|(?=\d))(?P<rest>.+)$", re.IGNORECASE)
+_SUFFIX_RE = re.compile(rf"^(?P<rest>.+?)[-_.](?:{_ROLES})$", re.IGNORECASE)
+_FOLD_RE = re.compile(r"^fold_(\d+)\.json$")
+# Image and label grids agree when every grid corner maps to the same world point within
+# this fraction of the smallest voxel spacing (absorbs float32 rounding in headers).
+GRID_TOLERANCE_VOXELS = 0.1
+LABEL_NAMES = {"0": "background", "1": "liver", "2": "tumor"}
+TUMOR_LABEL = 2
+_MAX_LISTED = 10
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One image/label pair.
+
+    Attributes:
+        case_id: shared id from the pairing rule.
+        image: image path (absolute, symlinks kept).
+        label: label path (absolute, symlinks kept).
+        has_tumor: whether the label holds tumor voxels (value 2); None before it was read.
+    """
+
+    case_id: str
+    image: Path
+    label: Path
+    has_tumor: bool | None = None
+
+
+@dataclass
+class DatalistResult:
+    """What ``build_datalist`` found and wrote.
+
+    Attributes:
+        cases: all pairs, sorted by case id, with ``has_tumor`` filled in.
+        training: cases in ``datalist.json``'s training list.
+        validation: cases in its validation list.
+        folds: validation cases of each fold (tumor cases only).
+        written: JSON files written.
+        warnings: unmatched files and other non-fatal notes.
+    """
+
+    cases: list[Case]
+    training: list[Case]
+    validation: list[Case]
+    folds: list[list[Case]]
+    written: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> list[Case]:
+        return [c for c in self.cases if not c.has_tumor]
+
+    @property
+    def tumor(self) -> list[Case]:
+        return [c for c in self.cases if c.has_tumor]
+
+
+# --------------------------------------------------------------------------------------------
+# pairing
+
+
+def strip_image_suffix(file_name: str) -> str | None:
+    """The name without its image extension, or None if it is not an image file name."""
+    lower = file_name.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if lower.endswith(suffix) and len(file_name) > len(suffix):
+            return file_name[: -len(suffix)]
+    return None
+
+
+def case_id(file_name: str, *, image: bool) -> str | None:
+    """Case id of an image (``image=True``) or label file name; None if not an image file.
+
+    See the module docstring for the rule.
+    """
+    stem = strip_image_suffix(file_name)
+    if stem is None:
+        return None
+    if image and stem.endswith(_NNUNET_CHANNEL) and len(stem) > len(_NNUNET_CHANNEL):
+        stem = stem[: -len(_NNUNET_CHANNEL)]
+    if m := _PREFIX_RE.match(stem):
+        stem = m.group("rest")
+    if m := _SUFFIX_RE.match(stem):
+        stem = m.group("rest")
+    return stem
+
+
+def _by_case_id(folder: Path, *, image: bool) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise InputError(folder, "is not a folder" if folder.exists() else "does not exist")
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.is_dir():  # hidden files include macOS "._" debris
+            continue
+        cid = case_id(p.name, image=image)
+        if cid is None:
+            continue
+        if cid in found:
+            raise InputError(
+                folder,
+                f"{found[cid].name} and {p.name} both have case id {cid!r}; keep one of them",
+            )
+        found[cid] = p.absolute()
+    return found
+
+
+def pair_files(images_dir: str | os.PathLike[str], labels_dir: str | os.PathLike[str]) -> tuple[
+    list[Case], list[Path], list[Path]
+]:
+    """Pair the image files of one folder with the label files of another by case id.
+
+    Args:
+        images_dir: folder of images (not recursive; hidden files ignored).
+        labels_dir: folder of labels.
+
+    Returns:
+        (pairs sorted by case id, images without a label, labels without an image).
+
+    Raises:
+        InputError: a folder is missing, or two files of one folder share a case id.
+    """
+    images = _by_case_id(Path(images_dir), image=True)
+    labels = _by_case_id(Path(labels_dir), image=False)
+    cases = [Case(cid, images[cid], labels[cid]) for cid in sorted(images.keys() & labels.keys())]
+    lone_images = [images[c] for c in sorted(images.keys() - labels.keys())]
+    lone_labels = [labels[c] for c in sorted(labels.keys() - images.keys())]
+    return cases, lone_images, lone_labels
+
+
+# --------------------------------------------------------------------------------------------
+# checking
+
+
+def read_header(path: str | os.PathLike[str]) -> tuple[tuple[int, int, int], np.ndarray]:
+    """Grid of an image file from its header only (no voxel data is read).
+
+    Args:
+        path: NIfTI, NRRD or MetaImage file.
+
+    Returns:
+        (shape (x, y, z) in voxels, 4x4 voxel -> RAS mm affine).
+
+    Raises:
+        InputError: missing file, unreadable header, not 3D.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "does not exist" if not p.is_symlink() else "is a broken link")
+    lower = p.name.lower()
+    try:
+        if lower.endswith((".nii.gz", ".nii")):
+            img = nib.load(str(p))
+            shape, affine = tuple(int(n) for n in img.shape), np.asarray(img.affine, float)
+        else:
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(p))
+            reader.ReadImageInformation()
+            shape = tuple(int(n) for n in reader.GetSize())
+            affine = _itk_affine(reader)
+    except Exception as err:  # nibabel, gzip and ITK raise many types for damaged files
+        text = " ".join(str(err).split())[:200] or type(err).__name__
+        raise InputError(p, f"header cannot be read ({text})") from None
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise InputError(p, f"has shape {shape}; a 3D volume is needed")
+    return (shape[0], shape[1], shape[2]), affine
+
+
+def _itk_affine(reader: sitk.ImageFileReader) -> np.ndarray:
+    """RAS affine from ITK header fields (ITK stores LPS: negate x and y)."""
+    dim = reader.GetDimension()
+    if dim < 3:
+        raise ValueError(f"{dim}D image")
+    direction = np.asarray(reader.GetDirection(), float).reshape(dim, dim)[:3, :3]
+    lps = np.eye(4)
+    lps[:3, :3] = direction * np.asarray(reader.GetSpacing()[:3], float)[None, :]
+    lps[:3, 3] = reader.GetOrigin()[:3]
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def check_pair(case: Case) -> None:
+    """Check that a pair's image and label share one grid, from their headers.
+
+    Raises:
+        InputError: missing file, unreadable header, or shape/affine mismatch (naming both
+            files; the affines agree when all grid corners lie within 0.1 voxel).
+    """
+    shape_i, aff_i = read_header(case.image)
+    shape_l, aff_l = read_header(case.label)
+    if shape_i != shape_l:
+        raise InputError(
+            case.label, f"shape {shape_l} differs from its image {case.image} {shape_i}"
+        )
+    corners = np.array(list(itertools.product(*[(0, n - 1) for n in shape_i])), float)
+    gap = np.max(np.linalg.norm((corners @ (aff_i - aff_l)[:3, :3].T) + (aff_i - aff_l)[:3, 3],
+                                axis=1))
+    tolerance = GRID_TOLERANCE_VOXELS * float(np.min(np.linalg.norm(aff_i[:3, :3], axis=0)))
+    if gap > tolerance:
+        raise InputError(
+            case.label,
+            f"affine differs from its image {case.image} (grid corners up to {gap:.3g} mm "
+            "apart); resample one onto the other",
+        )
+
+
+def label_has_tumor(path: str | os.PathLike[str], tumor_label: int = TUMOR_LABEL) -> bool:
+    """Read a 0/1/2 label map and say whether it holds tumor voxels.
+
+    Raises:
+        InputError: unreadable file, or values other than 0, 1, 2 (a label map that was not
+            converted with ``synthtumor data labels``).
+    """
+    vol = read_image(path)
+    arr = vol.array
+    if arr.dtype.kind == "f" and (not np.all(np.isfinite(arr)) or np.any(arr != np.rint(arr))):
+        raise InputError(path, "holds non-integer values; expected a 0/1/2 label map")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(path, f"holds {arr.dtype} values; expected a 0/1/2 label map")
+    if arr.min() < 0 or arr.max() > max(2, tumor_label):
+        bad = np.unique(arr[(arr < 0) | (arr > max(2, tumor_label))])[:_MAX_LISTED]
+        raise InputError(
+            path,
+            f"has unexpected label ids {[int(v) for v in bad]} (expected 0 background, 1 "
+            "liver, 2 tumor); convert it with `synthtumor data labels` first",
+        )
+    return bool(np.any(arr == tumor_label))
+
+
+def load_datalist(
+    path: str | os.PathLike[str], key: str = "training", *, check: bool = True
+) -> list[Case]:
+    """Read one list of a MONAI/MSD-style datalist, resolving paths against its folder.
+
+    Args:
+        path: the JSON file.
+        key: which list (``training``, ``validation``).
+        check: also check every pair's grids from the headers (``check_pair``).
+
+    Returns:
+        The cases in file order (``has_tumor`` from the item's ``tumor`` field if present).
+
+    Raises:
+        InputError: unreadable JSON, missing or empty list, an item without image/label, a
+            named file that does not exist (naming it and the datalist), a grid mismatch.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(p, "does not exist") from None
+    except (OSError, ValueError) as err:
+        raise InputError(p, f"is not a readable JSON datalist ({err})") from None
+    items = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise InputError(p, f"has no {key!r} list")
+    if not items:
+        raise InputError(p, f"its {key!r} list is empty")
+    base = p.parent
+    cases = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not {"image", "label"} <= item.keys():
+            raise InputError(p, f"item {i} of {key!r} lacks an image or a label")
+        image, label = (base / str(item[k]) for k in ("image", "label"))
+        for f in (image, label):
+            if not f.is_file():
+                raise InputError(f, f"named in {p} does not exist")
+        tumor = item.get("tumor")
+        case = Case(str(item.get("case", i)), image, label,
+                    tumor if isinstance(tumor, bool) else None)
+        if check:
+            check_pair(case)
+        cases.append(case)
+    return cases
+
+
+# --------------------------------------------------------------------------------------------
+# splitting
+
+
+def split_validation(
+    cases: Sequence[Case], fraction: float, seed: int
+) -> tuple[list[Case], list[Case]]:
+    """Random train/validation split, stratified by tumor / no tumor.
+
+    Each group gives ``round(fraction * n)`` cases to validation (at most n - 1 so a group is
+    never all validation), drawn with ``numpy.random.default_rng([seed, 0])``.
+
+    Returns:
+        (training, validation), each sorted by case id.
+    """
+    rng = np.random.default_rng([seed, 0])
+    training: list[Case] = []
+    validation: list[Case] = []
+    for group in ([c for c in cases if not c.has_tumor], [c for c in cases if c.has_tumor]):
+        n = len(group)
+        n_val = min(int(np.floor(fraction * n + 0.5)), max(n - 1, 0))
+        order = rng.permutation(n)
+        validation += [group[i] for i in order[:n_val]]
+        training += [group[i] for i in order[n_val:]]
+    return _sorted(training), _sorted(validation)
+
+
+def make_folds(cases: Sequence[Case], folds: int, seed: int) -> list[list[Case]]:
+    """Split cases into ``folds`` validation folds: shuffle with
+    ``numpy.random.default_rng([seed, 1])``, then deal round-robin (sizes differ by <= 1).
+
+    Returns:
+        One sorted list per fold; every case is in exactly one.
+    """
+    rng = np.random.default_rng([seed, 1])
+    ordered = _sorted(cases)
+    order = rng.permutation(len(ordered))
+    out: list[list[Case]] = [[] for _ in range(folds)]
+    for rank, i in enumerate(order):
+        out[rank % folds].append(ordered[i])
+    return [_sorted(f) for f in out]
+
+
+def _sorted(cases: Sequence[Case]) -> list[Case]:
+    return sorted(cases, key=lambda c: c.case_id)
+
+
+# --------------------------------------------------------------------------------------------
+# the whole job
+
+
+def build_datalist(
+    images_dir: str | os.PathLike[str],
+    labels_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    validation_fraction: float = 0.2,
+    folds: int = 5,
+    seed: int = 0,
+    healthy_only: bool = False,
+    progress: ProgressFn | None = None,
+) -> DatalistResult:
+    """Pair, check and split a dataset; write ``datalist.json``, ``healthy.json`` and folds.
+
+    Outputs in ``out_dir`` (paths inside are relative to ``out_dir``, so MONAI's
+    ``load_decathlon_datalist`` resolves them; items carry ``image``, ``label``, ``case`` and
+    ``tumor``):
+    - ``datalist.json``: ``training`` / ``validation`` split of all cases (only the tumor-free
+      ones with ``healthy_only``), stratified by tumor presence;
+    - ``healthy.json``: every tumor-free case under ``training`` (the synthetic-tumor set);
+    - ``fold_k.json``, k = 0..folds-1: the real-tumor cases, fold k under ``validation`` and
+      the others under ``training``. Fold files of an earlier run with more folds are removed.
+    The same inputs and seed give byte-identical files. Nothing is written unless every check
+    passes.
+
+    Args:
+        images_dir: folder of CT images.
+        labels_dir: folder of 0/1/2 label maps.
+        out_dir: output folder (created).
+        validation_fraction: share of cases for validation, in [0, 1).
+        folds: number of folds of the tumor cases, 0 for none, else at least 2.
+        seed: non-negative random seed.
+        healthy_only: keep tumor cases out of ``datalist.json``.
+        progress: called as ``progress(done, total, case_id)`` while labels are read.
+
+    Raises:
+        InputError: missing folders or files, no pairs, grid mismatch, unexpected label ids,
+            too few tumor cases for the folds, output folder not creatable.
+        ValueError: argument out of range.
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"--validation-fraction must be in [0, 1), got {validation_fraction}")
+    if folds < 0 or folds == 1:
+        raise ValueError(f"--folds must be 0 (no folds) or at least 2, got {folds}")
+    if seed < 0:
+        raise ValueError(f"--seed must be non-negative, got {seed}")
+    out = Path(out_dir)
+    _check_creatable(out)
+
+    cases, lone_images, lone_labels = pair_files(images_dir, labels_dir)
+    warnings = []
+    for what, lone in (("image(s) without a label", lone_images),
+                       ("label(s) without an image", lone_labels)):
+        if lone:
+            names = ", ".join(p.name for p in lone[:_MAX_LISTED])
+            more = ", ..." if len(lone) > _MAX_LISTED else ""
+            warnings.append(f"{len(lone)} {what}, left out: {names}{more}")
+    if not cases:
+        raise InputError(
+            images_dir,
+            f"no image/label pairs found with {labels_dir} (files pair by case id: e.g. "
+            "img0001/label0001, identical names, or case_0000 images)",
+        )
+    for case in cases:
+        check_pair(case)
+
+    checked = []
+    for i, case in enumerate(cases):
+        if progress is not None:
+            progress(i, len(cases), case.case_id)
+        checked.append(Case(case.case_id, case.image, case.label, label_has_tumor(case.label)))
+    if progress is not None:
+        progress(len(cases), len(cases), "")
+
+    healthy = [c for c in checked if not c.has_tumor]
+    tumor = [c for c in checked if c.has_tumor]
+    pool = healthy if healthy_only else checked
+    if not pool:
+        raise InputError(labels_dir, "no tumor-free case found; --healthy-only leaves nothing")
+    training, validation = split_validation(pool, validation_fraction, seed)
+    fold_lists: list[list[Case]] = []
+    if folds and tumor:
+        if len(tumor) < folds:
+            raise InputError(
+                labels_dir,
+                f"only {len(tumor)} tumor case(s) for {folds} folds; pass --folds "
+                f"{len(tumor) if len(tumor) >= 2 else 0} or fewer (0: no folds)",
+            )
+        fold_lists = make_folds(tumor, folds, seed)
+    elif folds:
+        warnings.append("no tumor case found: no fold files written")
+
+    result = DatalistResult(checked, training, validation, fold_lists, warnings=warnings)
+    _write_outputs(result, out, seed, validation_fraction, healthy_only)
+    return result
+
+
+def _write_outputs(
+    result: DatalistResult, out: Path, seed: int, fraction: float, healthy_only: bool
+) -> None:
+    make_folder(out)
+    base = out.absolute()
+
+    def items(cases: Sequence[Case]) -> list[dict[str, Any]]:
+        return [
+            {
+                "image": Path(os.path.relpath(c.image, base)).as_posix(),
+                "label": Path(os.path.relpath(c.label, base)).as_posix(),
+                "case": c.case_id,
+                "tumor": bool(c.has_tumor),
+            }
+            for c in cases
+        ]
+
+    common = {"labels": LABEL_NAMES, "tensorImageSize": "3D", "modality": {"0": "CT"}}
+    files: dict[str, dict[str, Any]] = {
+        "datalist.json": {
+            "description": "all cases" if not healthy_only else "tumor-free cases only",
+            **common,
+            "seed": seed,
+            "validation_fraction": fraction,
+            "numTraining": len(result.training),
+            "numValidation": len(result.validation),
+            "training": items(result.training),
+            "validation": items(result.validation),
+        },
+        "healthy.json": {
+            "description": "tumor-free cases, for training with synthetic tumors",
+            **common,
+            "numTraining": len(result.healthy),
+            "training": items(result.healthy),
+            "validation": [],
+        },
+    }
+    tumor = result.tumor
+    for k, fold in enumerate(result.folds):
+        in_fold = {c.case_id for c in fold}
+        files[f"fold_{k}.json"] = {
+            "description": f"real-tumor cases, fold {k} of {len(result.folds)} for validation",
+            **common,
+            "seed": seed,
+            "fold": k,
+            "folds": len(result.folds),
+            "numTraining": len(tumor) - len(fold),
+            "numValidation": len(fold),
+            "training": items([c for c in tumor if c.case_id not in in_fold]),
+            "validation": items(fold),
+        }
+    for name, data in files.items():
+        write_json_atomic(out / name, data)
+        result.written.append(out / name)
+    for stale in out.glob("fold_*.json"):
+        m = _FOLD_RE.match(stale.name)
+        if m and int(m.group(1)) >= len(result.folds):
+            stale.unlink()  # from an earlier run with more folds: would mislead
+
+
+def _check_creatable(folder: Path) -> None:
+    """Fail early (before the slow label pass) if ``folder`` cannot exist or be written."""
+    p = folder.absolute()
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    if not p.is_dir():
+        raise InputError(folder, f"cannot be created: {p} is not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise InputError(folder, f"cannot be created or written: {p} is not writable")
