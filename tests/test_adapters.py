@@ -304,3 +304,18 @@ def test_core_and_adapters_package_import_no_framework():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "", result.stdout
+
+
+def test_clipping_warnings_go_into_the_record_not_the_log(recwarn) -> None:
+    """A patch with a thin sliver of liver: tumors are clipped, and the loader stays quiet."""
+    ct = np.full((1, 40, 40, 40), 60.0, dtype=np.float32)
+    label = np.zeros((1, 40, 40, 40), dtype=np.uint8)
+    label[0, 5:35, 5:35, 18:21] = 1  # 9 mm thick at 3 mm voxels
+    meta = {"affine": np.diag([3.0, 3.0, 3.0, 1.0])}
+    t = RandTumorSynthesisd("image", label_key="label", prob=1.0, tumor_probs={"large": 1})
+    t.set_random_state(seed=1)
+    out = t({"image": ct, "label": label, "image_meta_dict": meta})
+    record = load_tumor_records(out["label_tumors"])
+    assert record["applied"] and any("smaller than large" in w
+                                     for w in record["params"]["warnings"])
+    assert not [w for w in recwarn if "smaller than" in str(w.message)]

@@ -7,13 +7,14 @@ framework.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from synthtumor.synthesis import SynthesisConfig, SynthesisResult
+from synthtumor.synthesis import SynthesisConfig, SynthesisResult, SynthesisWarning, synthesize
 
 TUMOR = 2
 # Seeds for numpy.random.default_rng, below 2**63 so RandomState.randint/torch.randint give int64.
@@ -40,6 +41,22 @@ def skip_reason(label: np.ndarray) -> str | None:
     if not np.any(label):
         return "empty_liver"
     return None
+
+
+def synthesize_quietly(*args: Any, **kwargs: Any) -> SynthesisResult:
+    """``synthesize`` for data loaders: its warnings (e.g. a patch holding only a sliver of
+    liver, so tumors are clipped) go into ``result.params["warnings"]`` and on into the sample
+    record, instead of flooding the training log once per sample."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SynthesisWarning)
+        result = synthesize(*args, **kwargs)
+    notes = sorted({str(w.message) for w in caught if issubclass(w.category, SynthesisWarning)})
+    for w in caught:  # anything else is not ours to silence
+        if not issubclass(w.category, SynthesisWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if notes:
+        result.params["warnings"] = notes
+    return result
 
 
 def _json_default(value: Any) -> Any:

@@ -34,8 +34,9 @@ from synthtumor.adapters._common import (
     merge_config,
     record_json,
     skip_reason,
+    synthesize_quietly,
 )
-from synthtumor.synthesis import SynthesisConfig, synthesize
+from synthtumor.synthesis import SynthesisConfig
 
 __all__ = ["RandTumorSynthesisd", "load_tumor_records", "record_json"]
 
@@ -156,7 +157,7 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
             return d
 
         affine, spacing = self._geometry(d, key, image, label)
-        result = synthesize(
+        result = synthesize_quietly(
             ct, lab != 0, np.random.default_rng(self._seed), self.config,
             affine=affine, spacing=spacing,
         )

@@ -24,8 +24,9 @@ from synthtumor.adapters._common import (
     merge_config,
     record_json,
     skip_reason,
+    synthesize_quietly,
 )
-from synthtumor.synthesis import SynthesisConfig, synthesize
+from synthtumor.synthesis import SynthesisConfig
 
 __all__ = ["RandomTumorSynthesis"]
 
@@ -103,7 +104,7 @@ class RandomTumorSynthesis(RandomTransform):
         # TorchIO runs apply_transform under np.errstate(all="raise"); the core is written and
         # tested under numpy's defaults, where a harmless warning must not abort training.
         with np.errstate(divide="warn", over="warn", under="ignore", invalid="warn"):
-            result = synthesize(
+            result = synthesize_quietly(
                 ct.numpy(), lab_np != 0, np.random.default_rng(seed), self.config,
                 affine=np.asarray(image.affine, dtype=np.float64),
             )
