@@ -180,7 +180,9 @@ def demo(
 
 def _mount_subcommands() -> None:
     from synthtumor.data.cli import data_app
+    from synthtumor.train.cli import register as register_train
 
+    register_train(app)
     app.add_typer(data_app, name="data", help="Public CT datasets: download, liver labels, "
                   "datalists and folds.")
 

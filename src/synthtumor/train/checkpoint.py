@@ -1,0 +1,193 @@
+"""Atomic checkpoints that load with ``torch.load(weights_only=True)``, and RNG state capture.
+
+A checkpoint is a dict of tensors and plain Python types only:
+
+- ``format``: ``"synthtumor-train/1"``; ``step``: optimizer steps done (int);
+- ``model``: the network's ``state_dict`` (unwrapped from DDP); ``model_desc``: ``describe()``;
+- ``optimizer``, ``scheduler``, ``scaler`` (None without AMP): their ``state_dict``s;
+- ``rng``: python ``random``, numpy global, torch CPU (+ CUDA) states, and the states of the
+  training transforms' own ``RandomState``s (``transforms``, one per randomizable transform);
+- ``config``: the run configuration (JSON-able dict); ``best``: best validation score so far
+  (float or None); ``world_size``: processes that trained it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import random
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthtumor.errors import InputError
+
+FORMAT = "synthtumor-train/1"
+LAST = "last.pt"
+PREV = "last.prev.pt"
+BEST = "best.pt"
+_REQUIRED = ("format", "step", "model", "optimizer", "scheduler", "rng", "model_desc")
+
+
+def numpy_state_to_plain(state: tuple[Any, ...]) -> list[Any]:
+    """``RandomState.get_state()`` as [name, int64 tensor of keys, pos, has_gauss, gauss]."""
+    name, keys, pos, has_gauss, gauss = state
+    return [str(name), torch.from_numpy(np.asarray(keys, np.int64)), int(pos), int(has_gauss),
+            float(gauss)]
+
+
+def numpy_state_from_plain(state: Sequence[Any]) -> tuple[Any, ...]:
+    name, keys, pos, has_gauss, gauss = state
+    return (name, np.asarray(torch.as_tensor(keys).numpy(), np.uint32), int(pos), int(has_gauss),
+            float(gauss))
+
+
+def capture_rng(transform_states: Sequence[np.random.RandomState] = ()) -> dict[str, Any]:
+    """Every RNG state the training draws from, in weights_only-safe types."""
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "python": [int(version), list(internal), gauss],
+        "numpy": numpy_state_to_plain(np.random.get_state()),  # noqa: NPY002 (global legacy RNG)
+        "torch": torch.get_rng_state(),
+        "transforms": [numpy_state_to_plain(r.get_state()) for r in transform_states],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any], transform_states: Sequence[np.random.RandomState] = ()
+                ) -> None:
+    """Undo :func:`capture_rng` (transform states only when the counts match)."""
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(v) for v in internal), gauss))
+    np.random.set_state(numpy_state_from_plain(state["numpy"]))  # noqa: NPY002
+    torch.set_rng_state(torch.as_tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = list(state["cuda"])
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+    saved = state.get("transforms", [])
+    if len(saved) == len(transform_states):
+        for r, s in zip(transform_states, saved):
+            r.set_state(numpy_state_from_plain(s))
+
+
+def save_atomic(obj: dict[str, Any], path: Path, keep_previous: bool = False) -> None:
+    """Write ``obj`` to ``path`` so that a reader (or a crash) only ever sees a whole file.
+
+    The bytes go to a temporary file in the same folder, are fsynced, and replace ``path`` with
+    ``os.replace``. With ``keep_previous`` the old ``path`` is first hard-linked (copied where
+    links are unsupported) to ``last.prev.pt``, so a valid ``path`` exists at every moment.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; checkpoints are not
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if keep_previous and path.exists():
+            _keep_copy(path, path.with_name(PREV))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _keep_copy(src: Path, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not supported everywhere (e.g. some network FS)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """torch.load with weights_only=True; raises on any damage."""
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(obj, dict) or any(k not in obj for k in _REQUIRED):
+        raise ValueError("not a synthtumor training checkpoint")
+    if obj["format"] != FORMAT:
+        raise ValueError(f"unknown checkpoint format {obj['format']!r}")
+    return obj
+
+
+def is_valid(path: Path) -> int | None:
+    """The step of a readable checkpoint at ``path``, else None."""
+    try:
+        return int(_read(Path(path))["step"])
+    except Exception:  # any failure means "not usable"
+        return None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint for ``--resume``; never modifies or deletes any file.
+
+    Raises:
+        InputError: missing, or corrupt/incomplete (naming a good ``last.prev.pt`` if any).
+    """
+    path = Path(path)
+    if not path.is_file():
+        hint = ""
+        prev = path.with_name(PREV)
+        if path.name == LAST and (step := is_valid(prev)) is not None:
+            hint = f"; {prev} (step {step}) is good: pass --resume-from {prev}"
+        raise InputError(path, f"no checkpoint to resume from{hint}")
+    try:
+        return _read(path)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError, KeyError, TypeError, AttributeError) as err:
+        hint = " and no good last.prev.pt beside it"
+        prev = path.with_name(PREV)
+        if prev != path and (step := is_valid(prev)) is not None:
+            hint = f"; {prev} (step {step}) is good: pass --resume-from {prev}"
+        reason = " ".join(str(err).split())[:120]
+        raise InputError(
+            path, f"is corrupt or incomplete ({type(err).__name__}: {reason}); left untouched"
+            f"{hint}",
+        ) from None
+
+
+def check_model(ckpt: dict[str, Any], desc: dict[str, Any], path: Path) -> None:
+    """InputError when the checkpoint's network differs from the one this run builds."""
+    saved = ckpt.get("model_desc")
+    if saved != desc:
+        raise InputError(
+            path, f"holds a different network ({_brief(saved)}) than this run builds "
+            f"({_brief(desc)}); pass the matching --model/--feature-size or another RUN_DIR",
+        )
+
+
+def _brief(desc: Any) -> str:
+    if not isinstance(desc, dict):
+        return repr(desc)
+    return ", ".join(f"{k}={v}" for k, v in desc.items())

@@ -1,0 +1,116 @@
+"""``synthtumor train``: the command line of the training loop.
+
+``register(app)`` adds the ``train`` command to a typer app; ``python -m synthtumor.train``
+runs it alone (that is what ``torchrun`` launches, one process per GPU).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class Mode(StrEnum):
+    synthetic = "synthetic"
+    real = "real"
+    mixed = "mixed"
+
+
+class ModelName(StrEnum):
+    unet = "unet"
+    swin_unetr = "swin_unetr"
+
+
+class Cache(StrEnum):
+    memory = "memory"
+    disk = "disk"
+    none = "none"
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Datalist JSON (its 'training' list): "
+                                       "healthy livers (synthetic/mixed) or real tumors (real).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints, logs.")],
+    mode: Annotated[Mode, typer.Option(help="synthetic: tumors pasted on the fly into healthy "
+                                       "livers; real: labels as they are; mixed: both.")]
+    = Mode.synthetic,
+    real_data: Annotated[Path | None, typer.Option(help="Mixed mode: datalist of real-tumor "
+                                                   "cases (default: tumor cases of --data).")]
+    = None,
+    real_fraction: Annotated[float, typer.Option(help="Mixed mode: share of real-tumor "
+                                                 "samples.")] = 0.5,
+    model: Annotated[ModelName, typer.Option(help="Network.")] = ModelName.unet,
+    feature_size: Annotated[int, typer.Option(help="Swin UNETR feature size.")] = 48,
+    roi: Annotated[tuple[int, int, int], typer.Option(help="Patch size (voxels).")]
+    = (96, 96, 96),
+    spacing: Annotated[float, typer.Option(help="Training grid spacing (mm, isotropic).")]
+    = 1.0,
+    batch_size: Annotated[int, typer.Option(help="Patches per step and process.")] = 2,
+    steps: Annotated[int, typer.Option(help="Total optimizer steps.")] = 1000,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 4e-4,
+    warmup: Annotated[int, typer.Option(help="Linear warm-up steps before cosine decay.")]
+    = 50,
+    synth_prob: Annotated[float, typer.Option(help="Probability of synthetic tumors per "
+                                              "healthy patch.")] = 0.9,
+    val_data: Annotated[Path | None, typer.Option(help="Datalist to validate on (its "
+                                                  "'validation' list, else 'training').")]
+    = None,
+    val_every: Annotated[int, typer.Option(help="Validate every K steps (0: at the end).")]
+    = 0,
+    save_every: Annotated[int, typer.Option(help="Write last.pt every N steps.")] = 100,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
+    cache: Annotated[Cache, typer.Option(help="Cache of resampled cases.")] = Cache.memory,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/last.pt.")]
+    = False,
+    resume_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint.")]
+    = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run already in "
+                                            "RUN_DIR.")] = False,
+    device: Annotated[Device, typer.Option(help="auto: CUDA when present.")] = Device.auto,
+    log_every: Annotated[int, typer.Option(help="Plain log line every N steps.")] = 10,
+    dump_rank_weights: Annotated[bool, typer.Option("--dump-rank-weights", hidden=True)]
+    = False,
+) -> None:
+    """Train a liver/tumor segmentation network (U-Net or Swin UNETR), single process or under
+    torchrun (python -m torch.distributed.run --nproc_per_node N -m synthtumor.train ...)."""
+    from synthtumor.errors import InputError
+    from synthtumor.train.loop import TrainConfig
+    from synthtumor.train.loop import train as run_training
+
+    config = TrainConfig(
+        data=data, out=out, mode=mode.value, real_data=real_data, real_fraction=real_fraction,
+        model=model.value, feature_size=feature_size, roi=tuple(roi), spacing=spacing,
+        batch_size=batch_size, steps=steps, lr=lr, warmup=warmup, synth_prob=synth_prob,
+        val_data=val_data, val_every=val_every, save_every=save_every, workers=workers,
+        cache=cache.value, seed=seed, resume=resume, resume_from=resume_from,
+        overwrite=overwrite, device=device.value, log_every=log_every,
+        dump_rank_weights=dump_rank_weights,
+    )
+    try:
+        result = run_training(config)
+    except (InputError, ValueError) as err:
+        typer.echo(f"error: {' '.join(str(err).split())}", err=True)
+        raise typer.Exit(2) from None
+    if result.best_metric is not None:
+        typer.echo(f"best validation Dice {result.best_metric:.4f}: {result.best}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` command to ``app``."""
+    app.command("train")(train)
+
+
+def main() -> None:  # pragma: no cover - entry point of `python -m synthtumor.train`
+    app = typer.Typer(add_completion=False)
+    register(app)
+    app()
