@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from synthtumor.errors import InputError
+from synthtumor.console import console, err_console, user_errors
 from synthtumor.synthesis import TUMOR_TYPES, SynthesisConfig, SynthesisResult
 
 app = typer.Typer(
@@ -22,23 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Synthetic liver tumors for label-free tumor segmentation in CT.",
 )
-console = Console()
-err_console = Console(stderr=True)
 
 TumorType = Enum("TumorType", {name: name for name in TUMOR_TYPES}, type=str)  # type: ignore[misc]
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad input: one line on stderr, exit status 2, nothing written."""
-    try:
-        yield
-    except InputError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    except ValueError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
 
 
 @contextmanager
@@ -127,7 +111,7 @@ def synthesize(
     from synthtumor.imaging import read_mask
     from synthtumor.workflow import load_case, run_synthesis
 
-    with _user_errors(), _steps() as step:
+    with user_errors(), _steps() as step:
         ct_vol, liver_vol = load_case(ct, liver, liver_label)
         config = _config(tumor_type, realistic, count)
         vessels = vessels or ("auto" if realistic else "none")
@@ -164,7 +148,7 @@ def demo(
     from synthtumor.phantom import make_phantom
     from synthtumor.workflow import run_synthesis
 
-    with _user_errors(), _steps() as step:
+    with user_errors(), _steps() as step:
         step("building the CT phantom")
         phantom = make_phantom(seed)
         ct_vol = Volume(phantom.ct, phantom.affine, "phantom")

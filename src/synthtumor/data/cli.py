@@ -8,14 +8,11 @@ with status 2.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -28,11 +25,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from synthtumor.console import console, err_console, user_errors
 from synthtumor.data.datalist import build_datalist
 from synthtumor.data.download import DATASETS, DownloadResult, dataset_names, resolve_dataset
 from synthtumor.data.download import download as download_dataset
 from synthtumor.data.labels import PRESETS, REPORT_NAME, convert_labels, make_rule
-from synthtumor.errors import InputError
 
 data_app = typer.Typer(
     add_completion=False,
@@ -40,20 +37,8 @@ data_app = typer.Typer(
     help="Prepare datasets: download the public CT sets, convert their labels to liver masks, "
     "write datalists (healthy list, k folds).",
 )
-console = Console()
-err_console = Console(stderr=True)
 
 Preset = Enum("Preset", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Bad input: one line on stderr, exit status 2 (the main CLI's convention)."""
-    try:
-        yield
-    except (InputError, ValueError) as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
 
 
 def _warn(message: str) -> None:
@@ -117,7 +102,7 @@ def download(
     if not names:
         _list_datasets()
         return
-    with _user_errors():
+    with user_errors():
         if out is None:
             raise ValueError("pass --out DIR (where archives and datasets go)")
         targets = list(dataset_names()) if [n.lower() for n in names] == ["all"] else names
@@ -190,7 +175,7 @@ def labels(
     Writes uint8 NIfTI files with the same names on the same grid, lists skipped files (has
     tumor, no liver, unexpected labels, unreadable) and writes OUT_DIR/labels_report.json.
     Exit status 2 if nothing was converted."""
-    with _user_errors():
+    with user_errors():
         rule = make_rule(preset.value if preset else None, liver_label=liver_label,
                          keep_tumor=keep_tumor)
         with _progress(
@@ -256,7 +241,7 @@ def datalist(
     OUT/fold_k.json (k-fold splits of the tumor cases). Files pair by case id:
     img0001/label0001, volume-7/segmentation-7, case_0000 (nnU-Net)/case, case_ct/case_label,
     or identical names."""
-    with _user_errors():
+    with user_errors():
         with _progress(
             TextColumn("reading labels {task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeRemainingColumn(),

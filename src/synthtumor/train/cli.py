@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from synthtumor.console import user_errors
+
 
 class Mode(StrEnum):
     synthetic = "synthetic"
@@ -83,7 +85,6 @@ def train(
 ) -> None:
     """Train a liver/tumor segmentation network (U-Net or Swin UNETR), single process or under
     torchrun (python -m torch.distributed.run --nproc_per_node N -m synthtumor.train ...)."""
-    from synthtumor.errors import InputError
     from synthtumor.train.loop import TrainConfig
     from synthtumor.train.loop import train as run_training
 
@@ -96,11 +97,8 @@ def train(
         overwrite=overwrite, device=device.value, log_every=log_every,
         dump_rank_weights=dump_rank_weights,
     )
-    try:
+    with user_errors():
         result = run_training(config)
-    except (InputError, ValueError) as err:
-        typer.echo(f"error: {' '.join(str(err).split())}", err=True)
-        raise typer.Exit(2) from None
     if result.best_metric is not None:
         typer.echo(f"best validation Dice {result.best_metric:.4f}: {result.best}", err=True)
 

@@ -95,6 +95,14 @@ def cached_transforms(
     """The deterministic part (cached once per case): output channel-first HU image (float32)
     and uint8 0/1/2 label on a ``spacing`` mm RAS grid, cropped to the liver + margin and
     padded to at least ``roi`` voxels."""
+    return _on_training_grid(spacing, margin_mm) + [
+        SpatialPadd("image", spatial_size=tuple(roi), value=AIR_HU),
+        SpatialPadd("label", spatial_size=tuple(roi), value=0),
+    ]
+
+
+def _on_training_grid(spacing: float, margin_mm: float) -> list[Any]:
+    """Load, check labels, RAS, resample to ``spacing`` mm, crop to the liver + margin."""
     return [
         LoadImaged(KEYS, image_only=True),
         EnsureChannelFirstd(KEYS),
@@ -106,8 +114,6 @@ def cached_transforms(
             KEYS, source_key="label", margin=margin_voxels(margin_mm, spacing),
             allow_smaller=True, start_coord_key=None, end_coord_key=None,
         ),
-        SpatialPadd("image", spatial_size=tuple(roi), value=AIR_HU),
-        SpatialPadd("label", spatial_size=tuple(roi), value=0),
     ]
 
 
@@ -151,17 +157,7 @@ def train_transform(
 
 def val_transform(spacing: float, margin_mm: float = 32.0) -> Compose:
     """Validation pipeline: the cached part without ROI padding, then the HU window."""
-    return Compose([
-        LoadImaged(KEYS, image_only=True),
-        EnsureChannelFirstd(KEYS),
-        CheckLabelsd("label"),
-        Orientationd(KEYS, axcodes="RAS", labels=RAS_LABELS),
-        Spacingd(KEYS, pixdim=(spacing,) * 3, mode=("bilinear", "nearest")),
-        CastToTyped(KEYS, dtype=(torch.float32, torch.uint8)),
-        CropForegroundd(
-            KEYS, source_key="label", margin=margin_voxels(margin_mm, spacing),
-            allow_smaller=True, start_coord_key=None, end_coord_key=None,
-        ),
+    return Compose(_on_training_grid(spacing, margin_mm) + [
         ScaleIntensityRanged("image", a_min=HU_MIN, a_max=HU_MAX, b_min=0.0, b_max=1.0, clip=True),
         EnsureTyped(KEYS, dtype=(torch.float32, torch.uint8), track_meta=False),
     ])
