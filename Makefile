@@ -18,11 +18,11 @@ demo: $(STAMP)
 	$(BIN)/synthtumor demo --out demo-output
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/synthesis.py
