@@ -130,6 +130,7 @@ def predict(checkpoint: Path, spacing: float) -> tuple[np.ndarray, np.ndarray]:
     )
 
     from synthtumor.train.models import build_model
+    from synthtumor.train.transforms import RAS_LABELS
 
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model = build_model(ckpt["model_desc"]["name"])
@@ -137,7 +138,8 @@ def predict(checkpoint: Path, spacing: float) -> tuple[np.ndarray, np.ndarray]:
     model.eval()
     keys = ["image", "label"]
     case = Compose([
-        LoadImaged(keys), EnsureChannelFirstd(keys), Orientationd(keys, axcodes="RAS"),
+        LoadImaged(keys), EnsureChannelFirstd(keys),
+        Orientationd(keys, axcodes="RAS", labels=RAS_LABELS),
         Spacingd(keys, pixdim=(spacing,) * 3, mode=("bilinear", "nearest")),
         ScaleIntensityRanged("image", a_min=-21, a_max=189, b_min=0.0, b_max=1.0, clip=True),
     ])({"image": str(DATA / "tumor/lits117_ct.nii.gz"),
