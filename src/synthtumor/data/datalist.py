@@ -29,8 +29,8 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from synthtumor.data.download import make_folder, write_json_atomic
 from synthtumor.errors import InputError
+from synthtumor.files import make_folder, write_json_atomic
 from synthtumor.imaging import read_image
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")

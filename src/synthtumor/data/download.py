@@ -11,7 +11,6 @@ so a later run skips work that is already complete.
 from __future__ import annotations
 
 import hashlib
-import json
 import lzma
 import os
 import re
@@ -31,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 from urllib.request import Request, urlopen
 
 from synthtumor.errors import InputError
+from synthtumor.files import make_folder, read_json, write_json_atomic
 
 # Progress callback: (phase, bytes done, bytes total or None). Phases: "verify" (hashing a
 # partial download before resuming it), "download", "extract" (archive bytes consumed).
@@ -268,7 +268,7 @@ def download(
             warn(message)
 
     out_dir = dest / ds.name
-    marker = _read_json(out_dir / EXTRACTED_MARKER)
+    marker = read_json(out_dir / EXTRACTED_MARKER)
 
     if archive is not None:
         src = Path(archive)
@@ -292,7 +292,7 @@ def download(
             ds, final, out_dir, int(marker["size_bytes"]), str(marker["sha256"]), False, 0, ()
         )
 
-    record = _read_json(_verified_path(final))
+    record = read_json(_verified_path(final))
     if (
         final.is_file()
         and record is not None
@@ -339,7 +339,7 @@ def _fetch(
     """Download ``ds.url`` to ``final`` via ``final.part``; returns (size, sha256, resumed)."""
     part = final.with_name(final.name + ".part")
     meta_path = final.with_name(final.name + ".part.json")
-    meta = _read_json(meta_path) or {}
+    meta = read_json(meta_path) or {}
     if part.exists() and meta.get("url") not in (None, ds.url):
         part.unlink()  # a partial file of another URL cannot be continued
     offset = part.stat().st_size if part.is_file() else 0
@@ -721,36 +721,6 @@ def _extract_zip(src: Path, dest: Path, size: int, progress: ProgressFn | None) 
 
 # --------------------------------------------------------------------------------------------
 # small helpers
-
-
-def make_folder(folder: Path) -> None:
-    """Create ``folder`` (and parents); InputError, one line, if that fails or it is read-only."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(folder, f"cannot be created: {err.strerror or err}") from None
-    if not os.access(folder, os.W_OK):
-        raise InputError(folder, "is not writable")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON atomically (temporary sibling + rename); InputError on
-    failure, leaving no temporary file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise InputError(path, f"cannot be written: {err.strerror or err}") from None
 
 
 def _brief(err: object) -> str:

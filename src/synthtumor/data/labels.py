@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from synthtumor.data.download import make_folder, write_json_atomic
 from synthtumor.errors import InputError
+from synthtumor.files import make_folder, write_json_atomic
 from synthtumor.imaging import read_image, write_nifti
 
 REPORT_NAME = "labels_report.json"

@@ -25,6 +25,7 @@ import torch
 
 from synthtumor.data.datalist import label_has_tumor, load_datalist
 from synthtumor.errors import InputError
+from synthtumor.files import read_json, write_text_atomic
 from synthtumor.train import checkpoint as ckpt
 from synthtumor.train import distributed as dist_utils
 from synthtumor.train.models import MODEL_NAMES, build_model, check_roi, describe
@@ -234,7 +235,7 @@ def check_out_dir(config: TrainConfig) -> None:
         raise InputError(out, f"cannot be created or written: {p} is not writable")
     if config.resume or config.overwrite or not out.is_dir():
         return
-    old = _read_json(out / "config.json")
+    old = read_json(out / "config.json")
     if old is None and not (out / ckpt.LAST).exists():
         return
     if old is not None:
@@ -246,20 +247,6 @@ def check_out_dir(config: TrainConfig) -> None:
                              "another RUN_DIR")
     raise InputError(out, "already holds a run; pass --resume to continue it or --overwrite "
                      "to start over")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class CsvLog:
@@ -278,7 +265,7 @@ class CsvLog:
                             rows.append(",".join(row.get(c) or "" for c in LOG_COLUMNS))
                     except (KeyError, ValueError):
                         continue
-        _write_text_atomic(path, "\n".join([",".join(LOG_COLUMNS), *rows]) + "\n")
+        write_text_atomic(path, "\n".join([",".join(LOG_COLUMNS), *rows]) + "\n")
         self._f = path.open("a", newline="")
 
     def write(self, **values: Any) -> None:
@@ -504,7 +491,7 @@ def _train(config: TrainConfig, info: dist_utils.DistInfo, device: torch.device)
             for name in (ckpt.LAST, ckpt.PREV, ckpt.BEST, "log.csv"):
                 (out / name).unlink(missing_ok=True)
         cfg = {**config.to_dict(), "world_size": info.world_size, "model_desc": desc}
-        _write_text_atomic(out / "config.json", json.dumps(cfg, indent=2) + "\n")
+        write_text_atomic(out / "config.json", json.dumps(cfg, indent=2) + "\n")
         log = CsvLog(out / "log.csv", keep_until=start if state else None)
     dist_utils.barrier(info)
 
