@@ -24,6 +24,17 @@ def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ras, spacing
 
 
+def _ras_index(
+    ijk: tuple[int, int, int], shape: tuple[int, ...], affine: np.ndarray
+) -> tuple[int, int, int]:
+    """Where voxel ``ijk`` of the input array lands in the RAS-reordered array of ``_to_ras``."""
+    ornt = nib.orientations.io_orientation(affine)
+    out = [0, 0, 0]
+    for axis, (target, flip) in enumerate(ornt.astype(int)):
+        out[target] = shape[axis] - 1 - ijk[axis] if flip < 0 else ijk[axis]
+    return out[0], out[1], out[2]
+
+
 def save_preview(
     path: str | Path,
     ct: np.ndarray,
@@ -46,11 +57,9 @@ def save_preview(
         centre_voxel = tuple(int(v) for v in np.round(idx.mean(axis=0))) if idx.size else tuple(
             s // 2 for s in ct.shape
         )
-    marker = np.zeros(ct.shape, dtype=bool)
-    marker[tuple(centre_voxel)] = True
     ct_r, spacing = _to_ras(ct, affine)
     lab_r, _ = _to_ras(label, affine)
-    cx, cy, cz = (int(v[0]) for v in np.nonzero(_to_ras(marker, affine)[0]))
+    cx, cy, cz = _ras_index(centre_voxel, ct.shape, affine)
 
     # Show the liver with a margin, not the whole field of view: tumors are a few mm.
     liver_idx = np.argwhere(lab_r > 0)
