@@ -163,12 +163,26 @@ def demo(
 
 
 def _mount_subcommands() -> None:
+    # Each package owns its commands; heavy imports stay inside the commands (fast --help).
+    from synthtumor.bundle.cli import register as register_bundle
     from synthtumor.data.cli import data_app
+    from synthtumor.evaluate.cli import register as register_evaluate
+    from synthtumor.nnunet.cli import register as register_nnunet
+    from synthtumor.realism.cli import register as register_realism
     from synthtumor.train.cli import register as register_train
+    from synthtumor.turing.cli import register as register_turing
 
     register_train(app)
+    register_evaluate(app)
+    register_realism(app)
+    register_turing(app)
     app.add_typer(data_app, name="data", help="Public CT datasets: download, liver labels, "
                   "datalists and folds.")
+    export_app = typer.Typer(no_args_is_help=True)
+    register_nnunet(export_app)
+    register_bundle(export_app)
+    app.add_typer(export_app, name="export", help="Export for other tools: an nnU-Net v2 raw "
+                  "dataset, a MONAI bundle.")
 
 
 _mount_subcommands()

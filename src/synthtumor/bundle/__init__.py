@@ -1,0 +1,1 @@
+"""MONAI bundle export of a trained checkpoint."""

@@ -1,0 +1,1 @@
+"""Evaluation on real tumors: inference, Dice/NSD, lesion detection by size, reports."""
