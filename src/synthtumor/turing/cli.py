@@ -1,9 +1,118 @@
-"""Command line of ``synthtumor.turing``: ``register(app)`` adds its commands to a typer app."""
+"""Command line of ``synthtumor.turing``: ``register(app)`` adds ``synthtumor turing ...``."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from synthtumor.console import console, err_console, user_errors
+
+turing_app = typer.Typer(no_args_is_help=True, help="Visual Turing test: build a blinded "
+                         "reader study, serve it to readers in a browser, report their answers.")
+
+StudyArg = Annotated[Path, typer.Argument(help="Study folder (made by `synthtumor turing build`).")]
+
+
+@turing_app.command()
+def build(
+    real: Annotated[Path, typer.Option("--real", help="Datalist JSON of real-tumor cases "
+                                       "(labels 0/1/2, every case with a tumor).")],
+    healthy: Annotated[Path, typer.Option("--healthy", help="Datalist JSON of healthy cases "
+                                          "(labels 0/1) to paste synthetic tumors into.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Study folder to create.")],
+    synthetic_per_case: Annotated[int, typer.Option(
+        min=1, help="Synthetic cases drawn from each healthy CT.")] = 1,
+    lesions_per_real: Annotated[int, typer.Option(
+        min=1, help="At most this many cases (different lesions) per real CT.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", "-s", min=0, help="Seed of the synthetic "
+                                      "tumors and of every reader's case order.")] = 0,
+    window: Annotated[tuple[float, float], typer.Option(help="CT window low high (HU).")]
+    = (-100.0, 250.0),
+    fov_mm: Annotated[float, typer.Option(help="Side of the square field of view (mm).")] = 128.0,
+    pixels: Annotated[int, typer.Option(help="Image side (pixels).")] = 256,
+    slices: Annotated[int, typer.Option(help="Axial slices per case, centred on the lesion.")]
+    = 15,
+    slice_mm: Annotated[float, typer.Option(help="Distance between slices (mm).")] = 2.0,
+    min_lesion_ml: Annotated[float, typer.Option(help="Smallest lesion shown (ml).")] = 0.1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")]
+    = False,
+) -> None:
+    """Build a blinded study: real-tumor and synthetic-tumor cases, rendered identically."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from synthtumor.turing.build import build_study
+    from synthtumor.turing.render import View
+
+    with user_errors(), Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        console=err_console, transient=True, disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task("reading", total=None)
+        view = View(fov_mm, pixels, slices, slice_mm, window)
+        result = build_study(
+            real, healthy, out, synthetic_per_case=synthetic_per_case,
+            lesions_per_real=lesions_per_real, seed=seed, view=view,
+            min_lesion_ml=min_lesion_ml, overwrite=overwrite,
+            progress=lambda msg, done, total: bar.update(task, description=msg,
+                                                         completed=done, total=total),
+        )
+    for note in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
+    console.print(f"wrote [bold]{result.folder}[/]: {result.real + result.synthetic} cases "
+                  f"({result.real} real, {result.synthetic} synthetic; the key is in key.json, "
+                  "never served)")
+
+
+@turing_app.command()
+def serve(
+    study: StudyArg,
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 = this computer only.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Serve the study to readers in a web browser (answers go to STUDY/answers.sqlite)."""
+    import uvicorn
+
+    from synthtumor.turing.app import create_app
+
+    with user_errors():
+        app = create_app(study)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
+                          "address can read the cases and answer as any reader (no login)",
+                          highlight=False)
+    console.print(f"reader study at [bold]http://{host}:{port}/[/] (Ctrl+C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@turing_app.command()
+def report(
+    study: StudyArg,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for report.json and "
+                                             "report.html (default: STUDY/report).")] = None,
+) -> None:
+    """Score every reader against the key: accuracy, sensitivity, specificity, fooled k of n."""
+    from rich.table import Table
+
+    from synthtumor.turing.report import HEADER, UNSURE_RULE, rows, study_report, write_report
+
+    with user_errors():
+        result = study_report(study)
+        written = write_report(result, out or study / "report")
+    table = Table(title="Visual Turing test (positive = synthetic)", title_justify="left")
+    for col in HEADER:
+        table.add_column(col, justify="left" if col == "reader" else "right",
+                         no_wrap=col != "reader")
+    for row in rows(result):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"{UNSURE_RULE}.\nwrote {', '.join(str(p) for p in written)}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to ``app``."""
+    """Add the ``turing`` command group to ``app``."""
+    app.add_typer(turing_app, name="turing", help="Visual Turing test: a blinded reader study "
+                  "of real and synthetic tumors, in the browser.")
