@@ -177,7 +177,7 @@ def test_real_process_exit_code_and_stderr(tmp_path: Path) -> None:
 
 def test_demo_runs_on_the_phantom(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = run_cli("demo", "--out", out, "--type", "medium", "--seed", "1")
+    result = run_cli("demo", "--synthesis-only", "--out", out, "--type", "medium", "--seed", "1")
     assert result.exit_code == 0, result.output
     record = json.loads((out / "tumors.json").read_text())
     assert record["inputs"] == {"phantom_seed": 1} and record["tumors"]

@@ -2,8 +2,238 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+if TYPE_CHECKING:
+    from .sets import StatsSet
+
+_TYPES = ("tiny", "small", "medium", "large", "mix")
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
+    app.command("realism")(realism)
+
+
+def realism(
+    real: Annotated[Path | None, typer.Option(
+        "--real", help="Real tumors: a datalist JSON (labels 0/1/2), a stats JSON, a "
+        "synthesize output folder, or one CT with --real-label.")] = None,
+    real_label: Annotated[Path | None, typer.Option(
+        "--real-label", help="Label map (0/1/2) of the CT given as --real.")] = None,
+    synthetic: Annotated[list[Path] | None, typer.Option(
+        "--synthetic", help="Synthetic tumors (same forms as --real); repeat to compare "
+        "several sets.")] = None,
+    synthesize_into: Annotated[Path | None, typer.Option(
+        "--synthesize-into", help="Healthy datalist: synthesize --samples tumor samples into "
+        "its cases and measure them (nothing written but the stats).")] = None,
+    samples: Annotated[int, typer.Option("--samples", "-n", min=1,
+                                         help="Samples for --synthesize-into.")] = 20,
+    realistic: Annotated[bool, typer.Option(
+        "--realistic", help="--synthesize-into with all effects (else the reference).")] = False,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed for --synthesize-into.")] = 0,
+    tumor_type: Annotated[str | None, typer.Option(
+        "--type", "-t", help="Tumor type for --synthesize-into (default: drawn).")] = None,
+    profile: Annotated[Path | None, typer.Option(
+        "--profile", help="Synthesis profile JSON for --synthesize-into (e.g. from --fit).")
+    ] = None,
+    liver_label: Annotated[int | None, typer.Option(
+        "--liver-label", help="Liver id in the healthy cases' label maps (default: 0/1 "
+        "labels).")] = None,
+    fit: Annotated[bool, typer.Option(
+        "--fit", help="Fit a synthesis profile to the real tumors: OUT/profile.json.")] = False,
+    spacing: Annotated[float, typer.Option(
+        "--spacing", min=0.0, help="Measure on this isotropic grid (mm); 0: each case's own "
+        "grid.")] = 1.0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
+        "realism-output"),
+) -> None:
+    """Per-tumor statistics of real and synthetic tumors, their comparison, a fitted profile.
+
+    Writes OUT/real_stats.json, OUT/synthetic_stats.json (synthetic2_stats.json, ...),
+    OUT/comparison.json and OUT/realism.png when both sides are given, OUT/profile.json with
+    --fit. Tumors are 26-connected components of label 2; everything is in mm, ml and HU.
+    """
+    from synthtumor.console import console, user_errors
+    from synthtumor.errors import InputError
+    from synthtumor.files import make_folder, write_json_atomic
+
+    from . import sets
+
+    with user_errors():
+        if tumor_type is not None and tumor_type not in _TYPES:
+            raise ValueError(f"--type must be one of {', '.join(_TYPES)}, got {tumor_type!r}")
+        if real is None and not synthetic and synthesize_into is None:
+            raise InputError(None, "nothing to measure: give --real, --synthetic or "
+                             "--synthesize-into")
+        if fit and real is None:
+            raise InputError(None, "--fit needs the real tumors (--real)")
+        if real_label is not None and real is None:
+            raise InputError(real_label, "--real-label needs the CT as --real")
+        grid = spacing if spacing > 0 else None
+        config = _synthesis_config(realistic, tumor_type, profile) if synthesize_into else None
+        with _progress() as progress:
+            real_set = None
+            if real is not None:
+                real_set = sets.load_set(real, "real", grid, real_label, progress)
+            synth_sets = [sets.load_set(p, "synthetic", grid, None, progress)
+                          for p in synthetic or []]
+            if synthesize_into is not None:
+                synth_sets.append(sets.synthesize_into(
+                    synthesize_into, samples, config, seed, spacing_mm=grid,
+                    liver_label=liver_label, name=_synthetic_name(realistic, profile),
+                    progress=progress))
+        _unique_names([s for s in [real_set, *synth_sets] if s is not None])
+        make_folder(out)  # only now: a bad input leaves nothing behind
+
+        written = []
+        if real_set is not None:
+            write_json_atomic(out / "real_stats.json", real_set.to_dict())
+            written.append("real_stats.json")
+        for i, s in enumerate(synth_sets):
+            name = f"synthetic{i + 1 if i else ''}_stats.json"
+            write_json_atomic(out / name, s.to_dict())
+            written.append(name)
+        all_sets = [s for s in [real_set, *synth_sets] if s is not None]
+        for s in all_sets:
+            for note in s.notes:
+                console.print(f"[yellow]note:[/] {s.name}: {note}", highlight=False)
+        if real_set is not None and synth_sets:
+            from .compare import compare
+
+            result = compare(real_set, synth_sets)
+            write_json_atomic(out / "comparison.json", result)
+            written.append("comparison.json")
+            console.print(_comparison_table(result))
+        else:
+            for s in all_sets:
+                console.print(_summary_table(s))
+        from .figure import draw_comparison
+
+        draw_comparison(all_sets, out / "realism.png",
+                        title=" vs ".join(f"{s.name}" for s in all_sets))
+        written.append("realism.png")
+        if fit:
+            from .fit import fit_profile, write_profile
+
+            fitted, summary = fit_profile(real_set)
+            write_profile(out / "profile.json", fitted, {"set": real_set.name,
+                                                         "fit": summary})
+            written.append("profile.json")
+            console.print(_fit_text(summary, fitted.drop_hu), highlight=False)
+    console.print(f"wrote [bold]{out}[/]: {', '.join(written)}")
+
+
+def _synthesis_config(realistic: bool, tumor_type: str | None, profile: Path | None) -> Any:
+    from synthtumor.synthesis import SynthesisConfig
+
+    config = (SynthesisConfig.realistic(tumor_type=tumor_type) if realistic
+              else SynthesisConfig(tumor_type=tumor_type))
+    if profile is not None:
+        from .fit import apply_profile, read_profile
+
+        config = apply_profile(config, read_profile(profile))
+    return config
+
+
+def _synthetic_name(realistic: bool, profile: Path | None) -> str:
+    name = "synthetic-realistic" if realistic else "synthetic-reference"
+    return f"{name}-{profile.stem}" if profile is not None else name
+
+
+def _unique_names(all_sets: list[StatsSet]) -> None:
+    seen: dict[str, int] = {}
+    for s in all_sets:
+        seen[s.name] = seen.get(s.name, 0) + 1
+        if seen[s.name] > 1:
+            s.name = f"{s.name} ({seen[s.name]})"
+
+
+class _progress:
+    """A rich progress bar on stderr; calling it with (done, total, message) updates it."""
+
+    def __enter__(self) -> _progress:
+        import sys
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        from synthtumor.console import err_console
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                             MofNCompleteColumn(), console=err_console, transient=True,
+                             disable=not sys.stderr.isatty())
+        self._bar.__enter__()
+        self._task = self._bar.add_task("reading", total=None)
+        return self
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        self._bar.update(self._task, completed=done, total=total, description=message)
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)
+
+
+def _fmt(v: float) -> str:
+    if v is None or not math.isfinite(v):
+        return "-"
+    a = abs(v)
+    return f"{v:.3g}" if a < 10 else f"{v:.0f}" if a >= 100 else f"{v:.1f}"
+
+
+def _comparison_table(result: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    real = result["real"]
+    table = Table(title=f"per-tumor statistics: median [25-75 %]; W = Wasserstein distance in "
+                  f"real std, KS (p): Kolmogorov-Smirnov vs {real}", title_justify="left")
+    table.add_column("statistic")
+    table.add_column(f"{real} (n={result['n_tumors'][real]})", justify="right")
+    for name in result["synthetic"]:
+        table.add_column(f"{name} (n={result['n_tumors'][name]})", justify="right")
+        table.add_column("W", justify="right")
+        table.add_column("KS (p)", justify="right")
+    for entry in result["statistics"].values():
+        unit = f" ({entry['unit']})" if entry["unit"] else ""
+        row = [entry["label"] + unit, _quartiles(entry[real])]
+        for name in result["synthetic"]:
+            e = entry[name]
+            row += [_quartiles(e), _fmt(e["wasserstein"]),
+                    "-" if not math.isfinite(e["ks"]) else f"{e['ks']:.2f} ({e['ks_p']:.1g})"]
+        table.add_row(*row)
+    return table
+
+
+def _quartiles(s: dict[str, float]) -> str:
+    if not s["n"]:
+        return "-"
+    return f"{_fmt(s['median'])} [{_fmt(s['q25'])}, {_fmt(s['q75'])}]"
+
+
+def _summary_table(stats_set: StatsSet) -> Any:
+    from rich.table import Table
+
+    from .compare import summary
+    from .stats import STATISTICS
+
+    table = Table(title=f"{stats_set.name}: {len(stats_set.tumors)} tumors",
+                  title_justify="left")
+    for col in ("statistic", "median", "5 %", "25 %", "75 %", "95 %"):
+        table.add_column(col, justify="left" if col == "statistic" else "right")
+    for stat in STATISTICS:
+        s = summary(stats_set.values(stat.key))
+        unit = f" ({stat.unit})" if stat.unit else ""
+        table.add_row(stat.label + unit, *(_fmt(s[k]) for k in
+                                           ("median", "q05", "q25", "q75", "q95")))
+    return table
+
+
+def _fit_text(summary: dict[str, Any], drop_hu: Any) -> str:
+    parts = [f"{n}: {c['tumors']} tumors, r {c['radius_mm']:.1f} mm, {c['count'][0]}-"
+             f"{c['count'][1]} per case" for n, c in summary["classes"].items()]
+    drop = "" if drop_hu is None else f"; drop {drop_hu[0]:.0f}-{drop_hu[1]:.0f} HU"
+    return f"fitted profile ({summary['cases']} case(s), {summary['tumors']} tumors): " + \
+        "; ".join(parts) + drop

@@ -79,3 +79,115 @@ def draw_type(rng: np.random.Generator, probs: Mapping[str, float]) -> str:
     """Pick a tumor type with the given (normalised) probabilities."""
     names = list(probs)
     return names[int(rng.choice(len(names), p=[probs[n] for n in names]))]
+
+
+# --------------------------------------------------------------------------------------------
+# profiles as data: a size-class table, type probabilities and an intensity-drop range, e.g.
+# fitted to real tumors by ``synthtumor realism --fit`` (the JSON file is read at the edge)
+
+PROFILE_FORMAT = "synthtumor-profile/1"
+_MAX_RADIUS_MM = 200.0
+_MAX_COUNT = 500
+_MAX_HU = 1000.0
+
+
+@dataclass(frozen=True)
+class SynthesisProfile:
+    """A synthesis profile: which size classes each type draws, and how often each type comes.
+
+    table: type -> size classes, the built-in table where the profile names no classes.
+    type_probs: probability of each type (types the profile does not name: 0).
+    drop_hu: range of the intensity drop d (HU), or None to keep the configured one.
+    """
+
+    table: Mapping[str, tuple[SizeClass, ...]]
+    type_probs: Mapping[str, float]
+    drop_hu: tuple[float, float] | None = None
+
+
+def _number_pair(value: object, what: str, lo: float, hi: float,
+                 integer: bool = False) -> tuple[float, float]:
+    ok = (isinstance(value, list | tuple) and len(value) == 2
+          and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
+    if ok:
+        a, b = (float(v) for v in value)
+        ok = np.isfinite([a, b]).all() and lo <= a <= b <= hi
+        ok = ok and (not integer or (a.is_integer() and b.is_integer()))
+    if not ok:
+        kind = "integers" if integer else "numbers"
+        raise ValueError(f"{what} must be two {kind} [low, high] with {lo:g} <= low <= high <= "
+                         f"{hi:g}, got {value!r}")
+    return a, b
+
+
+def _size_class(data: object, where: str) -> SizeClass:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be an object, got {data!r}")
+    missing = {"name", "radius_mm", "count"} - data.keys()
+    if missing:
+        raise ValueError(f"{where} lacks {sorted(missing)}")
+    radius = data["radius_mm"]
+    if (not isinstance(radius, int | float) or isinstance(radius, bool)
+            or not 0 < float(radius) <= _MAX_RADIUS_MM):
+        raise ValueError(f"{where}.radius_mm must be a number in (0, {_MAX_RADIUS_MM:g}], "
+                         f"got {radius!r}")
+    lo, hi = _number_pair(data["count"], f"{where}.count", 0, _MAX_COUNT, integer=True)
+    if hi < 1:
+        raise ValueError(f"{where}.count must allow at least one tumor, got {data['count']!r}")
+    integer_sigma = data.get("integer_sigma", False)
+    if not isinstance(integer_sigma, bool):
+        raise ValueError(f"{where}.integer_sigma must be true or false")
+    sigma = _number_pair(data.get("elastic_sigma_mm", [0.5, 1.0]), f"{where}.elastic_sigma_mm",
+                         0.0, 50.0, integer=integer_sigma)
+    return SizeClass(str(data["name"]), float(radius), (int(lo), int(hi)), sigma, integer_sigma)
+
+
+def profile_from_dict(data: object) -> SynthesisProfile:
+    """Validate a profile (the parsed JSON) and build it; ValueError (one line) if it is bad.
+
+    Format: {"format": "synthtumor-profile/1", "types": {TYPE: {"probability": p, "classes":
+    [{"name", "radius_mm", "count": [lo, hi], "elastic_sigma_mm": [lo, hi], "integer_sigma"},
+    ...]}, ...}, "drop_hu": [lo, hi] (optional)}; TYPE one of the built-in types.
+    """
+    if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
+        raise ValueError(f"not a synthesis profile (needs \"format\": \"{PROFILE_FORMAT}\")")
+    types = data.get("types")
+    if not isinstance(types, dict) or not types:
+        raise ValueError("'types' must be a non-empty object of tumor types")
+    unknown = set(types) - set(PROFILES)
+    if unknown:
+        raise ValueError(f"unknown tumor type(s) {sorted(unknown)}; choose from {list(PROFILES)}")
+    table = dict(PROFILES)
+    probs = {name: 0.0 for name in PROFILES}
+    for name, entry in types.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("classes"), list) \
+                or not entry["classes"]:
+            raise ValueError(f"types.{name} needs a non-empty 'classes' list")
+        p = entry.get("probability", 0.0)
+        if not isinstance(p, int | float) or isinstance(p, bool) or not 0 <= float(p) <= 1e6:
+            raise ValueError(f"types.{name}.probability must be a number >= 0, got {p!r}")
+        probs[name] = float(p)
+        table[name] = tuple(_size_class(c, f"types.{name}.classes[{i}]")
+                            for i, c in enumerate(entry["classes"]))
+    if sum(probs.values()) <= 0:
+        raise ValueError("all type probabilities are 0")
+    drop = data.get("drop_hu")
+    drop_hu = None if drop is None else _number_pair(drop, "drop_hu", -_MAX_HU, _MAX_HU)
+    return SynthesisProfile(table, normalise_type_probs(probs), drop_hu)
+
+
+def profile_to_dict(profile: SynthesisProfile, **extra: object) -> dict[str, object]:
+    """The JSON form of a profile (types with probability > 0 or non-default classes);
+    ``extra`` keys (e.g. where it was fitted from) are added after the format."""
+    types = {
+        name: {"probability": round(float(profile.type_probs.get(name, 0.0)), 6),
+               "classes": [{"name": c.name, "radius_mm": c.radius_mm, "count": list(c.count),
+                            "elastic_sigma_mm": list(c.elastic_sigma_mm),
+                            "integer_sigma": c.integer_sigma} for c in classes]}
+        for name, classes in profile.table.items()
+        if profile.type_probs.get(name, 0.0) > 0 or classes != PROFILES[name]
+    }
+    out: dict[str, object] = {"format": PROFILE_FORMAT, **extra, "types": types}
+    if profile.drop_hu is not None:
+        out["drop_hu"] = [float(v) for v in profile.drop_hu]
+    return out

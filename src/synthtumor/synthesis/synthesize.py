@@ -50,6 +50,8 @@ class SynthesisConfig:
     avoid_vessels: reject locations whose tumor would touch a vessel (auto-detected if no vessel
         mask is given), at most ``max_retries`` times per tumor.
     mass_effect, capsule, necrosis, bright_probability: options beyond the reference.
+    profiles: type -> size classes (e.g. a profile fitted to real tumors); None: the built-in
+        table ``PROFILES`` (the reference).
     """
 
     tumor_type: str | None = None
@@ -66,12 +68,16 @@ class SynthesisConfig:
     necrosis: bool = False
     bright_probability: float = 0.0
     effects: EffectParams = field(default_factory=EffectParams)
+    profiles: Mapping[str, tuple[SizeClass, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.tumor_type is not None and self.tumor_type not in PROFILES:
             raise ValueError(
                 f"unknown tumor type {self.tumor_type!r}; choose from {list(PROFILES)}"
             )
+        if self.profiles is not None and set(self.profiles) != set(PROFILES):
+            raise ValueError(f"profiles must map every tumor type {list(PROFILES)} to its "
+                             f"size classes, got {sorted(self.profiles)}")
         normalise_type_probs(self.tumor_probs)
         if self.count is not None and self.count < 1:
             raise ValueError(f"count must be >= 1, got {self.count}")
@@ -220,7 +226,7 @@ def synthesize(
     offset = np.array([s.start for s in liver_box])
     extent_mm = np.array([(s.stop - s.start) * sp for s, sp in zip(liver_box, spacing)])
     tumors: list[_Tumor] = []
-    for size_class in PROFILES[tumor_type]:
+    for size_class in (config.profiles or PROFILES)[tumor_type]:
         if extent_mm.min() < 2 * size_class.radius_mm:
             warnings.warn(
                 f"liver extent {np.round(extent_mm).astype(int).tolist()} mm is smaller than "
