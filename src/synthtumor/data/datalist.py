@@ -61,7 +61,8 @@ class Case:
     Attributes:
         case_id: shared id from the pairing rule.
         image: image path (absolute, symlinks kept).
-        label: label path (absolute, symlinks kept).
+        label: label path (absolute, symlinks kept); None only for label-less items read with
+            ``load_datalist(..., label_optional=True)``.
         has_tumor: whether the label holds tumor voxels (value 2); None before it was read.
     """
 
@@ -273,7 +274,8 @@ def label_has_tumor(path: str | os.PathLike[str], tumor_label: int = TUMOR_LABEL
 
 
 def load_datalist(
-    path: str | os.PathLike[str], key: str = "training", *, check: bool = True
+    path: str | os.PathLike[str], key: str = "training", *, check: bool = True,
+    label_optional: bool = False,
 ) -> list[Case]:
     """Read one list of a MONAI/MSD-style datalist, resolving paths against its folder.
 
@@ -281,6 +283,8 @@ def load_datalist(
         path: the JSON file.
         key: which list (``training``, ``validation``).
         check: also check every pair's grids from the headers (``check_pair``).
+        label_optional: accept items without a ``label`` (inference only); their ``Case.label``
+            is None and they are not grid-checked.
 
     Returns:
         The cases in file order (``has_tumor`` from the item's ``tumor`` field if present).
@@ -304,16 +308,18 @@ def load_datalist(
     base = p.parent
     cases = []
     for i, item in enumerate(items):
-        if not isinstance(item, dict) or not {"image", "label"} <= item.keys():
+        needed = {"image"} if label_optional else {"image", "label"}
+        if not isinstance(item, dict) or not needed <= item.keys():
             raise InputError(p, f"item {i} of {key!r} lacks an image or a label")
-        image, label = (base / str(item[k]) for k in ("image", "label"))
+        image = base / str(item["image"])
+        label = base / str(item["label"]) if item.get("label") is not None else None
         for f in (image, label):
-            if not f.is_file():
+            if f is not None and not f.is_file():
                 raise InputError(f, f"named in {p} does not exist")
         tumor = item.get("tumor")
-        case = Case(str(item.get("case", i)), image, label,
+        case = Case(str(item.get("case", i)), image, label,  # type: ignore[arg-type]
                     tumor if isinstance(tumor, bool) else None)
-        if check:
+        if check and label is not None:
             check_pair(case)
         cases.append(case)
     return cases

@@ -1,0 +1,203 @@
+"""Write a MONAI bundle for a checkpoint of ``synthtumor train`` (``best.pt`` or ``last.pt``).
+
+Layout of ``out``::
+
+    configs/metadata.json  configs/inference.json  configs/train.json  configs/logging.conf
+    models/model.pt        docs/README.md          LICENSE
+
+The folder is built under a hidden temporary name beside ``out`` and renamed into place at the
+end, so a failure never leaves a partial bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata as pkg_metadata
+from pathlib import Path
+from typing import Any
+
+from synthtumor.errors import InputError
+
+# Both checkpoint kinds of synthtumor.train: "synthtumor-train/1" (last.pt, resumable) and
+# "synthtumor-train/1-weights" (best.pt).
+FORMAT_PREFIX = "synthtumor-train/1"
+# pytorch-ignite is needed by the inference config's evaluator; MONAI's own minimum version.
+IGNITE_MIN = "0.4.11"
+
+
+@dataclass(frozen=True)
+class TrainedNetwork:
+    """What a bundle needs from a checkpoint.
+
+    Attributes:
+        weights: the network's ``state_dict`` (CPU tensors).
+        desc: ``train.models.describe()`` of the network.
+        train: the run configuration (``TrainConfig.to_dict()``; spacing in mm, roi in voxels).
+        step: optimizer steps trained.
+    """
+
+    weights: dict[str, Any]
+    desc: dict[str, Any]
+    train: dict[str, Any]
+    step: int
+
+
+def read_trained_network(path: Path) -> TrainedNetwork:
+    """Read and check a training checkpoint; the weights must fit the described network.
+
+    Raises:
+        InputError: missing file, unreadable/corrupt file, not a synthtumor checkpoint,
+            unknown architecture, no spacing/roi in its configuration, or weights that do not
+            fit the network.
+    """
+    import torch
+
+    from synthtumor.train.models import MODEL_NAMES, build_model, describe
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError, KeyError, TypeError, AttributeError) as err:
+        reason = " ".join(str(err).split())[:120]
+        raise InputError(path, f"is corrupt or not a PyTorch checkpoint "
+                               f"({type(err).__name__}: {reason})") from None
+    if (not isinstance(obj, dict) or not str(obj.get("format", "")).startswith(FORMAT_PREFIX)
+            or not isinstance(obj.get("model"), dict)):
+        raise InputError(path, "is not a checkpoint of `synthtumor train` (best.pt or last.pt)")
+    desc = obj.get("model_desc")
+    name = desc.get("name") if isinstance(desc, dict) else None
+    if name not in MODEL_NAMES:
+        raise InputError(path, f"holds an unknown network architecture {name!r}; "
+                               f"supported: {', '.join(MODEL_NAMES)}")
+    expected = describe(name, int(desc.get("feature_size", 48)))
+    if desc != expected:
+        raise InputError(path, f"holds a {name} variant this synthtumor cannot rebuild: {desc}")
+    train = obj.get("config")
+    if not isinstance(train, dict) or "spacing" not in train or "roi" not in train:
+        raise InputError(path, "has no training configuration (spacing, roi)")
+    model = build_model(name, int(desc.get("feature_size", 48)))
+    try:
+        model.load_state_dict(obj["model"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[0][:120]
+        raise InputError(path, f"weights do not fit the {name} network ({first})") from None
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return TrainedNetwork(weights, dict(desc), dict(train), int(obj.get("step", 0)))
+
+
+def installed_versions() -> dict[str, str]:
+    """Versions written into metadata.json (public part only, e.g. ``2.13.0`` for torch)."""
+    import monai
+    import numpy
+    import torch
+
+    from synthtumor import __version__
+    from synthtumor.bundle.metadata import public_version
+
+    versions = {
+        "monai": public_version(monai.__version__),
+        "torch": public_version(torch.__version__),
+        "numpy": public_version(numpy.__version__),
+        "synthtumor": __version__,
+    }
+    for dist, fallback in (("nibabel", "5.0.0"), ("pytorch-ignite", IGNITE_MIN)):
+        try:
+            versions[dist] = public_version(pkg_metadata.version(dist))
+        except pkg_metadata.PackageNotFoundError:
+            versions[dist] = fallback  # not installed here: state the minimum known to work
+    return versions
+
+
+def build_bundle(folder: Path, network: TrainedNetwork, name: str, source: str,
+                 versions: Mapping[str, str]) -> None:
+    """Write every bundle file into the existing, empty ``folder``."""
+    import torch
+
+    from synthtumor.bundle.configs import inference_config, train_config
+    from synthtumor.bundle.metadata import metadata
+    from synthtumor.bundle.readme import bundle_readme, license_text, logging_conf
+
+    for sub in ("configs", "models", "docs"):
+        (folder / sub).mkdir()
+    spacing, roi = float(network.train["spacing"]), network.train["roi"]
+    files = {
+        "configs/metadata.json": metadata(name=name, desc=network.desc, train=network.train,
+                                          step=network.step, source=source, versions=versions),
+        "configs/inference.json": inference_config(network.desc, spacing, roi),
+        "configs/train.json": train_config(network.desc, network.train),
+    }
+    for rel, content in files.items():
+        (folder / rel).write_text(json.dumps(content, indent=4) + "\n")
+    (folder / "configs" / "logging.conf").write_text(logging_conf())
+    torch.save(network.weights, folder / "models" / "model.pt")
+    (folder / "docs" / "README.md").write_text(bundle_readme(
+        name=name, desc=network.desc, train=network.train, step=network.step, versions=versions))
+    (folder / "LICENSE").write_text(license_text())
+
+
+def export_bundle(checkpoint: Path, out: Path, name: str | None = None, overwrite: bool = False,
+                  *, step: Callable[[str], None] | None = None) -> Path:
+    """Export ``checkpoint`` (``best.pt``/``last.pt`` of ``synthtumor train``) as a MONAI bundle.
+
+    Args:
+        checkpoint: the training checkpoint.
+        out: bundle folder to write (refused when it exists and is not empty, unless
+            ``overwrite``; then replaced whole).
+        name: bundle name in metadata and docs (default: ``out``'s folder name).
+        step: called with a short message before each stage (progress display).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        InputError: bad checkpoint (see :func:`read_trained_network`), ``out`` not a folder or
+            not empty without ``overwrite``, or not writable.
+    """
+    say = step or (lambda _msg: None)
+    checkpoint, out = Path(checkpoint), Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
+    say("reading the checkpoint")
+    network = read_trained_network(checkpoint)
+    bundle_name = name or out.resolve().name
+    say("writing the bundle")
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    except OSError as err:
+        raise InputError(out, f"cannot be created: {err.strerror or err}") from None
+    try:
+        build_bundle(tmp, network, bundle_name, checkpoint.name, installed_versions())
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a bundle is meant to be shared
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+            os.rmdir(old)
+            out.rename(old)
+            try:
+                tmp.rename(out)
+            except OSError:
+                old.rename(out)  # put the previous bundle back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(out, f"cannot be written: {err.strerror or err}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
