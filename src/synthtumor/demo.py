@@ -48,16 +48,16 @@ class DemoPreset:
 #: ``quick`` in under 2 minutes (a smoke run of every stage; the network barely learns).
 PRESETS: dict[str, DemoPreset] = {
     "full": DemoPreset(train_cases=4, test_cases=3, phantom_spacing_mm=2.0, train_spacing_mm=2.0,
-                       roi=(64, 64, 64), steps=500, batch_size=2, lr=1e-3, warmup=20,
+                       roi=(64, 64, 64), steps=900, batch_size=2, lr=1e-3, warmup=20,
                        overlap=0.5),
     "quick": DemoPreset(train_cases=2, test_cases=2, phantom_spacing_mm=3.0, train_spacing_mm=3.0,
                         roi=(32, 32, 32), steps=30, batch_size=2, lr=2e-3, warmup=5,
                         overlap=0.25),
 }
 
-#: Held-out test tumors: the reference method plus the shape effects, never bright (a model
+#: Held-out test tumors: every size class ("mix") with the shape effects, never bright (a model
 #: trained on dark tumors only is not expected to find hyper-attenuating ones).
-TEST_TUMORS = SynthesisConfig.realistic(bright_probability=0.0, avoid_vessels=True)
+TEST_TUMORS = SynthesisConfig.realistic(tumor_type="mix", bright_probability=0.0)
 
 
 @dataclass(frozen=True)
