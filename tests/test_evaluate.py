@@ -349,3 +349,40 @@ def test_compare_writes_the_table_and_figure(run: tuple, tmp_path: Path) -> None
     result = runner.invoke(app, ["compare", str(out), str(tmp_path / "nothing"), "--out",
                                  str(tmp_path / "cmp2")])
     assert "summary.json" in _error_line(result)
+
+
+@pytest.mark.parametrize("flip_x", [False, True])
+def test_report_slice_outlines_lie_on_the_image(flip_x: bool) -> None:
+    """The report's slice is radiological (patient right on the left) and the outlines sit on
+    the structures they outline, whatever the storage order of the x axis."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from synthtumor.evaluate.report import case_slice_png
+
+    ct = np.full((80, 60, 20), 40.0, np.float32)
+    label = np.zeros(ct.shape, np.uint8)
+    ct[50:70, 20:40, :] = 250.0  # a bright block at high RAS x: the patient's right
+    label[50:70, 20:40, :] = 2
+    affine = np.diag([1.5, 1.5, 3.0, 1.0])
+    if flip_x:  # same anatomy stored with x running right-to-left
+        ct, label = ct[::-1].copy(), label[::-1].copy()
+        affine = affine.copy()
+        affine[0, 0], affine[0, 3] = -1.5, 79 * 1.5
+    rgb = plt.imread(io.BytesIO(case_slice_png(ct, label, label, affine, "t")))[..., :3]
+    grey = np.ptp(rgb, axis=-1) < 0.02
+    # the image area: where the 40 HU background shows (the figure margin is white too)
+    rows, cols = np.nonzero(grey & (rgb[..., 0] > 0.2) & (rgb[..., 0] < 0.6))
+    area = np.zeros(grey.shape, bool)
+    area[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+    bright_rows, bright_cols = np.nonzero(area & grey & (rgb[..., 0] > 0.95))
+    lime = (rgb[..., 1] > 0.8) & (rgb[..., 0] < 0.3) & (rgb[..., 2] < 0.3)
+    assert bright_cols.size > 1000 and lime.sum() > 50
+    # the patient's right on the image's left
+    assert bright_cols.mean() < (cols.min() + cols.max()) / 2
+    # the tumor outline lies on the block's edge: inside its bounding box grown by 4 pixels
+    box = np.zeros_like(lime)
+    r0, r1, c0, c1 = bright_rows.min(), bright_rows.max(), bright_cols.min(), bright_cols.max()
+    box[r0 - 4:r1 + 5, c0 - 4:c1 + 5] = True
+    assert lime[box].sum() / lime.sum() > 0.95

@@ -1,10 +1,15 @@
-"""Small file helpers shared by the commands: folders, atomic text/JSON writes, tolerant reads."""
+"""Small file helpers shared by the commands: folders, atomic text/JSON writes, tolerant reads,
+and output folders built aside and moved into place whole."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +50,47 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def check_output_folder(out: Path, overwrite: bool) -> None:
+    """InputError unless ``out`` is absent, an empty folder, or a folder ``overwrite`` allows
+    replacing."""
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
+
+
+@contextmanager
+def staged_folder(out: Path) -> Iterator[Path]:
+    """Build a folder under a hidden temporary name beside ``out``; yield that path.
+
+    When the block ends without error the folder is renamed to ``out`` (replacing an existing
+    one, which is put back if the swap fails); on any error it is deleted, so a failure never
+    leaves a partial output and never loses the previous one.
+    """
+    out = Path(out)
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    except OSError as err:
+        raise InputError(out, f"cannot be created: {err.strerror or err}") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are meant to be shared
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+            os.rmdir(old)
+            out.rename(old)
+            try:
+                tmp.rename(out)
+            except OSError:
+                old.rename(out)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -15,7 +15,7 @@ WINDOW_HU = (-100.0, 250.0)
 _MARGIN_MM = 25.0
 
 
-def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reorder/flip array axes to RAS+ order; returns the array and its spacing (mm) per axis."""
     ornt = nib.orientations.io_orientation(affine)
     ras = nib.orientations.apply_orientation(array, ornt)
@@ -27,7 +27,7 @@ def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _ras_index(
     ijk: tuple[int, int, int], shape: tuple[int, ...], affine: np.ndarray
 ) -> tuple[int, int, int]:
-    """Where voxel ``ijk`` of the input array lands in the RAS-reordered array of ``_to_ras``."""
+    """Where voxel ``ijk`` of the input array lands in the RAS-reordered array of ``to_ras``."""
     ornt = nib.orientations.io_orientation(affine)
     out = [0, 0, 0]
     for axis, (target, flip) in enumerate(ornt.astype(int)):
@@ -57,8 +57,8 @@ def save_preview(
         centre_voxel = tuple(int(v) for v in np.round(idx.mean(axis=0))) if idx.size else tuple(
             s // 2 for s in ct.shape
         )
-    ct_r, spacing = _to_ras(ct, affine)
-    lab_r, _ = _to_ras(label, affine)
+    ct_r, spacing = to_ras(ct, affine)
+    lab_r, _ = to_ras(label, affine)
     cx, cy, cz = _ras_index(centre_voxel, ct.shape, affine)
 
     # Show the liver with a margin, not the whole field of view: tumors are a few mm.

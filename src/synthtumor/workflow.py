@@ -8,9 +8,6 @@ appears whole or not at all.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -21,6 +18,7 @@ import numpy as np
 
 from synthtumor import __version__
 from synthtumor.errors import InputError
+from synthtumor.files import check_output_folder, staged_folder
 from synthtumor.imaging import Volume, read_ct, read_mask, write_nifti
 from synthtumor.preview import save_preview
 from synthtumor.synthesis import SynthesisConfig, SynthesisResult, synthesize
@@ -70,10 +68,7 @@ def run_synthesis(
     unless ``overwrite``. ``step`` is called with a short message before each stage (progress).
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "exists and is not a folder")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise InputError(out_dir, "exists and is not empty; pass --overwrite to replace it")
+    check_output_folder(out_dir, overwrite)
     config = config or SynthesisConfig()
     if vessels is not None:
         config = replace(config, avoid_vessels=True)
@@ -87,13 +82,7 @@ def run_synthesis(
         )
     notes = sorted({str(w.message) for w in caught})
 
-    parent = out_dir.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
-    except OSError as err:
-        raise InputError(out_dir, f"cannot create the output folder: {err.strerror}") from err
-    try:
+    with staged_folder(out_dir) as tmp:
         step("writing NIfTI")
         ct_out = result.ct
         if np.array_equal(ct.array, np.rint(ct.array)):
@@ -119,18 +108,6 @@ def run_synthesis(
             centre_voxel=None if largest is None else _nearest_tumor_voxel(result.label, largest),
             title=f"{result.tumor_type} · seed {seed} · {len(result.tumors)} tumors",
         )
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     result.params["warnings"] = notes
     return result
 

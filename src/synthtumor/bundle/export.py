@@ -12,10 +12,7 @@ end, so a failure never leaves a partial bundle.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from synthtumor.errors import InputError
+from synthtumor.files import check_output_folder, staged_folder
 
 # Both checkpoint kinds of synthtumor.train: "synthtumor-train/1" (last.pt, resumable) and
 # "synthtumor-train/1-weights" (best.pt).
@@ -165,39 +163,14 @@ def export_bundle(checkpoint: Path, out: Path, name: str | None = None, overwrit
     """
     say = step or (lambda _msg: None)
     checkpoint, out = Path(checkpoint), Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
+    check_output_folder(out, overwrite)
     say("reading the checkpoint")
     network = read_trained_network(checkpoint)
     bundle_name = name or out.resolve().name
     say("writing the bundle")
-    parent = out.resolve().parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+        with staged_folder(out) as tmp:
+            build_bundle(tmp, network, bundle_name, checkpoint.name, installed_versions())
     except OSError as err:
-        raise InputError(out, f"cannot be created: {err.strerror or err}") from None
-    try:
-        build_bundle(tmp, network, bundle_name, checkpoint.name, installed_versions())
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a bundle is meant to be shared
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
-            os.rmdir(old)
-            out.rename(old)
-            try:
-                tmp.rename(out)
-            except OSError:
-                old.rename(out)  # put the previous bundle back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise InputError(out, f"cannot be written: {err.strerror or err}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

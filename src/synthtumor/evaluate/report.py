@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
 from synthtumor.evaluate.lesions import SIZE_BINS, label_lesions
 from synthtumor.files import write_text_atomic
+from synthtumor.preview import WINDOW_HU, to_ras
 
-WINDOW_HU = (-100.0, 250.0)
 CSV_COLUMNS = ("case", "image", "label", "liver_dice", "tumor_dice", "tumor_nsd",
                "tumor_voxels_true", "tumor_voxels_pred", "lesions", "lesions_found_overlap",
                "lesions_found_iou", "false_positives", "inference_s", "metrics_s", "note")
@@ -90,15 +89,6 @@ def detection_figure(path: Path, bins: dict[str, dict[str, Any]], title: str = "
     return save_png(fig, path)
 
 
-def _to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Axes reordered/flipped to RAS+; returns the array and its spacing (mm) per new axis."""
-    ornt = nib.orientations.io_orientation(affine)
-    ras = nib.orientations.apply_orientation(array, ornt)
-    spacing = np.empty(3)
-    spacing[ornt[:, 0].astype(int)] = np.linalg.norm(affine[:3, :3], axis=0)
-    return ras, spacing
-
-
 def _slice_index(truth: np.ndarray | None, pred: np.ndarray) -> int:
     """Axial index (RAS z) through the largest real lesion, else the largest predicted one,
     else the liver's middle, else the volume's middle."""
@@ -122,9 +112,9 @@ def case_slice_png(ct: np.ndarray, pred: np.ndarray, truth: np.ndarray | None,
     right on the left, anterior up) with the true aspect ratio.
     """
     plt = _pyplot()
-    ct_r, spacing = _to_ras(ct, affine)
-    pred_r = _to_ras(pred, affine)[0]
-    truth_r = None if truth is None else _to_ras(truth, affine)[0]
+    ct_r, spacing = to_ras(ct, affine)
+    pred_r = to_ras(pred, affine)[0]
+    truth_r = None if truth is None else to_ras(truth, affine)[0]
     k = _slice_index(truth_r, pred_r)
     fig, ax = plt.subplots(figsize=(4.2, 4.2 * ct_r.shape[1] * spacing[1]
                                     / max(ct_r.shape[0] * spacing[0], 1e-6) + 0.4))

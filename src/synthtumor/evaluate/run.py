@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +30,7 @@ from synthtumor.evaluate.report import (
     write_metrics_csv,
     write_report_html,
 )
-from synthtumor.files import write_json_atomic
+from synthtumor.files import check_output_folder, staged_folder, write_json_atomic
 from synthtumor.imaging import Volume, read_ct, read_labels, same_grid, write_nifti
 
 
@@ -180,13 +177,6 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
-
-
 def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
     """Run inference and metrics on every case of the datalist; write the outputs.
 
@@ -211,7 +201,7 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
 
     config.validate()
     out = Path(config.out)
-    _check_out(out, config.overwrite)
+    check_output_folder(out, config.overwrite)
     cases, key, notes = load_cases(Path(config.data), config.key)
     for note in notes:
         _say(f"note: {note}")
@@ -220,18 +210,12 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
     predictor = inference.sliding_window_predictor(loaded, config.overlap)
     names = case_names(cases)
 
-    parent = out.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
-    except OSError as err:
-        raise InputError(out, f"cannot create the output folder: {err.strerror}") from None
     rows: list[dict[str, Any]] = []
     detections: list[Detection] = []
     counts: list[tuple[int, int, int]] = []
     images: dict[str, bytes] = {}
     timing = {"inference": 0.0, "metrics": 0.0, "report": 0.0}
-    try:
+    with staged_folder(out) as tmp:
         if config.save_predictions:
             (tmp / "predictions").mkdir()
         columns = (TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(),
@@ -257,18 +241,6 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
         summary["timing_s"] = {k: round(v, 3) for k, v in timing.items()}
         write_json_atomic(tmp / "summary.json", summary)
         write_report_html(tmp / "report.html", summary, rows, images, png)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return EvalResult(out, summary, rows)
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,6 +25,7 @@ import numpy as np
 from synthtumor import __version__
 from synthtumor.data.datalist import Case, load_datalist
 from synthtumor.errors import InputError
+from synthtumor.files import staged_folder
 from synthtumor.imaging import Volume, read_ct, read_labels
 from synthtumor.synthesis import SynthesisConfig, synthesize
 from synthtumor.turing.png import encode_gray_png
@@ -215,13 +214,7 @@ def _write_study(out: Path, pending: list[_Pending], view: View, seed: int) -> N
         token = secrets.token_hex(8)
         if token not in ids:
             ids.append(token)
-    parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
-    except OSError as err:
-        raise InputError(out, f"cannot create the study folder: {err.strerror}") from None
-    try:
+    with staged_folder(out) as tmp:
         # random write order too: file creation order says nothing about the class
         for idx in secrets.SystemRandom().sample(range(len(pending)), len(pending)):
             folder = tmp / SLICES / ids[idx]
@@ -237,15 +230,3 @@ def _write_study(out: Path, pending: list[_Pending], view: View, seed: int) -> N
                     "view": {**asdict(view), "window_hu": list(view.window_hu)},
                     "cases": sorted(ids)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
