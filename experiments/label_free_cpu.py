@@ -5,10 +5,9 @@
    (label 5) turned into a 0/1 mask; a MONAI datalist of both.
 2. `synthtumor train --mode synthetic` (U-Net 16-32-64-128-256, the reference's settings, on
    CPU) for a fixed number of steps that fits the time budget.
-3. Evaluation on tumor/lits117 (LiTS case 117, real tumors, never seen in training): sliding
-   window inference, the reference post-processing (largest liver component; tumor voxels only
-   near it), tumor and liver Dice, and lesion detection by equivalent radius (0-5, 5-10,
-   > 10 mm; "any overlap" and IoU >= 0.5), false-positive lesions.
+3. `synthtumor evaluate` on tumor/lits117 (LiTS case 117, real tumors, never seen in
+   training), without and with the reference post-processing: tumor Dice and NSD, liver Dice,
+   lesion detection by equivalent radius, false-positive lesions; reports in WORK/eval_*.
 
 Run:  .venv/bin/python experiments/label_free_cpu.py --minutes 45 [--work runs/label_free_cpu]
 It prints a Markdown table and writes it with the raw numbers to WORK/results.{md,json}.
@@ -24,12 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from scipy import ndimage as ndi
-
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-BINS_MM = ((0.0, 5.0), (5.0, 10.0), (10.0, np.inf))
 
 
 def prepare(work: Path) -> Path:
@@ -55,39 +50,6 @@ def prepare(work: Path) -> Path:
     datalist = work / "healthy.json"
     datalist.write_text(json.dumps({"training": items, "validation": []}, indent=2))
     return datalist
-
-
-def lesions(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    return ndi.label(mask, structure=np.ones((3, 3, 3), bool))
-
-
-def evaluate(prediction: np.ndarray, truth: np.ndarray, voxel_mm3: float) -> dict:
-    """Tumor/liver Dice and lesion-wise detection (0 bg, 1 liver, 2 tumor arrays)."""
-
-    def dice(a: np.ndarray, b: np.ndarray) -> float:
-        total = a.sum() + b.sum()
-        return float(2.0 * (a & b).sum() / total) if total else 1.0
-
-    tumor_p, tumor_t = prediction == 2, truth == 2
-    out = {"tumor_dice": dice(tumor_p, tumor_t), "liver_dice": dice(prediction > 0, truth > 0)}
-    true_lab, n_true = lesions(tumor_t)
-    pred_lab, n_pred = lesions(tumor_p)
-    bins = {f"{lo:g}-{hi:g} mm": [0, 0, 0] for lo, hi in BINS_MM}  # [lesions, any, iou>=.5]
-    for k in range(1, n_true + 1):
-        lesion = true_lab == k
-        radius = (3.0 * lesion.sum() * voxel_mm3 / (4.0 * np.pi)) ** (1.0 / 3.0)
-        key = next(f"{lo:g}-{hi:g} mm" for lo, hi in BINS_MM if lo <= radius < hi)
-        hits = np.unique(pred_lab[lesion])
-        hits = hits[hits > 0]
-        bins[key][0] += 1
-        if hits.size:
-            bins[key][1] += 1
-            union = lesion | np.isin(pred_lab, hits)
-            if (lesion & tumor_p).sum() / union.sum() >= 0.5:
-                bins[key][2] += 1
-    false_pos = sum(1 for k in range(1, n_pred + 1) if not tumor_t[pred_lab == k].any())
-    out.update({"lesions": n_true, "by_radius": bins, "false_positive_lesions": false_pos})
-    return out
 
 
 def train(datalist: Path, run: Path, steps: int, minutes: float, spacing: float) -> Path:
@@ -116,52 +78,24 @@ def train(datalist: Path, run: Path, steps: int, minutes: float, spacing: float)
     return last
 
 
-def predict(checkpoint: Path, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sliding-window prediction (0/1/2) and truth for lits117 on the training grid."""
-    import torch
-    from monai.inferers import sliding_window_inference
-    from monai.transforms import (
-        Compose,
-        EnsureChannelFirstd,
-        LoadImaged,
-        Orientationd,
-        ScaleIntensityRanged,
-        Spacingd,
-    )
-
-    from synthtumor.train.models import build_model
-    from synthtumor.train.transforms import RAS_LABELS
-
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model = build_model(ckpt["model_desc"]["name"])
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    keys = ["image", "label"]
-    case = Compose([
-        LoadImaged(keys), EnsureChannelFirstd(keys),
-        Orientationd(keys, axcodes="RAS", labels=RAS_LABELS),
-        Spacingd(keys, pixdim=(spacing,) * 3, mode=("bilinear", "nearest")),
-        ScaleIntensityRanged("image", a_min=-21, a_max=189, b_min=0.0, b_max=1.0, clip=True),
-    ])({"image": str(DATA / "tumor/lits117_ct.nii.gz"),
-        "label": str(DATA / "tumor/lits117_label.nii.gz")})
-    with torch.no_grad():
-        logits = sliding_window_inference(case["image"][None].as_tensor(), (96, 96, 96), 2,
-                                          model, overlap=0.5, mode="gaussian")
-    prediction = logits.argmax(dim=1)[0].numpy().astype(np.uint8)
-    return prediction, np.asarray(case["label"][0]).astype(np.uint8)
+def test_datalist(work: Path) -> Path:
+    """A datalist whose validation list is LiTS case 117 (real tumors, never trained on)."""
+    path = work / "lits117.json"
+    item = {"case": "lits117", "image": str(DATA / "tumor/lits117_ct.nii.gz"),
+            "label": str(DATA / "tumor/lits117_label.nii.gz")}
+    path.write_text(json.dumps({"training": [], "validation": [item]}, indent=2))
+    return path
 
 
-def postprocess(prediction: np.ndarray, spacing: float, reach_mm: float = 30.0) -> np.ndarray:
-    """The reference's: keep the largest liver component; tumor only within reach_mm of it."""
-    organ, n = lesions(prediction > 0)
-    out = np.zeros_like(prediction)
-    if n == 0:
-        return out
-    largest = organ == 1 + int(np.argmax(np.bincount(organ.ravel())[1:]))
-    near = ndi.distance_transform_edt(~largest, sampling=spacing) <= reach_mm
-    out[largest] = 1
-    out[(prediction == 2) & near] = 2
-    return out
+def evaluate(checkpoint: Path, datalist: Path, out: Path, postprocess: bool) -> dict:
+    """`synthtumor evaluate` on the original lits117 grid; returns its summary."""
+    from synthtumor.evaluate.run import EvalConfig
+    from synthtumor.evaluate.run import evaluate as run_evaluation
+
+    return run_evaluation(EvalConfig(
+        checkpoint=checkpoint, data=datalist, out=out, key="validation", overlap=0.5,
+        postprocess=postprocess, overwrite=True,
+    ), progress=False).summary
 
 
 def main() -> None:
@@ -178,28 +112,30 @@ def main() -> None:
     import torch
 
     step = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["step"])
-    prediction, truth = predict(checkpoint, args.spacing)
-    voxel = args.spacing**3
-    raw = evaluate(prediction, truth, voxel)
-    post = evaluate(postprocess(prediction, args.spacing), truth, voxel)
+    lits = test_datalist(args.work)
+    results = {name: evaluate(checkpoint, lits, args.work / f"eval_{name}", post)
+               for name, post in (("raw", False), ("post-processed", True))}
+    lesions = results["raw"]["detection"]["lesions"]
     lines = [
         f"U-Net trained {step} steps on 2 healthy CTs with synthetic tumors only (CPU, "
-        f"{args.spacing:g} mm, 96³ patches, batch 2); evaluated on LiTS case 117 "
-        f"({raw['lesions']} real lesions, never trained on).",
+        f"{args.spacing:g} mm, 96³ patches, batch 2); evaluated with `synthtumor evaluate` on "
+        f"LiTS case 117 ({lesions} real lesions, never trained on).",
         "",
-        "| | tumor Dice | liver Dice | lesions found (any overlap / IoU ≥ 0.5) by radius | "
-        "false-positive lesions |",
-        "|---|---|---|---|---|",
+        "| | tumor Dice | tumor NSD @ 2 mm | liver Dice | lesions found, any overlap (IoU ≥ 0.5), "
+        "by equivalent radius | false-positive lesions |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, r in (("raw", raw), ("post-processed", post)):
-        bins = "; ".join(f"{k}: {v[1]}/{v[0]} / {v[2]}/{v[0]}" for k, v in r["by_radius"].items())
-        lines.append(f"| {name} | {r['tumor_dice']:.3f} | {r['liver_dice']:.3f} | {bins} | "
-                     f"{r['false_positive_lesions']} |")
+    for name, r in results.items():
+        bins = "; ".join(f"{k} mm: {b['found_overlap']}/{b['lesions']} ({b['found_iou']})"
+                         for k, b in r["detection"]["bins"].items())
+        mean = r["mean"]
+        lines.append(f"| {name} | {mean['tumor_dice']:.3f} | {mean['tumor_nsd']:.3f} | "
+                     f"{mean['liver_dice']:.3f} | {bins} | {r['detection']['false_positives']} |")
     text = "\n".join(lines)
     print(text)
     (args.work / "results.md").write_text(text + "\n")
     (args.work / "results.json").write_text(
-        json.dumps({"step": step, "raw": raw, "post_processed": post}, indent=2))
+        json.dumps({"step": step, **results}, indent=2))
 
 
 if __name__ == "__main__":
