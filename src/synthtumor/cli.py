@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum, StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +15,7 @@ from rich.table import Table
 
 from synthtumor.console import console, err_console, user_errors
 from synthtumor.synthesis import TUMOR_TYPES, SynthesisConfig, SynthesisResult
+from synthtumor.train.cli import Device
 
 app = typer.Typer(
     add_completion=False,
@@ -147,12 +148,6 @@ def synthesize(
     _report(result, out)
 
 
-class DemoDevice(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-output"),
@@ -166,8 +161,8 @@ def demo(
     count: CountOpt = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the "
                                               "preset's).")] = None,
-    device: Annotated[DemoDevice, typer.Option(help="auto: CUDA when present.")]
-    = DemoDevice.auto,
+    device: Annotated[Device, typer.Option(help="auto: CUDA when present.")]
+    = Device.auto,
     workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 1,
     open_report: Annotated[bool, typer.Option("--open", help="Open the report in a browser.")]
     = False,

@@ -94,3 +94,23 @@ def staged_folder(out: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """The parsed JSON in ``path``; InputError naming it when it is missing or not JSON
+    (``what`` names the expected content, e.g. "datalist")."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(path, "does not exist") from None
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"is not a readable JSON {what} ({err})") from None
+
+
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell: empty for None, 6 significant digits for floats."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

@@ -17,7 +17,6 @@ Labels must already be 0 background / 1 liver / 2 tumor (``synthtumor data label
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -30,7 +29,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from synthtumor.errors import InputError
-from synthtumor.files import make_folder, write_json_atomic
+from synthtumor.files import make_folder, read_json_file, write_json_atomic
 from synthtumor.imaging import read_image
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -294,12 +293,7 @@ def load_datalist(
             named file that does not exist (naming it and the datalist), a grid mismatch.
     """
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(p, "does not exist") from None
-    except (OSError, ValueError) as err:
-        raise InputError(p, f"is not a readable JSON datalist ({err})") from None
+    data = read_json_file(p, "datalist")
     items = data.get(key) if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise InputError(p, f"has no {key!r} list")

@@ -7,24 +7,13 @@ imports this module at start-up.
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from synthtumor.console import console, user_errors
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class ModelName(StrEnum):
-    unet = "unet"
-    swin_unetr = "swin_unetr"
+from synthtumor.train.cli import Device, ModelName
 
 
 def evaluate(

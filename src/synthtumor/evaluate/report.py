@@ -15,20 +15,12 @@ from typing import Any
 import numpy as np
 
 from synthtumor.evaluate.lesions import SIZE_BINS, label_lesions
-from synthtumor.files import write_text_atomic
+from synthtumor.files import csv_cell, write_text_atomic
 from synthtumor.preview import WINDOW_HU, to_ras
 
 CSV_COLUMNS = ("case", "image", "label", "liver_dice", "tumor_dice", "tumor_nsd",
                "tumor_voxels_true", "tumor_voxels_pred", "lesions", "lesions_found_overlap",
                "lesions_found_iou", "false_positives", "inference_s", "metrics_s", "note")
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
 
 
 def write_metrics_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -37,7 +29,7 @@ def write_metrics_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([_fmt(row.get(c)) for c in CSV_COLUMNS])
+        writer.writerow([csv_cell(row.get(c)) for c in CSV_COLUMNS])
     write_text_atomic(path, buf.getvalue())
 
 

@@ -12,7 +12,6 @@ drop d (texture and soft edge).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import replace
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from synthtumor.errors import InputError
-from synthtumor.files import write_json_atomic
+from synthtumor.files import read_json_file, write_json_atomic
 from synthtumor.synthesis import SynthesisConfig
 from synthtumor.synthesis.profiles import (
     PROFILES,
@@ -111,12 +110,7 @@ def write_profile(path: Path, profile: SynthesisProfile, source: dict[str, Any])
 def read_profile(path: str | Path) -> SynthesisProfile:
     """Read and validate a profile JSON; InputError naming the file on any problem."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(p, "does not exist") from None
-    except (OSError, ValueError) as err:
-        raise InputError(p, f"is not a readable JSON profile ({err})") from None
+    data = read_json_file(p, "profile")
     try:
         return profile_from_dict(data)
     except ValueError as err:

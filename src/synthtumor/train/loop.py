@@ -25,7 +25,7 @@ import torch
 
 from synthtumor.data.datalist import label_has_tumor, load_datalist
 from synthtumor.errors import InputError
-from synthtumor.files import read_json, write_text_atomic
+from synthtumor.files import csv_cell, read_json, write_text_atomic
 from synthtumor.train import checkpoint as ckpt
 from synthtumor.train import distributed as dist_utils
 from synthtumor.train.models import MODEL_NAMES, build_model, check_roi, describe
@@ -271,20 +271,12 @@ class CsvLog:
     def write(self, **values: Any) -> None:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(
-            [_fmt(values.get(c)) for c in LOG_COLUMNS])
+            [csv_cell(values.get(c)) for c in LOG_COLUMNS])
         self._f.write(buf.getvalue())  # one write per line: a kill leaves whole lines
         self._f.flush()
 
     def close(self) -> None:
         self._f.close()
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
 
 
 # --------------------------------------------------------------------------------------------

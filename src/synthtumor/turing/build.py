@@ -25,7 +25,7 @@ import numpy as np
 from synthtumor import __version__
 from synthtumor.data.datalist import Case, load_datalist
 from synthtumor.errors import InputError
-from synthtumor.files import staged_folder
+from synthtumor.files import read_json_file, staged_folder
 from synthtumor.imaging import Volume, read_ct, read_labels
 from synthtumor.synthesis import SynthesisConfig, synthesize
 from synthtumor.turing.png import encode_gray_png
@@ -57,12 +57,7 @@ class _Pending:
 def read_datalist_cases(path: str | Path) -> list[Case]:
     """Every case of a MONAI-style datalist: its ``training`` list, then ``validation``."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(p, "does not exist") from None
-    except (OSError, ValueError) as err:
-        raise InputError(p, f"is not a readable JSON datalist ({err})") from None
+    data = read_json_file(p, "datalist")
     keys = [k for k in ("training", "validation")
             if isinstance(data, dict) and isinstance(data.get(k), list) and data[k]]
     if not keys:
