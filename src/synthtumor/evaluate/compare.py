@@ -91,8 +91,10 @@ def comparison_figure(path: Path, summaries: Sequence[dict[str, Any]],
     from synthtumor.evaluate.report import save_png
 
     rows = [(m, v) for m, v, pct in comparison_rows(summaries) if pct]
+    # two short lines per tick so neighbouring labels never overlap
     labels = [m.replace("Sensitivity ", "Sens. ").replace(" (any overlap)", "\n(any)")
-              .replace(" (IoU ≥ 0.5)", "\n(IoU≥0.5)") for m, _ in rows]
+              .replace(" (IoU ≥ 0.5)", "\n(IoU≥0.5)").replace("Tumor DSC (", "Tumor DSC\n(")
+              .replace(" @ ", "\n@ ") for m, _ in rows]
     x = np.arange(len(rows))
     width = 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(rows)), 4))
