@@ -71,3 +71,15 @@ def test_report_numbers_come_from_the_run(demo_out: Path) -> None:
     liver_dice = summary["mean"]["liver_dice"]
     assert f"{liver_dice:.3f}" in html
     np.testing.assert_allclose(summary["mean"]["liver_dice"], np.mean(dices), atol=1e-4)
+
+
+@pytest.mark.parametrize("extra", [[], ["--synthesis-only"]])
+def test_demo_never_deletes_files_it_did_not_write(tmp_path: Path, extra: list[str]) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), *extra])
+    assert result.exit_code == 2
+    assert "holds files the demo did not write" in result.output
+    assert (out / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

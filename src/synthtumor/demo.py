@@ -111,6 +111,20 @@ def write_phantom_cases(
     return datalist
 
 
+#: What a demo run writes into its output folder (anything else: not ours to delete).
+DEMO_ENTRIES = frozenset({"data", "synthesis-example", "run", "evaluation", "demo.json"})
+#: What ``demo --synthesis-only`` writes.
+SYNTHESIS_ENTRIES = frozenset({"ct.nii.gz", "label.nii.gz", "tumors.json", "preview.png"})
+
+
+def check_replaceable(out: Path, entries: frozenset[str]) -> None:
+    """InputError when the folder ``out`` holds anything but ``entries`` (what the demo
+    writes): the demo replaces its output by default and must never delete other files."""
+    if Path(out).is_dir() and not {p.name for p in Path(out).iterdir()} <= entries:
+        raise InputError(out, "is not empty and holds files the demo did not write; "
+                         "choose another --out")
+
+
 def run_demo(
     out: Path,
     *,
@@ -128,7 +142,7 @@ def run_demo(
 
     ``steps`` overrides the preset's optimizer steps; ``example`` configures the synthesis
     example (default: a "mix" sample, the reference method). An existing non-empty ``out`` is
-    replaced only with ``overwrite``.
+    replaced only with ``overwrite``, and only if it holds nothing but a demo's own outputs.
     """
     from synthtumor.evaluate.run import EvalConfig, evaluate
     from synthtumor.train.loop import TrainConfig, train
@@ -145,6 +159,7 @@ def run_demo(
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
+        check_replaceable(out, DEMO_ENTRIES)
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
