@@ -12,8 +12,6 @@ end, so a failure never leaves a partial bundle.
 from __future__ import annotations
 
 import json
-import pickle
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata as pkg_metadata
@@ -23,9 +21,6 @@ from typing import Any
 from synthtumor.errors import InputError
 from synthtumor.files import check_output_folder, staged_folder
 
-# Both checkpoint kinds of synthtumor.train: "synthtumor-train/1" (last.pt, resumable) and
-# "synthtumor-train/1-weights" (best.pt).
-FORMAT_PREFIX = "synthtumor-train/1"
 # pytorch-ignite is needed by the inference config's evaluator; MONAI's own minimum version.
 IGNITE_MIN = "0.4.11"
 
@@ -55,42 +50,13 @@ def read_trained_network(path: Path) -> TrainedNetwork:
             unknown architecture, no spacing/roi in its configuration, or weights that do not
             fit the network.
     """
-    import torch
+    from synthtumor.train.checkpoint import read_trained, trained_model
 
-    from synthtumor.train.models import MODEL_NAMES, build_model, describe
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError, KeyError, TypeError, AttributeError) as err:
-        reason = " ".join(str(err).split())[:120]
-        raise InputError(path, f"is corrupt or not a PyTorch checkpoint "
-                               f"({type(err).__name__}: {reason})") from None
-    if (not isinstance(obj, dict) or not str(obj.get("format", "")).startswith(FORMAT_PREFIX)
-            or not isinstance(obj.get("model"), dict)):
-        raise InputError(path, "is not a checkpoint of `synthtumor train` (best.pt or last.pt)")
-    desc = obj.get("model_desc")
-    name = desc.get("name") if isinstance(desc, dict) else None
-    if name not in MODEL_NAMES:
-        raise InputError(path, f"holds an unknown network architecture {name!r}; "
-                               f"supported: {', '.join(MODEL_NAMES)}")
-    expected = describe(name, int(desc.get("feature_size", 48)))
-    if desc != expected:
-        raise InputError(path, f"holds a {name} variant this synthtumor cannot rebuild: {desc}")
-    train = obj.get("config")
-    if not isinstance(train, dict) or "spacing" not in train or "roi" not in train:
-        raise InputError(path, "has no training configuration (spacing, roi)")
-    model = build_model(name, int(desc.get("feature_size", 48)))
-    try:
-        model.load_state_dict(obj["model"])
-    except RuntimeError as err:
-        first = str(err).splitlines()[0][:120]
-        raise InputError(path, f"weights do not fit the {name} network ({first})") from None
+    obj = read_trained(path)
+    model = trained_model(obj, path)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return TrainedNetwork(weights, dict(desc), dict(train), int(obj.get("step", 0)))
+    return TrainedNetwork(weights, dict(obj["model_desc"]), dict(obj["config"]),
+                          int(obj.get("step", 0)))
 
 
 def installed_versions() -> dict[str, str]:

@@ -20,10 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthtumor.errors import InputError
 from synthtumor.imaging import Volume
 from synthtumor.train import checkpoint as ckpt
-from synthtumor.train.models import MODEL_NAMES, NUM_CLASSES, build_model, describe
 from synthtumor.train.transforms import HU_MAX, HU_MIN, RAS_LABELS
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
@@ -61,81 +59,21 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _brief(desc: Any) -> str:
-    if not isinstance(desc, dict):
-        return repr(desc)
-    return ", ".join(f"{k}={v}" for k, v in desc.items())
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint dict (``torch.load(weights_only=True)``), checked for what inference needs.
-
-    Raises:
-        InputError: missing file, unreadable/corrupt file, or not a ``synthtumor train``
-            checkpoint (no ``model``/``model_desc``/``config``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint does not exist" if not path.exists()
-                         else "is not a file; pass best.pt or last.pt of a training run")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for damaged or foreign files
-        reason = " ".join(str(err).split())[:120]
-        raise InputError(path, f"is not a readable checkpoint ({type(err).__name__}: {reason})"
-                         ) from None
-    if (not isinstance(obj, dict) or not str(obj.get("format", "")).startswith(ckpt.FORMAT)
-            or not {"model", "model_desc", "config"} <= obj.keys()):
-        raise InputError(path, "is not a synthtumor training checkpoint; pass best.pt or "
-                         "last.pt written by `synthtumor train`")
-    return obj
-
-
-def check_network(obj: dict[str, Any], path: Path, expect_model: str | None = None) -> None:
-    """InputError naming both networks when the checkpoint is not what evaluation expects.
-
-    Expected: the description this version builds (``describe``) for ``expect_model`` (default:
-    the checkpoint's own architecture) with 3 classes (background, liver, tumor).
-    """
-    saved = obj.get("model_desc")
-    name = saved.get("name") if isinstance(saved, dict) else None
-    if name not in MODEL_NAMES:
-        raise InputError(path, f"holds an unknown network ({_brief(saved)}); evaluation "
-                         f"expects one of {', '.join(MODEL_NAMES)} with {NUM_CLASSES} classes")
-    feature_size = int(saved.get("feature_size", 48))
-    expected = describe(expect_model or name, feature_size)
-    if saved != expected:
-        what = ("" if saved.get("out_channels") == NUM_CLASSES else
-                f" ({saved.get('out_channels')} classes instead of {NUM_CLASSES})")
-        raise InputError(path, f"holds a different network{what}: checkpoint has "
-                         f"{_brief(saved)}; evaluation expects {_brief(expected)}")
-
-
 def load_model(path: Path, device: torch.device, expect_model: str | None = None) -> LoadedModel:
-    """Load a training checkpoint for inference (:func:`read_checkpoint`, :func:`check_network`).
+    """Load a training checkpoint for inference (``checkpoint.read_trained``: ``expect_model``
+    is the architecture evaluation expects, default the checkpoint's own).
 
     Raises:
-        InputError: as above, or weights that do not fit the described network.
+        InputError: see ``checkpoint.read_trained`` and ``checkpoint.trained_model``.
     """
     path = Path(path)
-    obj = read_checkpoint(path)
-    check_network(obj, path, expect_model)
-    desc = obj["model_desc"]
-    config = obj["config"] if isinstance(obj["config"], dict) else {}
-    try:
-        spacing = float(config["spacing"])
-        roi = tuple(int(r) for r in config["roi"])
-    except (KeyError, TypeError, ValueError):
-        raise InputError(path, "lacks the training spacing/roi in its config") from None
-    model = build_model(desc["name"], int(desc.get("feature_size", 48)))
-    try:
-        model.load_state_dict(obj["model"])
-    except (RuntimeError, KeyError, TypeError) as err:
-        reason = " ".join(str(err).split())[:160]
-        raise InputError(path, f"weights do not fit {_brief(desc)}: {reason}") from None
+    obj = ckpt.read_trained(path, expect_model)
+    model = ckpt.trained_model(obj, path)
+    spacing = float(obj["config"]["spacing"])
+    roi = tuple(int(r) for r in obj["config"]["roi"])
     model.to(device).eval()
-    return LoadedModel(model, desc, spacing, (roi[0], roi[1], roi[2]), int(obj.get("step", 0)),
-                       device)
+    return LoadedModel(model, obj["model_desc"], spacing, (roi[0], roi[1], roi[2]),
+                       int(obj.get("step", 0)), device)
 
 
 def to_training_grid(volume: Volume, spacing: float, *, label: bool = False) -> tuple[

@@ -191,3 +191,76 @@ def _brief(desc: Any) -> str:
     if not isinstance(desc, dict):
         return repr(desc)
     return ", ".join(f"{k}={v}" for k, v in desc.items())
+
+
+# --------------------------------------------------------------------------------------------
+# using a trained network (evaluation, bundle export): last.pt or best.pt, weights only
+
+
+def read_trained(path: Path, expect_model: str | None = None) -> dict[str, Any]:
+    """A ``synthtumor train`` checkpoint (``last.pt`` or ``best.pt``) whose network is used.
+
+    Checked: readable with ``weights_only``; a training checkpoint with weights, network
+    description and run configuration; the network is one this version builds (``describe``)
+    for ``expect_model`` (default: the checkpoint's own architecture) with
+    :data:`~synthtumor.train.models.NUM_CLASSES` classes; the configuration holds the training
+    ``spacing`` (mm) and ``roi`` (three voxel counts).
+
+    Raises:
+        InputError: one line naming the file and the problem (both networks when they differ).
+    """
+    from synthtumor.train.models import MODEL_NAMES, NUM_CLASSES, describe
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found: the file does not exist"
+                         if not path.exists()
+                         else "is not a file; pass best.pt or last.pt of a training run")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for damaged or foreign files
+        reason = " ".join(str(err).split())[:120]
+        raise InputError(path, f"is not a readable checkpoint (corrupt or not a PyTorch file; "
+                         f"{type(err).__name__}: {reason})") from None
+    if (not isinstance(obj, dict) or not str(obj.get("format", "")).startswith(FORMAT)
+            or not isinstance(obj.get("model"), dict) or "model_desc" not in obj):
+        raise InputError(path, "is not a checkpoint of `synthtumor train` (best.pt or last.pt)")
+    saved = obj["model_desc"]
+    name = saved.get("name") if isinstance(saved, dict) else None
+    if name not in MODEL_NAMES:
+        raise InputError(path, f"holds an unknown network architecture {name!r} "
+                         f"({_brief(saved)}); expected one of {', '.join(MODEL_NAMES)} with "
+                         f"{NUM_CLASSES} classes")
+    expected = describe(expect_model or name, int(saved.get("feature_size", 48)))
+    if saved != expected:
+        what = ("" if saved.get("out_channels") == NUM_CLASSES else
+                f" ({saved.get('out_channels')} classes instead of {NUM_CLASSES})")
+        raise InputError(path, f"holds a different network{what}: checkpoint has "
+                         f"{_brief(saved)}; expected {_brief(expected)}")
+    config = obj.get("config")
+    try:
+        float(config["spacing"])
+        if len([int(r) for r in config["roi"]]) != 3:
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        raise InputError(path, "has no training configuration (spacing, roi)") from None
+    return obj
+
+
+def trained_model(obj: dict[str, Any], path: Path) -> torch.nn.Module:
+    """The network of a checkpoint from :func:`read_trained`, weights loaded, on the CPU.
+
+    Raises:
+        InputError: weights that do not fit the described network.
+    """
+    from synthtumor.train.models import build_model
+
+    desc = obj["model_desc"]
+    model = build_model(desc["name"], int(desc.get("feature_size", 48)))
+    try:
+        model.load_state_dict(obj["model"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        reason = " ".join(str(err).split())[:160]
+        raise InputError(path, f"weights do not fit the {desc['name']} network "
+                         f"({_brief(desc)}): {reason}") from None
+    return model
