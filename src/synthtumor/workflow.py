@@ -19,8 +19,7 @@ import numpy as np
 from synthtumor import __version__
 from synthtumor.errors import InputError
 from synthtumor.files import check_output_folder, staged_folder
-from synthtumor.imaging import Volume, read_ct, read_mask, write_nifti
-from synthtumor.preview import save_preview
+from synthtumor.imaging import Volume, read_case_labels, read_ct, read_mask, write_nifti
 from synthtumor.synthesis import SynthesisConfig, SynthesisResult, synthesize
 
 OUTPUT_FILES = ("ct.nii.gz", "label.nii.gz", "tumors.json", "preview.png")
@@ -46,6 +45,26 @@ def load_case(
     ct = read_ct(ct_path)
     liver = read_mask(liver_path, ct, label=liver_label)
     check_liver_hu(ct, liver.array, liver_path)
+    return ct, liver
+
+
+def load_healthy_case(image: str | Path, label: str | Path) -> tuple[Volume, np.ndarray]:
+    """A healthy case to synthesize into: the CT (HU) and its uint8 0/1 liver mask, from a
+    0/1 label map on any grid.
+
+    Raises:
+        InputError: naming the label file for tumor voxels, ids other than 0/1, an empty
+            liver; naming the CT when its liver is not at liver HU.
+    """
+    ct = read_ct(image)
+    labels = read_case_labels(label, ct).array
+    if (labels == 2).any():
+        raise InputError(label, "holds tumor voxels (label 2); a healthy case needs a "
+                         "tumor-free liver")
+    liver = (labels == 1).astype(np.uint8)
+    if not liver.any():
+        raise InputError(label, "liver mask is empty")
+    check_liver_hu(ct, liver, label)
     return ct, liver
 
 
@@ -102,6 +121,8 @@ def run_synthesis(
         }
         (tmp / "tumors.json").write_text(json.dumps(record, indent=2) + "\n")
         step("drawing preview")
+        from synthtumor.preview import save_preview  # matplotlib: only where a preview is drawn
+
         largest = max(result.tumors, key=lambda t: t.volume_ml, default=None)
         save_preview(
             tmp / "preview.png", result.ct, result.label, ct.affine,

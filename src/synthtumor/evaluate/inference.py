@@ -48,17 +48,6 @@ class LoadedModel:
     device: torch.device
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU; ``cpu``; ``cuda`` (ValueError if absent)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
-
-
 def load_model(path: Path, device: torch.device, expect_model: str | None = None) -> LoadedModel:
     """Load a training checkpoint for inference (``checkpoint.read_trained``: ``expect_model``
     is the architecture evaluation expects, default the checkpoint's own).

@@ -31,7 +31,8 @@ from synthtumor.evaluate.report import (
     write_report_html,
 )
 from synthtumor.files import check_output_folder, staged_folder, write_json_atomic
-from synthtumor.imaging import Volume, read_ct, read_labels, same_grid, write_nifti
+from synthtumor.imaging import Volume, read_case_labels, read_ct, same_grid, write_nifti
+from synthtumor.train.distributed import resolve_device
 
 
 @dataclass
@@ -137,12 +138,7 @@ def read_truth(case: Case, ct: Volume) -> tuple[np.ndarray, str]:
     Raises:
         InputError: unreadable label, values other than 0/1/2, or no overlap with the CT.
     """
-    label = read_labels(case.label, ct)
-    values = np.unique(label.array)
-    bad = [int(v) for v in values if v not in (0, 1, 2)]
-    if bad:
-        raise InputError(case.label, f"holds unexpected label id(s) {bad[:5]}; expected 0 "
-                         "background, 1 liver, 2 tumor (convert it with `synthtumor data labels`)")
+    label = read_case_labels(case.label, ct)
     note = ""
     shape, affine = read_header(case.label)
     if not same_grid(affine, shape, ct.affine, ct.shape):
@@ -205,7 +201,7 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
     cases, key, notes = load_cases(Path(config.data), config.key)
     for note in notes:
         _say(f"note: {note}")
-    device = inference.pick_device(config.device)
+    device = resolve_device(config.device)
     loaded = inference.load_model(Path(config.checkpoint), device, config.model)
     predictor = inference.sliding_window_predictor(loaded, config.overlap)
     names = case_names(cases)

@@ -2,6 +2,7 @@
 
 from synthtumor.imaging.io import (
     looks_like_hu,
+    read_case_labels,
     read_ct,
     read_image,
     read_labels,
@@ -14,6 +15,7 @@ from synthtumor.imaging.volume import Volume
 __all__ = [
     "Volume",
     "looks_like_hu",
+    "read_case_labels",
     "read_ct",
     "read_image",
     "read_labels",

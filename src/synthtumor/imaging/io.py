@@ -211,6 +211,22 @@ def read_labels(path: PathLike, reference: Volume) -> Volume:
     return Volume(out, reference.affine.copy(), vol.path)
 
 
+def read_case_labels(path: PathLike, reference: Volume) -> Volume:
+    """Read a case's label map, 0 background / 1 liver / 2 tumor, on the grid of ``reference``
+    (resampled as ``read_labels``).
+
+    Raises:
+        InputError: as ``read_labels``, or ids other than 0, 1, 2 (naming them).
+    """
+    labels = read_labels(path, reference)
+    extra = sorted(int(v) for v in np.unique(labels.array) if v not in (0, 1, 2))
+    if extra:
+        raise InputError(labels.path, f"holds label id(s) {_format_labels(extra)}; expected 0 "
+                         "background, 1 liver, 2 tumor (convert it with `synthtumor data "
+                         "labels`)")
+    return labels
+
+
 # --------------------------------------------------------------------------------------------
 # writing
 

@@ -32,7 +32,7 @@ from synthtumor import __version__
 from synthtumor.data.datalist import Case, load_datalist
 from synthtumor.errors import InputError
 from synthtumor.files import make_folder, read_json, write_json_atomic
-from synthtumor.imaging import read_ct, read_labels, write_nifti
+from synthtumor.imaging import write_nifti
 from synthtumor.nnunet.shards import Unit, make_units, shard_units
 from synthtumor.synthesis import SynthesisConfig, synthesize
 
@@ -184,29 +184,12 @@ def is_done(folder: Path, unit: Unit) -> bool:
     return all(p.is_file() for p in _paths(folder, unit.name))
 
 
-def _healthy_liver(case: Case) -> tuple[Any, np.ndarray]:
-    """The CT (HU) and its 0/1 liver mask; refuses tumors, other label ids, empty livers."""
-    from synthtumor.workflow import check_liver_hu
-
-    ct = read_ct(case.image)
-    labels = read_labels(case.label, ct).array
-    values = {int(v) for v in np.unique(labels)}
-    if LABELS["tumor"] in values:
-        raise InputError(case.label, "holds tumor voxels (label 2); export takes healthy livers")
-    if not values <= {0, 1}:
-        raise InputError(case.label, f"has label ids {sorted(values)}; expected 0 background, "
-                                     "1 liver (convert it with `synthtumor data labels`)")
-    liver = (labels == 1).astype(np.uint8)
-    if not liver.any():
-        raise InputError(case.label, "liver mask is empty")
-    check_liver_hu(ct, liver, case.label)
-    return ct, liver
-
-
 def export_unit(unit: Unit, case: Case, folder: Path, config: SynthesisConfig,
                 base_seed: int) -> None:
     """Write one output case: CT, label, then its side JSON (the 'finished' marker)."""
-    ct, liver = _healthy_liver(case)
+    from synthtumor.workflow import load_healthy_case
+
+    ct, liver = load_healthy_case(case.image, case.label)
     record: dict[str, Any] = {
         "synthtumor_version": __version__,
         "case": unit.name,

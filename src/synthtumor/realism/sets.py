@@ -19,7 +19,13 @@ import numpy as np
 from synthtumor import __version__
 from synthtumor.data.datalist import Case, load_datalist
 from synthtumor.errors import InputError
-from synthtumor.imaging import Volume, read_ct, read_labels, resample_to_spacing
+from synthtumor.imaging import (
+    Volume,
+    read_case_labels,
+    read_ct,
+    read_labels,
+    resample_to_spacing,
+)
 from synthtumor.synthesis import SynthesisConfig, synthesize
 from synthtumor.synthesis.placement import bounding_box
 
@@ -113,13 +119,6 @@ def datalist_cases(path: str | Path) -> list[Case]:
     return [case for key in keys for case in load_datalist(p, key)]
 
 
-def _check_labels(label: Volume, allowed: set[int]) -> None:
-    found = {int(v) for v in np.unique(label.array)}
-    if not found <= allowed:
-        raise InputError(label.path, f"holds labels {sorted(found)}; expected only "
-                         f"{sorted(allowed)} (0 background, 1 liver, 2 tumor)")
-
-
 def measuring_grid(
     ct: Volume, label: Volume, spacing_mm: float | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,14 +150,14 @@ def read_case(
     """Read a CT and its label map (0/1/2, or a multi-label map with ``liver_label``) onto
     the measuring grid (see ``measuring_grid``)."""
     ct = read_ct(image)
-    lab = read_labels(label, ct)
     if liver_label is not None:
+        lab = read_labels(label, ct)
         arr = (lab.array == liver_label).astype(np.uint8)
         if not arr.any():
             raise InputError(label, f"has no voxel of liver label {liver_label}")
         lab = Volume(arr, lab.affine, lab.path)
     else:
-        _check_labels(lab, {0, 1, 2})
+        lab = read_case_labels(label, ct)
     return measuring_grid(ct, lab, spacing_mm)
 
 

@@ -26,12 +26,12 @@ from synthtumor import __version__
 from synthtumor.data.datalist import Case, load_datalist
 from synthtumor.errors import InputError
 from synthtumor.files import read_json_file, staged_folder
-from synthtumor.imaging import Volume, read_ct, read_labels
+from synthtumor.imaging import read_case_labels, read_ct
 from synthtumor.synthesis import SynthesisConfig, synthesize
 from synthtumor.turing.png import encode_gray_png
 from synthtumor.turing.render import Lesion, View, find_lesions, render_stack
 from synthtumor.turing.study import FORMAT, FORMAT_VERSION, KEY, MANIFEST, SLICES
-from synthtumor.workflow import check_liver_hu
+from synthtumor.workflow import load_healthy_case
 
 ProgressFn = Callable[[str, int, int], None]
 _SYNTH_TRIES = 5  # draws per synthetic case before giving up on a visible tumor
@@ -65,16 +65,6 @@ def read_datalist_cases(path: str | Path) -> list[Case]:
     return [c for k in keys for c in load_datalist(p, k)]
 
 
-def _read_case(case: Case) -> tuple[Volume, np.ndarray]:
-    ct = read_ct(case.image)
-    labels = read_labels(case.label, ct).array
-    extra = sorted(int(v) for v in np.unique(labels) if v not in (0, 1, 2))
-    if extra:
-        raise InputError(case.label, f"holds labels {extra}; expected 0 background, 1 liver, "
-                         "2 tumor (convert it with `synthtumor data labels`)")
-    return ct, labels
-
-
 def _lesion_record(lesion: Lesion) -> dict[str, Any]:
     return {"centre_mm": list(lesion.centre_mm), "volume_ml": lesion.volume_ml,
             "voxels": lesion.voxels}
@@ -87,7 +77,8 @@ def _real_cases(
     out = []
     for case in cases:
         tick(f"real {case.case_id}")
-        ct, labels = _read_case(case)
+        ct = read_ct(case.image)
+        labels = read_case_labels(case.label, ct).array
         lesions = find_lesions(labels, ct.affine, min_volume_ml=min_ml, max_count=per_case,
                                min_distance_mm=min_distance_mm)
         if not lesions:
@@ -107,14 +98,7 @@ def _synthetic_cases(
     config = SynthesisConfig.realistic()
     out = []
     for i, case in enumerate(cases):
-        ct, labels = _read_case(case)
-        if (labels == 2).any():
-            raise InputError(case.label, "holds tumor voxels (label 2); the healthy list needs "
-                             "tumor-free livers")
-        liver = (labels == 1).view(np.uint8)
-        if not liver.any():
-            raise InputError(case.label, "has no liver (label 1)")
-        check_liver_hu(ct, liver, case.label)
+        ct, liver = load_healthy_case(case.image, case.label)
         for k in range(per_case):
             tick(f"synthetic {case.case_id} #{k + 1}")
             for attempt in range(_SYNTH_TRIES):
