@@ -319,6 +319,22 @@ def load_datalist(
     return cases
 
 
+def load_all_cases(path: str | os.PathLike[str]) -> list[Case]:
+    """Every case of a datalist: its ``training`` list, then its ``validation`` list (either may
+    be absent or empty, not both).
+
+    Raises:
+        InputError: as :func:`load_datalist`, or neither list holds a case.
+    """
+    p = Path(path)
+    data = read_json_file(p, "datalist")
+    keys = [k for k in ("training", "validation")
+            if isinstance(data, dict) and isinstance(data.get(k), list) and data[k]]
+    if not keys:
+        raise InputError(p, "has no non-empty 'training' or 'validation' list")
+    return [case for key in keys for case in load_datalist(p, key)]
+
+
 # --------------------------------------------------------------------------------------------
 # splitting
 

@@ -7,7 +7,6 @@ scanners), and collects ``stats.tumor_statistics`` records into a ``StatsSet``.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from synthtumor import __version__
-from synthtumor.data.datalist import Case, load_datalist
+from synthtumor.data.datalist import Case, load_all_cases
 from synthtumor.errors import InputError
+from synthtumor.files import read_json_file
 from synthtumor.imaging import (
     Volume,
     read_case_labels,
@@ -89,7 +89,7 @@ def is_stats_json(data: Any) -> bool:
 def read_stats(path: str | Path) -> StatsSet:
     """Read a stats JSON written by ``synthtumor realism`` (InputError if it is not one)."""
     p = Path(path)
-    data = _read_json(p)
+    data = read_json_file(p, "stats file")
     if not is_stats_json(data):
         raise InputError(p, "is not a realism stats JSON (no 'set' and 'tumors')")
     for i, t in enumerate(data["tumors"]):
@@ -98,25 +98,6 @@ def read_stats(path: str | Path) -> StatsSet:
     tumors = [{k: (np.nan if v is None else v) for k, v in t.items()} for t in data["tumors"]]
     return StatsSet(str(data["set"]), str(data.get("kind", "")), tumors,
                     list(data.get("notes", [])), dict(data.get("settings", {})))
-
-
-def _read_json(p: Path) -> Any:
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(p, "does not exist") from None
-    except (OSError, ValueError) as err:
-        raise InputError(p, f"is not readable JSON ({err})") from None
-
-
-def datalist_cases(path: str | Path) -> list[Case]:
-    """All cases of a MONAI-style datalist: its ``training`` and ``validation`` lists."""
-    p = Path(path)
-    data = _read_json(p)
-    keys = [k for k in ("training", "validation") if isinstance(data, dict) and data.get(k)]
-    if not keys:
-        raise InputError(p, "has no non-empty 'training' or 'validation' list")
-    return [case for key in keys for case in load_datalist(p, key)]
 
 
 def measuring_grid(
@@ -212,10 +193,10 @@ def load_set(
     if p.suffix.lower() != ".json":
         raise InputError(p, "is an image: give its label map too (--real-label), or pass a "
                          "datalist or stats JSON")
-    data = _read_json(p)
+    data = read_json_file(p, "stats or datalist file")
     if is_stats_json(data):
         return read_stats(p)
-    return measure_cases(datalist_cases(p), p.stem, kind, spacing_mm, progress)
+    return measure_cases(load_all_cases(p), p.stem, kind, spacing_mm, progress)
 
 
 def _stem(p: Path) -> str:
@@ -247,7 +228,7 @@ def synthesize_into(
     p = Path(healthy)
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
-    cases = datalist_cases(p)
+    cases = load_all_cases(p)
     grids: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     tumors: list[dict[str, Any]] = []
     notes: set[str] = set()
@@ -285,6 +266,6 @@ def synthesize_into(
 
 
 __all__ = [
-    "DEFAULT_SPACING_MM", "StatsSet", "datalist_cases", "load_set", "measure_cases",
+    "DEFAULT_SPACING_MM", "StatsSet", "load_set", "measure_cases",
     "measuring_grid", "read_case", "read_stats", "spacing_of", "synthesize_into",
 ]

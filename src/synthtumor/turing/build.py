@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from synthtumor import __version__
-from synthtumor.data.datalist import Case, load_datalist
+from synthtumor.data.datalist import Case, load_all_cases
 from synthtumor.errors import InputError
-from synthtumor.files import read_json_file, staged_folder
+from synthtumor.files import staged_folder
 from synthtumor.imaging import read_case_labels, read_ct
 from synthtumor.synthesis import SynthesisConfig, synthesize
 from synthtumor.turing.png import encode_gray_png
@@ -52,17 +52,6 @@ class _Pending:
     truth: str
     stack: np.ndarray  # uint8 (slices, pixels, pixels)
     record: dict[str, Any]
-
-
-def read_datalist_cases(path: str | Path) -> list[Case]:
-    """Every case of a MONAI-style datalist: its ``training`` list, then ``validation``."""
-    p = Path(path)
-    data = read_json_file(p, "datalist")
-    keys = [k for k in ("training", "validation")
-            if isinstance(data, dict) and isinstance(data.get(k), list) and data[k]]
-    if not keys:
-        raise InputError(p, "has no non-empty 'training' or 'validation' list")
-    return [c for k in keys for c in load_datalist(p, k)]
 
 
 def _lesion_record(lesion: Lesion) -> dict[str, Any]:
@@ -165,8 +154,8 @@ def build_study(
         raise ValueError(f"seed must be >= 0, got {seed}")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
         raise InputError(out, "exists and is not an empty folder; pass --overwrite to replace it")
-    real_cases = read_datalist_cases(real)
-    healthy_cases = read_datalist_cases(healthy)
+    real_cases = load_all_cases(real)
+    healthy_cases = load_all_cases(healthy)
     total = len(real_cases) + len(healthy_cases) * synthetic_per_case
     done = [0]
 
