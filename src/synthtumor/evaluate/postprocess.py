@@ -12,14 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from synthtumor.evaluate.lesions import CONNECTIVITY
+from synthtumor.evaluate.lesions import label_lesions
 
 TUMOR_MARGIN_MM = 30.0
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """Boolean mask of the largest 26-connected component (all False for an empty mask)."""
-    labels, n = ndimage.label(np.asarray(mask, bool), structure=CONNECTIVITY)
+    labels, n = label_lesions(mask)
     if n == 0:
         return np.zeros(labels.shape, bool)
     sizes = np.bincount(labels.ravel())

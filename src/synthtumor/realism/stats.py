@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from synthtumor.evaluate.lesions import label_lesions
+
 TUMOR = 2
 CONNECTIVITY = 26
 _STRUCTURE = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
@@ -180,7 +182,7 @@ def tumor_statistics(
     affine = np.asarray(affine, dtype=np.float64)
     spacing = spacing_of(affine)
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    components, n = ndi.label(label == TUMOR, _STRUCTURE)
+    components, n = label_lesions(label == TUMOR)
     liver = label > 0
     # liver voxels whose 6 neighbours are liver too: the gradient there never sees outside fat
     liver_inner = ndi.binary_erosion(liver)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from synthtumor.evaluate.lesions import label_lesions
+
 AIR_HU = -1024.0  # value outside the CT
 TUMOR = 2
 
@@ -68,7 +70,7 @@ def find_lesions(
     """
     spacing = np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    components, n = ndimage.label(label == TUMOR, structure=np.ones((3, 3, 3), bool))
+    components, n = label_lesions(label == TUMOR)
     if n == 0:
         return []
     sizes = np.bincount(components.ravel(), minlength=n + 1)[1:]
