@@ -290,3 +290,25 @@ def test_box_dilation_equals_a_maximum_filter(shape, reach) -> None:
     expected = ndi.maximum_filter(mask.view(np.uint8), size=tuple(2 * r + 1 for r in reach),
                                   mode="constant").astype(bool)
     assert np.array_equal(box_dilate(mask, reach), expected)
+
+
+def test_config_to_dict_from_dict_round_trips_through_json() -> None:
+    """A config read back from JSON (a run's config.json, a checkpoint) is the same config."""
+    import json
+
+    from synthtumor.synthesis import PROFILES, SizeClass, SynthesisConfig
+
+    big = SizeClass("large", 40.0, (1, 2), (5.0, 10.0), integer_sigma=True)
+    configs = [
+        SynthesisConfig(),
+        SynthesisConfig.realistic(tumor_type="large", count=2, drop_hu=(10.0, 20.0)),
+        SynthesisConfig(profiles={**PROFILES, "large": (big,)}, tumor_probs={"large": 1.0}),
+    ]
+    for config in configs:
+        data = json.loads(json.dumps(config.to_dict()))
+        assert data == config.to_dict()  # already in its JSON form
+        back = SynthesisConfig.from_dict(data)
+        assert back == config
+        assert back.profiles is None or back.profiles["large"][0] == config.profiles["large"][0]
+    with pytest.raises(ValueError, match="unknown synthesis setting"):
+        SynthesisConfig.from_dict({"drop": [1, 2]})

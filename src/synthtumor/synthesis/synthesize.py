@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,51 @@ class SynthesisConfig:
         base = cls(mass_effect=True, capsule=True, necrosis=True, bright_probability=0.2,
                    avoid_vessels=True)
         return replace(base, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (plain dicts, lists, numbers); ``from_dict`` inverts it exactly."""
+        return _plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SynthesisConfig:
+        """The config of a ``to_dict`` output (e.g. read back from JSON). Settings missing from
+        ``data`` take their defaults; unknown ones raise ValueError (one line)."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown synthesis setting(s) {unknown}")
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            if name == "profiles" and value is not None:
+                value = {t: tuple(SizeClass(**_tuples(c)) for c in classes)
+                         for t, classes in value.items()}
+            else:
+                default = cls.__dataclass_fields__[name].default_factory  # type: ignore[misc]
+                nested = default() if callable(default) else None
+                if is_dataclass(nested) and isinstance(value, Mapping):
+                    value = type(nested)(**_tuples(value))
+                elif not isinstance(value, Mapping):
+                    value = _tuples(value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, mappings -> dicts, recursively (the JSON form of ``asdict``)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _tuples(value: Any) -> Any:
+    """Lists -> tuples, recursively inside mappings (dataclass fields are tuples)."""
+    if isinstance(value, Mapping):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return tuple(_tuples(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
