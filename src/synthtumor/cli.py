@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +13,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from synthtumor.console import console, err_console, user_errors
-from synthtumor.synthesis import TUMOR_TYPES, SynthesisConfig, SynthesisResult
+from synthtumor.synthesis import SynthesisResult
+from synthtumor.synthesis_options import (
+    CountOpt,
+    ProfileOpt,
+    RealisticOpt,
+    TumorProbsOpt,
+    TypeOpt,
+    build_config,
+)
 from synthtumor.train.cli import Device
 
 app = typer.Typer(
@@ -22,9 +29,6 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Synthetic liver tumors for label-free tumor segmentation in CT.",
 )
-
-TumorType = Enum("TumorType", {name: name for name in TUMOR_TYPES}, type=str)  # type: ignore[misc]
-
 
 @contextmanager
 def _steps() -> Iterator[Callable[[str], None]]:
@@ -34,21 +38,6 @@ def _steps() -> Iterator[Callable[[str], None]]:
     ) as progress:
         task = progress.add_task("reading inputs")
         yield lambda msg: progress.update(task, description=msg)
-
-
-def _config(
-    tumor_type: TumorType | None, realistic: bool, count: int | None, profile: Path | None = None
-) -> SynthesisConfig:
-    kind = tumor_type.value if tumor_type else None
-    if realistic:
-        config = SynthesisConfig.realistic(tumor_type=kind, count=count)
-    else:
-        config = SynthesisConfig(tumor_type=kind, count=count)
-    if profile is not None:  # size classes, type probabilities and drop from a profile JSON
-        from synthtumor.realism.fit import apply_profile, read_profile
-
-        config = apply_profile(config, read_profile(profile))
-    return config
 
 
 def _report(result: SynthesisResult, out: Path) -> None:
@@ -68,23 +57,7 @@ def _report(result: SynthesisResult, out: Path) -> None:
     console.print(f"wrote [bold]{out}[/]: ct.nii.gz, label.nii.gz, tumors.json, preview.png")
 
 
-TypeOpt = Annotated[
-    TumorType | None,
-    typer.Option("--type", "-t", help="Tumor type; default: drawn at random (0.2 each)."),
-]
 SeedOpt = Annotated[int, typer.Option("--seed", "-s", help="Random seed: same seed, same tumors.")]
-RealisticOpt = Annotated[
-    bool,
-    typer.Option(
-        "--realistic",
-        help="Turn on mass effect, capsule rim, necrotic core, bright tumors and vessel "
-        "avoidance (off = the reference method).",
-    ),
-]
-CountOpt = Annotated[
-    int | None,
-    typer.Option("--count", "-n", min=1, help="Tumors per size class (default: the profile's)."),
-]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")]
 
 
@@ -109,14 +82,8 @@ def synthesize(
     realistic: RealisticOpt = False,
     count: CountOpt = None,
     overwrite: OverwriteOpt = False,
-    profile: Annotated[
-        Path | None,
-        typer.Option(
-            "--profile",
-            help="Synthesis profile JSON (size classes, type probabilities, drop), e.g. "
-            "from `synthtumor realism --fit`. Default: the reference table.",
-        ),
-    ] = None,
+    profile: ProfileOpt = None,
+    tumor_probs: TumorProbsOpt = None,
 ) -> None:
     """Paste synthetic tumors into the liver of one CT.
 
@@ -129,7 +96,8 @@ def synthesize(
     from synthtumor.workflow import load_case, run_synthesis
 
     with user_errors(), _steps() as step:
-        config = _config(tumor_type, realistic, count, profile)
+        config = build_config(tumor_type=tumor_type, tumor_probs=tumor_probs, count=count,
+                              realistic=realistic, profile=profile)
         ct_vol, liver_vol = load_case(ct, liver, liver_label)
         vessels = vessels or ("auto" if realistic else "none")
         vessel_mask = None
@@ -159,6 +127,8 @@ def demo(
     seed: SeedOpt = 0,
     realistic: RealisticOpt = False,
     count: CountOpt = None,
+    tumor_probs: TumorProbsOpt = None,
+    profile: ProfileOpt = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the "
                                               "preset's).")] = None,
     device: Annotated[Device, typer.Option(help="auto: CUDA when present.")]
@@ -179,6 +149,10 @@ def demo(
     from synthtumor.phantom import make_phantom
     from synthtumor.workflow import run_synthesis
 
+    with user_errors():  # the full demo's example is "mix" unless asked otherwise
+        mix = None if synthesis_only or tumor_probs or profile else "mix"
+        example = build_config(tumor_type=tumor_type or mix, tumor_probs=tumor_probs,
+                               count=count, realistic=realistic, profile=profile)
     if synthesis_only:
         from synthtumor.demo import SYNTHESIS_ENTRIES, check_replaceable
 
@@ -191,7 +165,7 @@ def demo(
             liver_vol = Volume(phantom.liver, phantom.affine, "phantom")
             result = run_synthesis(
                 ct_vol, liver_vol, out, seed=seed,
-                config=_config(tumor_type, realistic, count),
+                config=example,
                 vessels=phantom.vessels.astype(bool) if realistic else None,
                 overwrite=overwrite, step=step, source={"phantom_seed": seed},
             )
@@ -203,7 +177,7 @@ def demo(
     with user_errors():
         res = run_demo(
             out, quick=quick, seed=seed, steps=steps, device=device.value, workers=workers,
-            overwrite=overwrite, example=_config(tumor_type or TumorType("mix"), realistic, count),
+            overwrite=overwrite, example=example,
             step=lambda msg: err_console.print(f"[bold]demo:[/] {msg}", highlight=False),
             progress=None,
         )

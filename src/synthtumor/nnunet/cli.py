@@ -14,8 +14,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from synthtumor.synthesis_options import (
+    CountLongOpt,
+    ProfileOpt,
+    RealisticOpt,
+    TumorProbsOpt,
+    TypeOpt,
+    build_config,
+)
+
 if TYPE_CHECKING:
     from synthtumor.nnunet.export import ExportSettings
+    from synthtumor.synthesis import SynthesisConfig
 
 _HELP = "\n\n".join((
     "Write an nnU-Net v2 raw dataset of healthy livers with synthetic tumors.",
@@ -32,6 +42,9 @@ _HELP = "\n\n".join((
     "--shard i/n (0 <= i < n) does every n-th output case, e.g. one shard per SLURM array task, "
     "without overlap; a re-run skips finished cases; --merge then checks that all are there and "
     "writes dataset.json (an unsharded run writes it itself).",
+    "Synthesis options (--type, --tumor-probs, --count, --realistic, --profile) shape the "
+    "exported tumors; with --variants 0 they are stored in dataset.json and "
+    "nnUNetTrainerSynthTumor synthesizes with them on the fly.",
 ))
 
 
@@ -61,9 +74,11 @@ def nnunet(
         "--merge", help="Check that every case is finished and write dataset.json.")] = False,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace an existing dataset folder.")] = False,
-    realistic: Annotated[bool, typer.Option(
-        "--realistic", help="Mass effect, capsule, necrosis, bright tumors, vessel avoidance.")
-    ] = False,
+    realistic: RealisticOpt = False,
+    tumor_type: TypeOpt = None,
+    tumor_probs: TumorProbsOpt = None,
+    count: CountLongOpt = None,
+    profile: ProfileOpt = None,
     install_trainer: Annotated[bool, typer.Option(
         "--install-trainer", help="Register nnUNetTrainerSynthTumor with nnU-Net and exit.")
     ] = False,
@@ -79,8 +94,10 @@ def nnunet(
         if install_trainer or uninstall_trainer:
             _trainer_shim(install_trainer, uninstall_trainer, trainer_dir)
             return
+        synthesis = build_config(tumor_type=tumor_type, tumor_probs=tumor_probs, count=count,
+                                 realistic=realistic, profile=profile)
         settings, shard_spec = _settings(healthy, out, dataset_id, name, variants, seed,
-                                         realistic, shard)
+                                         realistic, shard, synthesis)
         from synthtumor.nnunet.export import PAPER_NOTE, run_export
         from synthtumor.nnunet.export import merge as merge_dataset
 
@@ -108,6 +125,7 @@ def nnunet(
 def _settings(
     healthy: Path | None, out: Path | None, dataset_id: int | None, name: str | None,
     variants: int | None, seed: int, realistic: bool, shard: str | None,
+    synthesis: SynthesisConfig,
 ) -> tuple[ExportSettings, tuple[int, int] | None]:
     from synthtumor.nnunet.export import ExportSettings
     from synthtumor.nnunet.shards import parse_shard
@@ -122,7 +140,8 @@ def _settings(
                                     ("--variants", variants)) if v is None]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
-    settings = ExportSettings(healthy, out, dataset_id, name, variants, seed, realistic)
+    settings = ExportSettings(healthy, out, dataset_id, name, variants, seed, realistic,
+                              synthesis)
     return settings, (parse_shard(shard) if shard is not None else None)
 
 

@@ -44,7 +44,7 @@ PAPER_NOTE = (
 )
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _CASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_SETTINGS_KEYS = ("cases", "variants", "seed", "realistic")
+_SETTINGS_KEYS = ("cases", "variants", "seed", "realistic", "synthesis")
 _MAX_LISTED = 5
 
 ProgressFn = Callable[[int, int, str], None]
@@ -62,6 +62,7 @@ class ExportSettings:
     variants: int
     seed: int = 0
     realistic: bool = False
+    synthesis: SynthesisConfig | None = None  # from the synthesis options; None: ``realistic``
 
     def __post_init__(self) -> None:
         if not 1 <= self.dataset_id <= 999:
@@ -76,6 +77,8 @@ class ExportSettings:
         return self.raw_dir / f"Dataset{self.dataset_id:03d}_{self.name}"
 
     def config(self) -> SynthesisConfig:
+        if self.synthesis is not None:
+            return self.synthesis
         return SynthesisConfig.realistic() if self.realistic else SynthesisConfig()
 
 
@@ -137,6 +140,7 @@ def _manifest(settings: ExportSettings, cases: list[Case]) -> dict[str, Any]:
         "variants": settings.variants,
         "seed": settings.seed,
         "realistic": settings.realistic,
+        "synthesis": settings.config().to_dict(),
     }
 
 
@@ -159,8 +163,14 @@ def prepare_folder(settings: ExportSettings, cases: list[Case], *, overwrite: bo
         if found is None and _has_files(folder):
             raise InputError(folder, "exists and holds other content; pass --overwrite to "
                                      "replace it")
+        if found is not None and "synthesis" not in found:  # written before it was stored
+            old = SynthesisConfig.realistic() if found.get("realistic") else SynthesisConfig()
+            found["synthesis"] = old.to_dict()
         if found is not None and any(found.get(k) != wanted[k] for k in _SETTINGS_KEYS):
-            theirs = ", ".join(f"{k} {found.get(k)!r}" for k in _SETTINGS_KEYS if k != "cases")
+            theirs = ", ".join(f"{k} {found.get(k)!r}" for k in _SETTINGS_KEYS
+                               if k not in ("cases", "synthesis"))
+            if found.get("synthesis") != wanted["synthesis"]:
+                theirs += ", another synthesis config"
             raise InputError(folder, f"was exported with other settings or cases ({theirs}); "
                                      "pass --overwrite to start over")
     for sub in ("synthtumor", "imagesTr", "labelsTr"):
@@ -357,5 +367,7 @@ def dataset_json(settings: ExportSettings, num_training: int) -> dict[str, Any]:
         "description": f"synthtumor export: {kind}. {PAPER_NOTE}",
         "reference": "Hu et al., Label-Free Liver Tumor Segmentation, CVPR 2023",
         "synthtumor": {"version": __version__, "variants": settings.variants,
-                       "seed": settings.seed, "realistic": settings.realistic},
+                       "seed": settings.seed, "realistic": settings.realistic,
+                       # read by nnUNetTrainerSynthTumor: on-the-fly tumors use this config
+                       "synthesis": settings.config().to_dict()},
     }

@@ -8,11 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from synthtumor.synthesis_options import (
+    CountLongOpt,
+    ProfileOpt,
+    RealisticOpt,
+    TumorProbsOpt,
+    TypeOpt,
+    build_config,
+)
+
 if TYPE_CHECKING:
     from .sets import StatsSet
-
-_TYPES = ("tiny", "small", "medium", "large", "mix")
-
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
@@ -33,14 +39,12 @@ def realism(
         "its cases and measure them (nothing written but the stats).")] = None,
     samples: Annotated[int, typer.Option("--samples", "-n", min=1,
                                          help="Samples for --synthesize-into.")] = 20,
-    realistic: Annotated[bool, typer.Option(
-        "--realistic", help="--synthesize-into with all effects (else the reference).")] = False,
+    realistic: RealisticOpt = False,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Seed for --synthesize-into.")] = 0,
-    tumor_type: Annotated[str | None, typer.Option(
-        "--type", "-t", help="Tumor type for --synthesize-into (default: drawn).")] = None,
-    profile: Annotated[Path | None, typer.Option(
-        "--profile", help="Synthesis profile JSON for --synthesize-into (e.g. from --fit).")
-    ] = None,
+    tumor_type: TypeOpt = None,
+    profile: ProfileOpt = None,
+    tumor_probs: TumorProbsOpt = None,
+    count: CountLongOpt = None,
     liver_label: Annotated[int | None, typer.Option(
         "--liver-label", help="Liver id in the healthy cases' label maps (default: 0/1 "
         "labels).")] = None,
@@ -65,8 +69,6 @@ def realism(
     from . import sets
 
     with user_errors():
-        if tumor_type is not None and tumor_type not in _TYPES:
-            raise ValueError(f"--type must be one of {', '.join(_TYPES)}, got {tumor_type!r}")
         if real is None and not synthetic and synthesize_into is None:
             raise InputError(None, "nothing to measure: give --real, --synthetic or "
                              "--synthesize-into")
@@ -75,7 +77,9 @@ def realism(
         if real_label is not None and real is None:
             raise InputError(real_label, "--real-label needs the CT as --real")
         grid = spacing if spacing > 0 else None
-        config = _synthesis_config(realistic, tumor_type, profile) if synthesize_into else None
+        # synthesis options shape --synthesize-into only
+        config = build_config(tumor_type=tumor_type, tumor_probs=tumor_probs, count=count,
+                              realistic=realistic, profile=profile) if synthesize_into else None
         with _progress() as progress:
             real_set = None
             if real is not None:
@@ -126,18 +130,6 @@ def realism(
             written.append("profile.json")
             console.print(_fit_text(summary, fitted.drop_hu), highlight=False)
     console.print(f"wrote [bold]{out}[/]: {', '.join(written)}")
-
-
-def _synthesis_config(realistic: bool, tumor_type: str | None, profile: Path | None) -> Any:
-    from synthtumor.synthesis import SynthesisConfig
-
-    config = (SynthesisConfig.realistic(tumor_type=tumor_type) if realistic
-              else SynthesisConfig(tumor_type=tumor_type))
-    if profile is not None:
-        from .fit import apply_profile, read_profile
-
-        config = apply_profile(config, read_profile(profile))
-    return config
 
 
 def _synthetic_name(realistic: bool, profile: Path | None) -> str:

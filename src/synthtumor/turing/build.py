@@ -3,10 +3,10 @@
 Real cases: CT + label (0 background, 1 liver, 2 tumor); each of the ``lesions_per_real``
 largest tumors (further apart than ``min_distance_mm``) becomes one study case. Synthetic
 cases: a healthy CT + liver label (0/1), tumors pasted by ``synthesize`` with
-``SynthesisConfig.realistic()``, ``synthetic_per_case`` independent draws per CT; its largest
-tumor is the one shown. Every case is rendered on the same grid (``render.View``), written with
-the same PNG encoder, named by a random id from ``secrets``, and written in a random order. The
-answer key goes to ``key.json`` only.
+``SynthesisConfig.realistic()`` (or the given config), ``synthetic_per_case`` independent
+draws per CT; its largest tumor is the one shown. Every case is rendered on the same grid
+(``render.View``), written with the same PNG encoder, named by a random id from
+``secrets``, and written in a random order. The answer key goes to ``key.json`` only.
 """
 
 from __future__ import annotations
@@ -82,9 +82,8 @@ def _real_cases(
 
 def _synthetic_cases(
     cases: list[Case], view: View, per_case: int, seed: int, min_ml: float,
-    tick: Callable[[str], None], notes: list[str],
+    tick: Callable[[str], None], notes: list[str], config: SynthesisConfig,
 ) -> list[_Pending]:
-    config = SynthesisConfig.realistic()
     out = []
     for i, case in enumerate(cases):
         ct, liver = load_healthy_case(case.image, case.label)
@@ -126,6 +125,7 @@ def build_study(
     min_distance_mm: float = 30.0,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    config: SynthesisConfig | None = None,
 ) -> BuildResult:
     """Build a reader study folder ``out`` from two MONAI-style datalists.
 
@@ -141,6 +141,7 @@ def build_study(
         min_lesion_ml: smallest lesion shown (ml), real or synthetic.
         min_distance_mm: two cases from one real CT are centred at least this far apart.
         progress: called with (message, done, total) before each CT or draw.
+        config: how the synthetic tumors are made (default ``SynthesisConfig.realistic()``).
 
     Raises:
         InputError: bad datalists or images, a real case without tumor (named), a healthy case
@@ -168,7 +169,7 @@ def build_study(
     pending = _real_cases(real_cases, view, lesions_per_real, min_lesion_ml, min_distance_mm,
                           tick)
     pending += _synthetic_cases(healthy_cases, view, synthetic_per_case, seed, min_lesion_ml,
-                                tick, notes)
+                                tick, notes, config or SynthesisConfig.realistic())
     if progress:
         progress("writing slices", total, total)
     _write_study(out, pending, view, seed)

@@ -9,6 +9,13 @@ from typing import Annotated
 import typer
 
 from synthtumor.console import console, err_console, user_errors
+from synthtumor.synthesis_options import (
+    CountLongOpt,
+    ProfileOpt,
+    TumorProbsOpt,
+    TypeOpt,
+    build_config,
+)
 
 turing_app = typer.Typer(no_args_is_help=True, help="Visual Turing test: build a blinded "
                          "reader study, serve it to readers in a browser, report their answers.")
@@ -39,6 +46,13 @@ def build(
     min_lesion_ml: Annotated[float, typer.Option(help="Smallest lesion shown (ml).")] = 0.1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")]
     = False,
+    reference: Annotated[bool, typer.Option(
+        "--reference", help="Synthetic tumors by the reference method (default: all effects, "
+        "as --realistic elsewhere).")] = False,
+    tumor_type: TypeOpt = None,
+    tumor_probs: TumorProbsOpt = None,
+    count: CountLongOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Build a blinded study: real-tumor and synthetic-tumor cases, rendered identically."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -52,10 +66,12 @@ def build(
     ) as bar:
         task = bar.add_task("reading", total=None)
         view = View(fov_mm, pixels, slices, slice_mm, window)
+        config = build_config(tumor_type=tumor_type, tumor_probs=tumor_probs, count=count,
+                              realistic=not reference, profile=profile)
         result = build_study(
             real, healthy, out, synthetic_per_case=synthetic_per_case,
             lesions_per_real=lesions_per_real, seed=seed, view=view,
-            min_lesion_ml=min_lesion_ml, overwrite=overwrite,
+            min_lesion_ml=min_lesion_ml, overwrite=overwrite, config=config,
             progress=lambda msg, done, total: bar.update(task, description=msg,
                                                          completed=done, total=total),
         )
