@@ -4,10 +4,17 @@ Tumors are pasted on the fly into channel-first CT of a MONAI pipeline::
 
     Compose([
         LoadImaged(["image", "label"]), EnsureChannelFirstd(["image", "label"]),
+        ...,                                      # resample, crop to the liver (cacheable)
+        RandCropByPosNegLabeld(["image", "label"], "label", (96, 96, 96)),
         RandTumorSynthesisd("image", label_key="label", prob=0.9),    # HU in, HU out
         ScaleIntensityRanged("image", a_min=-21, a_max=189, b_min=0, b_max=1, clip=True),
         ...
     ])
+
+Placement: anywhere after loading and BEFORE any intensity scaling (it needs HU and raises
+ValueError on a scaled or z-scored image); best after the random crop, so that it synthesizes
+into the patch only (cheap) and tumors are redrawn every epoch (after the cached part). Sizes
+are in mm through the affine, so it works before or after resampling.
 
 What was pasted is recorded as a JSON string under ``data[record_key]`` (default
 ``f"{label_key}_tumors"``), written for every sample, synthesized or not, so that MONAI's default
@@ -30,11 +37,11 @@ from monai.utils import TransformBackends, convert_to_dst_type, convert_to_numpy
 from synthtumor.adapters._common import (
     AFFINE_ATOL_MM,
     SEED_LIMIT,
+    TUMOR,
     load_tumor_records,
     merge_config,
     record_json,
-    skip_reason,
-    synthesize_quietly,
+    synthesize_step,
 )
 from synthtumor.synthesis import SynthesisConfig
 
@@ -87,6 +94,15 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
         record_key: where the JSON record goes (default ``f"{label_key}_tumors"``), see
             :func:`record_json`; it is written for every sample so that batches collate.
         allow_missing_keys: skip samples without the image or label key instead of raising.
+        profile: a synthesis profile (JSON path, e.g. from ``synthtumor realism --fit``, or a
+            ``SynthesisProfile``) applied to ``config`` before ``tumor_probs``.
+        liver_label: the liver's id in a multi-organ label map (TotalSegmentator: 5); other
+            ids are other organs and become 0 in the output. None: a 0/1/2 map.
+        tumor_label: the id of real tumors in the input (samples holding it are skipped);
+            default 2 for 0/1/2 maps, none when ``liver_label`` is given.
+
+    Skips other than real tumors (no liver in the sample, a multi-organ map without
+    ``liver_label``) warn once per process; every skip is in the record.
 
     Geometry: taken from the image's MetaTensor affine (voxel -> world mm, RAS in MONAI; an
     identity affine means 1 mm voxels). Plain arrays/tensors need
@@ -113,6 +129,9 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
         config: SynthesisConfig | None = None,
         record_key: Hashable | None = None,
         allow_missing_keys: bool = False,
+        profile: Any = None,
+        liver_label: int | None = None,
+        tumor_label: int | None = None,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
@@ -121,7 +140,10 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
                 f"RandTumorSynthesisd takes exactly one image key (the CT), got {self.keys}"
             )
         self.label_key = label_key
-        self.config = merge_config(config, tumor_probs)
+        self.config = merge_config(config, tumor_probs, profile)
+        self.liver_label = liver_label
+        self.tumor_label = tumor_label if tumor_label is not None else (
+            TUMOR if liver_label is None else None)
         self.record_key = record_key if record_key is not None else f"{label_key}_tumors"
         self._seed = 0
 
@@ -151,21 +173,20 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
             raise ValueError(
                 f"image {ct.shape} and label {lab.shape} must share one grid (H, W, D)"
             )
-        reason = skip_reason(lab)
-        if reason is not None:
-            d[self.record_key] = record_json(None, None, reason)
-            return d
-
-        affine, spacing = self._geometry(d, key, image, label)
-        result = synthesize_quietly(
-            ct, lab != 0, np.random.default_rng(self._seed), self.config,
-            affine=affine, spacing=spacing,
+        # our own float32 copy (the input sample stays as it was), synthesized in place
+        step = synthesize_step(
+            np.array(ct, dtype=np.float32, copy=True), lab, self._seed, self.config,
+            geometry=lambda: self._geometry(d, key, image, label), liver_label=self.liver_label,
+            tumor_label=self.tumor_label, where="RandTumorSynthesisd",
         )
+        d[self.record_key] = step.record
+        result = step.result
+        if result is None:
+            return d
         d[key] = convert_to_dst_type(result.ct[None], image, dtype=torch.float32)[0]
         d[self.label_key] = convert_to_dst_type(
             result.label[None], label, dtype=_label_dtype(label)
         )[0]
-        d[self.record_key] = record_json(result, self._seed)
         return d
 
     @staticmethod

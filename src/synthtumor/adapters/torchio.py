@@ -6,6 +6,10 @@
         RandomTumorSynthesis(image_name="ct", label_name="label", p=0.9),   # HU in, HU out
         tio.Clamp(-21, 189), tio.RescaleIntensity((0, 1)),  # the reference window
     ])
+
+Placement: before any intensity transform (it needs HU and raises ValueError on a scaled or
+z-scored image); after a patch sampler or crop if there is one, so that only the patch is
+synthesized.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from torchio.transforms.augmentation import RandomTransform
 from synthtumor.adapters._common import (
     AFFINE_ATOL_MM,
     SEED_LIMIT,
+    TUMOR,
     merge_config,
     record_json,
-    skip_reason,
-    synthesize_quietly,
+    synthesize_step,
 )
 from synthtumor.synthesis import SynthesisConfig
 
@@ -53,9 +57,15 @@ class RandomTumorSynthesis(RandomTransform):
             "mix"); overrides ``config.tumor_probs`` (and any fixed ``config.tumor_type``).
         config: everything else about the tumors (default: the reference setup).
         record_key: if given, a JSON record of what was pasted (same layout as the MONAI
-            adapter's) is stored as ``subject[record_key]``. It is absent from subjects that
-            TorchIO's ``p`` skipped, which breaks ``SubjectsLoader`` collation when ``p < 1``
-            unless every subject is created with that key already (e.g. ``"{}"``).
+            adapter's) is stored as ``subject[record_key]`` for every subject, also those that
+            TorchIO's ``p`` skipped (reason ``"not_drawn"``), so ``SubjectsLoader`` collates
+            the records into a list of strings.
+        profile: a synthesis profile (JSON path or ``SynthesisProfile``) applied to
+            ``config`` before ``tumor_probs``.
+        liver_label: the liver's id in a multi-organ label map (TotalSegmentator: 5); other
+            ids are other organs and become 0 in the output. None: a 0/1/2 map.
+        tumor_label: the id of real tumors in the input (subjects holding it are skipped);
+            default 2 for 0/1/2 maps, none when ``liver_label`` is given.
         **kwargs: TorchIO's ``Transform`` arguments, e.g. ``p`` (probability of applying).
 
     Geometry: the CT's affine (voxel -> world RAS mm) gives spacing and the cranio-caudal axis.
@@ -74,14 +84,29 @@ class RandomTumorSynthesis(RandomTransform):
         tumor_probs: Mapping[str, float] | None = None,
         config: SynthesisConfig | None = None,
         record_key: str | None = None,
+        profile: Any = None,
+        liver_label: int | None = None,
+        tumor_label: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.image_name = image_name
         self.label_name = label_name
-        self.config = merge_config(config, tumor_probs)
+        self.config = merge_config(config, tumor_probs, profile)
         self.record_key = record_key
+        self.liver_label = liver_label
+        self.tumor_label = tumor_label if tumor_label is not None else (
+            TUMOR if liver_label is None else None)
         self.args_names = ["image_name", "label_name", "record_key"]  # for repr()
+
+    def __call__(self, data: Any) -> Any:
+        # TorchIO returns the input untouched when its coin for ``p`` says no: give such
+        # subjects their (empty) record too, so that every subject of a batch has one.
+        out = super().__call__(data)
+        if self.record_key is not None and isinstance(out, Subject) \
+                and self.record_key not in out:
+            self._store(out, record_json(None, None, "not_drawn"))
+        return out
 
     def apply_transform(self, subject: Subject) -> Subject:
         # Drawn first, always, so that the torch stream advances the same for every subject.
@@ -95,24 +120,23 @@ class RandomTumorSynthesis(RandomTransform):
         if not np.allclose(image.affine, label.affine, atol=AFFINE_ATOL_MM):
             raise ValueError("CT and label affines differ: they must share one grid")
 
-        lab_np = lab.numpy()
-        reason = skip_reason(lab_np)
-        if reason is not None:
-            self._store(subject, record_json(None, None, reason))
-            return subject
-
         # TorchIO runs apply_transform under np.errstate(all="raise"); the core is written and
         # tested under numpy's defaults, where a harmless warning must not abort training.
         with np.errstate(divide="warn", over="warn", under="ignore", invalid="warn"):
-            result = synthesize_quietly(
-                ct.numpy(), lab_np != 0, np.random.default_rng(seed), self.config,
-                affine=np.asarray(image.affine, dtype=np.float64),
+            step = synthesize_step(
+                np.array(ct.numpy(), dtype=np.float32, copy=True), lab.numpy(), seed,
+                self.config, affine=np.asarray(image.affine, dtype=np.float64),
+                liver_label=self.liver_label, tumor_label=self.tumor_label,
+                where="RandomTumorSynthesis",
             )
+        self._store(subject, step.record)
+        result = step.result
+        if result is None:
+            return subject
         device = image.data.device
         image.set_data(torch.from_numpy(result.ct)[None].to(device))
         dtype = torch.uint8 if label.data.dtype == torch.bool else label.data.dtype
         label.set_data(torch.from_numpy(result.label)[None].to(label.data.device, dtype))
-        self._store(subject, record_json(result, seed))
         return subject
 
     def _store(self, subject: Subject, record: str) -> None:

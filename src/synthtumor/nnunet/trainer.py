@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from synthtumor.adapters._common import merge_config
 from synthtumor.nnunet.transform import CTIntensity, SynthesisTransform
 from synthtumor.synthesis import SynthesisConfig
 
@@ -27,17 +28,24 @@ from synthtumor.synthesis import SynthesisConfig
 class nnUNetTrainerSynthTumor(nnUNetTrainer):  # noqa: N801 - nnU-Net's naming convention
     """nnUNetTrainer with ``SynthesisTransform`` first in the training transforms.
 
+    The synthesis config: the one ``synthtumor export nnunet`` stored in dataset.json
+    (``synthtumor.synthesis``, from its ``--type/--tumor-probs/--count/--realistic/--profile``),
+    else the reference method.
+
     Tunables (set them in a subclass's ``__init__`` after ``super().__init__``):
-    synthesis_probability (default 0.9), synthesis_config (``SynthesisConfig()``, the reference
-    method; ``SynthesisConfig.realistic()`` for the extra effects), synthesis_seed (None: fresh
-    entropy per run).
+    synthesis_probability (default 0.9), synthesis_config (``SynthesisConfig``, replaces the
+    stored one), synthesis_profile (a profile JSON path or ``SynthesisProfile`` applied on top),
+    synthesis_seed (None: fresh entropy per run).
     """
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")) -> None:  # noqa: B008 - nnU-Net's
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.synthesis_probability = 0.9
-        self.synthesis_config = SynthesisConfig()
+        stored = (dataset_json.get("synthtumor") or {}).get("synthesis")
+        self.synthesis_config = (SynthesisConfig.from_dict(stored) if stored is not None
+                                 else SynthesisConfig())
+        self.synthesis_profile: Any = None
         self.synthesis_seed: int | None = None
 
     def synthesis_transform(self) -> SynthesisTransform:
@@ -60,7 +68,8 @@ class nnUNetTrainerSynthTumor(nnUNetTrainer):  # noqa: N801 - nnU-Net's naming c
         return SynthesisTransform(
             CTIntensity.from_plans(pm.foreground_intensity_properties_per_channel, 0),
             [float(s) for s in cm.spacing], cc_axis,
-            probability=self.synthesis_probability, config=self.synthesis_config,
+            probability=self.synthesis_probability,
+            config=merge_config(self.synthesis_config, None, self.synthesis_profile),
             seed=self.synthesis_seed, channel=0,
             liver_label=int(labels["liver"]), tumor_label=int(labels["tumor"]),
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,8 @@ import numpy as np
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
-from synthtumor.synthesis import SynthesisConfig, SynthesisResult, synthesize
+from synthtumor.adapters._common import synthesize_step
+from synthtumor.synthesis import SynthesisConfig, SynthesisResult
 
 
 @dataclass(frozen=True)
@@ -78,18 +78,20 @@ def synthesize_normalised(
 
     image: (x, y, z) float32 normalised CT (one channel). seg: (x, y, z) integer labels (nnU-Net
     pads with -1). Skipped (returns None, nothing changed) when the patch already holds
-    ``tumor_label`` or no ``liver_label``. Otherwise synthesizes in HU, writes the changed voxels
-    back normalised, marks tumors ``tumor_label`` and returns the synthesis result.
+    ``tumor_label`` or no ``liver_label`` (the adapters' skip rule). Otherwise synthesizes in HU,
+    writes the changed voxels back normalised, marks tumors ``tumor_label`` and returns the
+    synthesis result (the core's warnings in ``params["warnings"]``). ValueError when the
+    values, converted back, are not HU (wrong ``intensity``).
     """
-    if np.any(seg == tumor_label):
-        return None
-    liver = (seg == liver_label).view(np.uint8)
-    if not liver.any():
-        return None
     hu = intensity.to_hu(image)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # small livers in a patch are normal here, not news
-        result = synthesize(hu, liver, rng, config, affine=affine)
+    work = hu.copy()  # synthesized in place; ``hu`` tells which voxels changed
+    # the adapters' one synthesis step: skip rule, HU check, quiet warnings (into the result)
+    step = synthesize_step(work, seg, rng, config or SynthesisConfig(), affine=affine,
+                           liver_label=liver_label, tumor_label=tumor_label,
+                           where="nnUNetTrainerSynthTumor")
+    result = step.result
+    if result is None:
+        return None
     changed = result.ct != hu
     image[changed] = intensity.from_hu(result.ct[changed])
     new = result.label
