@@ -13,6 +13,16 @@ from typing import Annotated
 import typer
 
 from synthtumor.console import user_errors
+from synthtumor.synthesis_options import (
+    CountLongOpt,
+    ProfileOpt,
+    RealisticOpt,
+    TumorProbsOpt,
+    TypeOpt,
+    build_config,
+    options_given,
+    profile_source,
+)
 
 
 class Mode(StrEnum):
@@ -63,6 +73,11 @@ def train(
     = 50,
     synth_prob: Annotated[float, typer.Option(help="Probability of synthetic tumors per "
                                               "healthy patch.")] = 0.9,
+    tumor_type: TypeOpt = None,
+    tumor_probs: TumorProbsOpt = None,
+    count: CountLongOpt = None,
+    realistic: RealisticOpt = False,
+    profile: ProfileOpt = None,
     val_data: Annotated[Path | None, typer.Option(help="Datalist to validate on (its "
                                                   "'validation' list, else 'training').")]
     = None,
@@ -84,14 +99,24 @@ def train(
     = False,
 ) -> None:
     """Train a liver/tumor segmentation network (U-Net or Swin UNETR), single process or under
-    torchrun (python -m torch.distributed.run --nproc_per_node N -m synthtumor.train ...)."""
+    torchrun (python -m torch.distributed.run --nproc_per_node N -m synthtumor.train ...).
+
+    The synthesis options (--type, --tumor-probs, --count, --realistic, --profile) are stored
+    with the run (the profile's content too); --resume without them keeps the stored ones."""
     from synthtumor.train.loop import TrainConfig
     from synthtumor.train.loop import train as run_training
 
+    synthesis = profile_content = None
+    if options_given(tumor_type, tumor_probs, count, realistic, profile):
+        with user_errors():
+            synthesis = build_config(tumor_type=tumor_type, tumor_probs=tumor_probs,
+                                     count=count, realistic=realistic, profile=profile)
+            profile_content = profile_source(profile)
     config = TrainConfig(
         data=data, out=out, mode=mode.value, real_data=real_data, real_fraction=real_fraction,
         model=model.value, feature_size=feature_size, roi=tuple(roi), spacing=spacing,
         batch_size=batch_size, steps=steps, lr=lr, warmup=warmup, synth_prob=synth_prob,
+        synthesis=synthesis, synthesis_profile=profile_content,
         val_data=val_data, val_every=val_every, save_every=save_every, workers=workers,
         cache=cache.value, seed=seed, resume=resume, resume_from=resume_from,
         overwrite=overwrite, device=device.value, log_every=log_every,

@@ -26,9 +26,11 @@ import torch
 from synthtumor.data.datalist import label_has_tumor, load_datalist
 from synthtumor.errors import InputError
 from synthtumor.files import csv_cell, read_json, write_text_atomic
+from synthtumor.synthesis import SynthesisConfig
 from synthtumor.train import checkpoint as ckpt
 from synthtumor.train import distributed as dist_utils
 from synthtumor.train.models import MODEL_NAMES, build_model, check_roi, describe
+from synthtumor.train.synthesis import adopt_synthesis
 from synthtumor.train.transforms import (
     find_input_error,
     randomizable,
@@ -42,7 +44,7 @@ LOG_COLUMNS = ("step", "loss", "lr", "samples_per_s", "val_tumor_dice", "val_liv
 # Fields that define a run: a RUN_DIR holding another combination is refused without --overwrite.
 IDENTITY = ("data", "real_data", "mode", "real_fraction", "model", "feature_size", "roi",
             "spacing", "batch_size", "lr", "weight_decay", "warmup", "synth_prob", "seed",
-            "margin_mm")
+            "margin_mm", "synthesis")
 
 
 @dataclass
@@ -64,6 +66,9 @@ class TrainConfig:
         steps: total optimizer steps (a resumed run continues to this number).
         lr, weight_decay: AdamW; ``warmup``: linear warm-up steps before the cosine decay.
         synth_prob: probability that a healthy patch gets synthetic tumors.
+        synthesis: how those tumors are made (None: the run's stored config when resuming,
+            else the reference method); ``synthesis_profile``: the profile file it came from,
+            ``{"path", "content"}``, kept with the run for provenance.
         val_data: datalist whose ``validation`` list (else ``training`` list) is validated.
         val_every: validate every K steps (0: only at the end), when ``val_data`` is given.
         save_every: write ``last.pt`` every N steps (and at the end).
@@ -94,6 +99,8 @@ class TrainConfig:
     weight_decay: float = 1e-5
     warmup: int = 50
     synth_prob: float = 0.9
+    synthesis: SynthesisConfig | None = None
+    synthesis_profile: dict[str, Any] | None = None
     val_data: Path | None = None
     val_every: int = 0
     save_every: int = 100
@@ -116,6 +123,8 @@ class TrainConfig:
             v = getattr(self, f.name)
             if isinstance(v, Path):
                 v = str(v.absolute())
+            elif isinstance(v, SynthesisConfig):
+                v = v.to_dict()
             elif isinstance(v, tuple):
                 v = list(v)
             out[f.name] = v
@@ -123,6 +132,7 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         d = self.to_dict()
+        d["synthesis"] = d["synthesis"] or SynthesisConfig().to_dict()  # None: the reference
         return {k: d[k] for k in IDENTITY}
 
     def validate(self) -> None:
@@ -299,7 +309,8 @@ def build_train_dataset(
     from monai.data import CacheDataset, Dataset, PersistentDataset
 
     synth = None if config.mode == "real" else config.synth_prob
-    transform = train_transform(config.spacing, config.roi, synth, config.margin_mm)
+    transform = train_transform(config.spacing, config.roi, synth, config.margin_mm,
+                                synthesis=config.synthesis)
     try:
         if config.cache == "memory":
             return CacheDataset(items, transform, num_workers=max(1, config.workers),
@@ -470,6 +481,8 @@ def _train(config: TrainConfig, info: dist_utils.DistInfo, device: torch.device)
         path = Path(config.resume_from) if config.resume_from else out / ckpt.LAST
         state = ckpt.load_checkpoint(path)
         ckpt.check_model(state, desc, path)
+        adopt_synthesis(config, state.get("config"), path)  # before comparing configs
+    adopt_synthesis(config, None)  # not resuming (or nothing stored): the reference
     start = int(state["step"]) if state else 0
     if start >= config.steps:
         raise ValueError(f"the checkpoint is at step {start}; pass --steps above it to continue")

@@ -38,6 +38,7 @@ from monai.transforms import (
 
 from synthtumor.adapters.monai import RandTumorSynthesisd
 from synthtumor.errors import InputError
+from synthtumor.synthesis import SynthesisConfig
 
 KEYS = ("image", "label")
 # Axis letters of MONAI's world frame (RAS+); explicit so a MONAI default change cannot flip it.
@@ -117,16 +118,20 @@ def _on_training_grid(spacing: float, margin_mm: float) -> list[Any]:
     ]
 
 
-def random_transforms(roi: Sequence[int], synth_prob: float | None) -> list[Any]:
+def random_transforms(roi: Sequence[int], synth_prob: float | None,
+                      synthesis: SynthesisConfig | None = None) -> list[Any]:
     """The per-sample part: ROI crop (half centred on liver), tumor synthesis on the patch
-    (``synth_prob`` None: none), HU window to [0, 1], flips, rot90, intensity jitter."""
+    (``synth_prob`` None: none; ``synthesis``: how, default the reference method), HU window
+    to [0, 1], flips, rot90, intensity jitter."""
     out: list[Any] = [
         RandCropByPosNegLabeld(KEYS, label_key="label", spatial_size=tuple(roi), pos=1, neg=1,
                                num_samples=1),
     ]
     if synth_prob is not None:
-        # After the crop: synthesis runs on the ROI only (cheap); HU in, HU out.
-        out.append(RandTumorSynthesisd("image", label_key="label", prob=synth_prob))
+        # After the crop (synthesis on the patch only, redrawn every epoch, after the cached
+        # part) and before the HU window (tumors are drawn in HU): see RandTumorSynthesisd.
+        out.append(RandTumorSynthesisd("image", label_key="label", prob=synth_prob,
+                                       config=synthesis))
     out += [
         ScaleIntensityRanged("image", a_min=HU_MIN, a_max=HU_MAX, b_min=0.0, b_max=1.0, clip=True),
         RandFlipd(KEYS, prob=0.2, spatial_axis=0),
@@ -148,11 +153,14 @@ def random_transforms(roi: Sequence[int], synth_prob: float | None) -> list[Any]
 
 
 def train_transform(
-    spacing: float, roi: Sequence[int], synth_prob: float | None, margin_mm: float = 32.0
+    spacing: float, roi: Sequence[int], synth_prob: float | None, margin_mm: float = 32.0,
+    synthesis: SynthesisConfig | None = None,
 ) -> Compose:
     """The full training pipeline; dict in ``{"image", "label", "kind"}`` (paths), dict out
-    with ``image`` (1, *roi) float32 in [0, 1] (± jitter) and ``label`` (1, *roi) uint8."""
-    return Compose(cached_transforms(spacing, roi, margin_mm) + random_transforms(roi, synth_prob))
+    with ``image`` (1, *roi) float32 in [0, 1] (± jitter) and ``label`` (1, *roi) uint8.
+    ``synthesis``: how the synthetic tumors are made (default: the reference method)."""
+    return Compose(cached_transforms(spacing, roi, margin_mm)
+                   + random_transforms(roi, synth_prob, synthesis))
 
 
 def val_transform(spacing: float, margin_mm: float = 32.0) -> Compose:

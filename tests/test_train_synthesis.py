@@ -1,0 +1,125 @@
+"""`synthtumor train` with synthesis options: the run trains on tumors from the profile it was
+given, stores that config (the profile's content, not only its path) and keeps it on resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import typer
+from conftest import TS_CT, TS_LIVER, TS_ORGANS
+from typer.testing import CliRunner
+
+import synthtumor.adapters.monai as monai_adapter
+from synthtumor.synthesis import SynthesisConfig
+from synthtumor.synthesis_options import build_config
+from synthtumor.train.cli import register
+
+pytestmark = pytest.mark.xdist_group("train")
+
+FAST = ["--roi", "32", "32", "32", "--spacing", "4", "--batch-size", "2", "--workers", "0",
+        "--warmup", "1", "--synth-prob", "1.0", "--log-every", "1"]
+RADIUS_MM = 30.0  # the profile's only class: large, semi-axes 0.75 r .. 1.25 r
+DROP_HU = (30.0, 40.0)  # far from the reference's 65..145 HU
+PROFILE = {
+    "format": "synthtumor-profile/1",
+    "types": {"large": {"probability": 1.0, "classes": [
+        {"name": "large", "radius_mm": RADIUS_MM, "count": [1, 1],
+         "elastic_sigma_mm": [5, 10], "integer_sigma": True}]}},
+    "drop_hu": list(DROP_HU),
+}
+
+
+def _invoke(*args: str | Path) -> object:
+    app = typer.Typer()
+    register(app)
+    app.command("noop", hidden=True)(lambda: None)  # keeps `train` a named sub-command
+    return CliRunner().invoke(app, ["train", *[str(a) for a in args]])
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """healthy.json: the TotalSegmentator case with a 0/1 liver label (from id 5)."""
+    d = tmp_path_factory.mktemp("healthy")
+    img = nib.load(TS_ORGANS)
+    liver = (np.asarray(img.dataobj) == TS_LIVER).astype(np.uint8)
+    nib.save(nib.Nifti1Image(liver, img.affine), d / "liver.nii.gz")
+    (d / "healthy.json").write_text(json.dumps(
+        {"training": [{"image": str(TS_CT), "label": "liver.nii.gz"}]}))
+    return d / "healthy.json"
+
+
+@pytest.fixture
+def steps(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every synthesis step the training loader takes (workers 0: in this process)."""
+    taken: list = []
+    real = monai_adapter.synthesize_step
+
+    def spy(*args, **kwargs):
+        step = real(*args, **kwargs)
+        taken.append(step)
+        return step
+
+    monkeypatch.setattr(monai_adapter, "synthesize_step", spy)
+    return taken
+
+
+def _assert_from_profile(steps: list) -> None:
+    applied = [s.result for s in steps if s.result is not None]
+    assert applied, [s.reason for s in steps]
+    for result in applied:
+        assert result.tumor_type == "large"
+        assert DROP_HU[0] <= result.params["drop_hu"] <= DROP_HU[1]
+        assert len(result.tumors) == 1  # count [1, 1]
+        for t in result.tumors:
+            assert t.size_class == "large"
+            assert all(0.75 * RADIUS_MM <= a <= 1.25 * RADIUS_MM for a in t.semi_axes_mm)
+
+
+@pytest.mark.slow
+def test_train_profile_reaches_the_tumors_and_resume_keeps_it(
+    healthy: Path, tmp_path: Path, steps: list
+) -> None:
+    profile = tmp_path / "large.json"
+    profile.write_text(json.dumps(PROFILE))
+    wanted = build_config(profile=profile).to_dict()
+    run = tmp_path / "run"
+    result = _invoke("--data", healthy, "-o", run, "--steps", "3", "--save-every", "1",
+                     "--profile", profile, *FAST)
+    assert result.exit_code == 0, result.output
+    _assert_from_profile(steps)
+
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["synthesis"] == wanted
+    assert stored["synthesis_profile"]["content"] == PROFILE
+    assert SynthesisConfig.from_dict(stored["synthesis"]).profiles["large"][0].radius_mm == 30.0
+    state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert state["config"]["synthesis"] == wanted
+
+    # The profile file goes away; the resumed run still draws from it (stored content).
+    profile.unlink()
+    steps.clear()
+    result = _invoke("--data", healthy, "-o", run, "--resume", "--steps", "6",
+                     "--save-every", "1", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "steps 4..6" in result.stderr
+    _assert_from_profile(steps)
+    assert json.loads((run / "config.json").read_text())["synthesis"] == wanted
+    state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert state["step"] == 6 and state["config"]["synthesis"] == wanted
+
+
+@pytest.mark.slow
+def test_train_without_options_stores_the_reference(healthy: Path, tmp_path: Path,
+                                                    steps: list) -> None:
+    run = tmp_path / "run"
+    result = _invoke("--data", healthy, "-o", run, "--steps", "2", *FAST)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["synthesis"] == \
+        SynthesisConfig().to_dict()
+    applied = [s.result for s in steps if s.result is not None]
+    assert applied and all(65.0 <= r.params["drop_hu"] <= 145.0 for r in applied)
