@@ -319,3 +319,106 @@ def test_clipping_warnings_go_into_the_record_not_the_log(recwarn) -> None:
     assert record["applied"] and any("smaller than large" in w
                                      for w in record["params"]["warnings"])
     assert not [w for w in recwarn if "smaller than" in str(w.message)]
+
+
+# --------------------------------------------------------------------------------------------
+# non-HU input, multi-organ maps, TorchIO records with p < 1
+
+
+def test_monai_refuses_an_image_that_is_not_in_hu(case):
+    """After ScaleIntensityRanged (or z-scoring) tumors would be drawn in HU into [0, 1] data:
+    a clear error instead of tumors at -84 in a [0, 1] window."""
+    from monai.transforms import NormalizeIntensityd, ScaleIntensityRanged
+
+    scaled = ScaleIntensityRanged("image", a_min=-21, a_max=189, b_min=0.0, b_max=1.0,
+                                  clip=True)(case)
+    zscored = NormalizeIntensityd("image")(case)
+    for data in (scaled, zscored):
+        with pytest.raises(ValueError, match="not in HU") as err:
+            _medium().set_random_state(seed=7)(data)
+        assert "before any intensity scaling" in str(err.value) and "\n" not in str(err.value)
+    # the same case in HU is fine (and a patch with a sliver of liver is not judged)
+    assert load_tumor_records(_medium()(case)["label_tumors"])["applied"]
+
+
+def test_torchio_and_nnunet_step_refuse_non_hu(subject):
+    scaled = tio.RescaleIntensity((0, 1))(subject)
+    with pytest.raises(ValueError, match="RandomTumorSynthesis: the image is not in HU"):
+        _synth(scaled, 3)
+
+    # nnU-Net: a normalisation that does not match the data (here: none) is caught too
+    from synthtumor.nnunet.transform import CTIntensity, patch_affine, synthesize_normalised
+
+    hu = subject.ct.data[0].numpy().astype(np.float32)
+    seg = subject.label.data[0].numpy().astype(np.int16)
+    true = CTIntensity(mean=99.0, std=40.0, lower=-50.0, upper=250.0)
+    normalised = true.from_hu(hu)
+    wrong = CTIntensity(mean=0.0, std=1.0, lower=-1e6, upper=1e6)
+    with pytest.raises(ValueError, match="nnUNetTrainerSynthTumor: the image is not in HU"):
+        synthesize_normalised(normalised.copy(), seg.copy(), np.random.default_rng(0), wrong,
+                              patch_affine((3.0, 3.0, 3.0), 2))
+    assert synthesize_normalised(normalised.copy(), seg.copy(), np.random.default_rng(0), true,
+                                 patch_affine((3.0, 3.0, 3.0), 2)) is not None
+
+
+def test_monai_multi_organ_map_with_liver_label(case):
+    """TotalSegmentator's organ map (liver = 5) straight from disk: liver_label=5 pastes tumors
+    into the liver only; without it the sample is skipped with one warning, not silently."""
+    organs = LoadImaged("label")({"label": str(TS_ORGANS)})["label"][None]
+    data = dict(case, label=organs)
+    liver = _np(organs)[0] == TS_LIVER
+    assert len(np.unique(_np(organs))) > 3  # many organs, kidney among them as id 2
+
+    out = _medium(liver_label=TS_LIVER).set_random_state(seed=7)(data)
+    record = load_tumor_records(out["label_tumors"])
+    assert record["applied"] and record["tumor_type"] == "medium"
+    lab = _np(out["label"])[0]
+    assert set(np.unique(lab)) == {0, 1, 2}
+    assert np.array_equal(lab > 0, liver)  # other organs -> 0, the liver keeps its outline
+    changed = _np(out["image"])[0] != _np(case["image"])[0]
+    assert changed.any() and not np.any(changed & ~liver)
+    # the same tumors as from the 0/1 liver mask
+    ref = _medium().set_random_state(seed=7)(case)
+    assert np.array_equal(lab, _np(ref["label"])[0])
+
+    import synthtumor.adapters._common as common
+
+    common._warned.clear()
+    with pytest.warns(UserWarning, match="liver_label=") as caught:
+        skipped = [_medium()(data) for _ in range(3)]
+    assert len([w for w in caught if "liver_label=" in str(w.message)]) == 1  # once
+    assert {load_tumor_records(s["label_tumors"])["reason"] for s in skipped} == \
+        {"unexpected_labels"}
+    assert all(s["image"] is case["image"] for s in skipped)
+
+
+def test_liver_and_tumor_labels_skip_real_tumors_in_organ_maps(case, subject):
+    organs = LoadImaged("label")({"label": str(TS_ORGANS)})["label"][None].clone()
+    organs[0, 60, 50, 60] = 99  # a real tumor, id 99, inside the liver
+    out = _medium(liver_label=TS_LIVER, tumor_label=99)(dict(case, label=organs))
+    assert load_tumor_records(out["label_tumors"])["reason"] == "has_tumor"
+
+    organ_map = tio.LabelMap(TS_ORGANS)
+    tio_subject = tio.Subject(ct=subject.ct, label=organ_map)
+    out = _synth(tio_subject, 3, liver_label=TS_LIVER)
+    assert load_tumor_records(out["tumors"])["applied"]
+    lab = out.label.data[0].numpy()
+    assert np.array_equal(lab > 0, organ_map.data[0].numpy() == TS_LIVER)
+
+
+def test_torchio_record_is_written_when_p_skips_and_collates(subject):
+    """p < 1 with a record key: every subject carries a record (empty when skipped)."""
+    transform = RandomTumorSynthesis(record_key="tumors", tumor_probs={"tiny": 1}, p=0.5)
+    dataset = tio.SubjectsDataset([subject] * 6, transform=transform)
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        (batch,) = list(tio.SubjectsLoader(dataset, batch_size=6, num_workers=0))
+    records = load_tumor_records(batch["tumors"])
+    assert len(records) == 6
+    reasons = {r["reason"] for r in records}
+    assert None in reasons and "not_drawn" in reasons, records  # both kinds in one batch
+    for r, label in zip(records, batch["label"]["data"], strict=True):
+        assert r["applied"] == bool((label == 2).any())
+        if not r["applied"]:
+            assert r == {"applied": False, "reason": "not_drawn", "seed": None,
+                         "tumor_type": None, "tumors": [], "params": {}}
