@@ -427,3 +427,39 @@ def test_trainer_puts_synthetic_tumors_into_training_batches(
     assert all(s[2] < s[3] for s in with_tumor if s[1] >= 200), trainer.samples
     assert (tmp_path / "res" / "Dataset502_Healthy" /
             "TinyTrainer__nnUNetPlans__3d_fullres" / "fold_all" / "checkpoint_final.pth").is_file()
+
+
+def test_export_profile_shapes_the_tumors_and_reaches_the_trainer(healthy: Path,
+                                                                  tmp_path: Path) -> None:
+    """`export nnunet --profile P`: the exported tumors come from P, and dataset.json carries
+    the config that nnUNetTrainerSynthTumor then synthesizes with (--variants 0)."""
+    from synthtumor.nnunet.trainer import stored_synthesis
+    from synthtumor.synthesis_options import build_config
+
+    profile = tmp_path / "large.json"
+    profile.write_text(json.dumps({
+        "format": "synthtumor-profile/1",
+        "types": {"large": {"probability": 1.0, "classes": [
+            {"name": "large", "radius_mm": 24.0, "count": [2, 2], "elastic_sigma_mm": [5, 10],
+             "integer_sigma": True}]}},
+        "drop_hu": [30.0, 40.0]}))
+    wanted = build_config(profile=profile)
+    datalist = _sub_datalist(healthy, ["tsfull"], "one.json")
+    raw = tmp_path / "raw"
+    result = runner.invoke(app, _export_args(datalist, raw, "--profile", str(profile),
+                                             variants=1, dataset_id=503, name="Prof"))
+    assert result.exit_code == 0, result.output
+    folder = raw / "Dataset503_Prof"
+    (record_path,) = (folder / "synthtumor").glob("tsfull*.json")
+    record = json.loads(record_path.read_text())
+    assert record["tumor_type"] == "large" and len(record["tumors"]) == 2
+    assert 30.0 <= record["sample"]["drop_hu"] <= 40.0
+    assert all(18.0 <= a <= 30.0 for t in record["tumors"] for a in t["semi_axes_mm"])
+    dataset = json.loads((folder / "dataset.json").read_text())
+    assert stored_synthesis(dataset) == wanted
+    assert stored_synthesis({"labels": {}}) == type(wanted)()  # older exports: the reference
+
+    # resuming the export with another config is refused, naming it
+    again = runner.invoke(app, _export_args(datalist, raw, variants=1, dataset_id=503,
+                                            name="Prof"))
+    assert again.exit_code == 2 and "another synthesis config" in again.output

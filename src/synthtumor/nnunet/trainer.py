@@ -25,6 +25,13 @@ from synthtumor.nnunet.transform import CTIntensity, SynthesisTransform
 from synthtumor.synthesis import SynthesisConfig
 
 
+def stored_synthesis(dataset_json: dict) -> SynthesisConfig:
+    """The synthesis config ``synthtumor export nnunet`` stored in dataset.json
+    (``synthtumor.synthesis``), else the reference method."""
+    stored = (dataset_json.get("synthtumor") or {}).get("synthesis")
+    return SynthesisConfig() if stored is None else SynthesisConfig.from_dict(stored)
+
+
 class nnUNetTrainerSynthTumor(nnUNetTrainer):  # noqa: N801 - nnU-Net's naming convention
     """nnUNetTrainer with ``SynthesisTransform`` first in the training transforms.
 
@@ -42,9 +49,7 @@ class nnUNetTrainerSynthTumor(nnUNetTrainer):  # noqa: N801 - nnU-Net's naming c
                  device: torch.device = torch.device("cuda")) -> None:  # noqa: B008 - nnU-Net's
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.synthesis_probability = 0.9
-        stored = (dataset_json.get("synthtumor") or {}).get("synthesis")
-        self.synthesis_config = (SynthesisConfig.from_dict(stored) if stored is not None
-                                 else SynthesisConfig())
+        self.synthesis_config = stored_synthesis(dataset_json)
         self.synthesis_profile: Any = None
         self.synthesis_seed: int | None = None
 
