@@ -4,17 +4,17 @@ Tumors are pasted on the fly into channel-first CT of a MONAI pipeline::
 
     Compose([
         LoadImaged(["image", "label"]), EnsureChannelFirstd(["image", "label"]),
-        ...,                                      # resample, crop to the liver (cacheable)
-        RandCropByPosNegLabeld(["image", "label"], "label", (96, 96, 96)),
         RandTumorSynthesisd("image", label_key="label", prob=0.9),    # HU in, HU out
         ScaleIntensityRanged("image", a_min=-21, a_max=189, b_min=0, b_max=1, clip=True),
+        RandCropByPosNegLabeld(["image", "label"], "label", (96, 96, 96)),
         ...
     ])
 
-Placement: anywhere after loading and BEFORE any intensity scaling (it needs HU and raises
-ValueError on a scaled or z-scored image); best after the random crop, so that it synthesizes
-into the patch only (cheap) and tumors are redrawn every epoch (after the cached part). Sizes
-are in mm through the affine, so it works before or after resampling.
+Placement (README, "Where it goes"): BEFORE any intensity scaling (it needs HU and raises
+ValueError on a scaled or z-scored image). Before a random crop follows the method (tumors
+placed relative to the whole liver); after it is cheaper but packs the sample's tumors into
+the patch's part of the liver (denser tumors). Sizes are in mm through the affine, so it works
+before or after resampling.
 
 What was pasted is recorded as a JSON string under ``data[record_key]`` (default
 ``f"{label_key}_tumors"``), written for every sample, synthesized or not, so that MONAI's default
