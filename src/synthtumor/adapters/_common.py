@@ -187,7 +187,7 @@ def _warn_once(reason: str, label: np.ndarray, liver_label: int | None, where: s
         liver = "non-zero" if liver_label is None else f"id {liver_label}"
         message = (f"{where}: a sample without liver voxels ({liver}) got no tumors; normal for "
                    "patches outside the liver, else check liver_label=")
-    warnings.warn(message + " (warned once per process; every skip is in the record)",
+    warnings.warn(message + " (warned once per process)",
                   SynthesisWarning, stacklevel=3)
 
 
