@@ -422,3 +422,11 @@ def test_torchio_record_is_written_when_p_skips_and_collates(subject):
         if not r["applied"]:
             assert r == {"applied": False, "reason": "not_drawn", "seed": None,
                          "tumor_type": None, "tumors": [], "params": {}}
+
+
+def test_torchio_skipped_subject_gets_a_fresh_record(subject):
+    """A subject transformed before and then skipped by p does not keep the old record."""
+    once = _synth(copy.deepcopy(subject), 3)
+    assert load_tumor_records(once["tumors"])["applied"]
+    again = _synth(once, 4, p=0.0)
+    assert again is once and load_tumor_records(again["tumors"])["reason"] == "not_drawn"

@@ -58,8 +58,9 @@ class RandomTumorSynthesis(RandomTransform):
         config: everything else about the tumors (default: the reference setup).
         record_key: if given, a JSON record of what was pasted (same layout as the MONAI
             adapter's) is stored as ``subject[record_key]`` for every subject, also those that
-            TorchIO's ``p`` skipped (reason ``"not_drawn"``), so ``SubjectsLoader`` collates
-            the records into a list of strings.
+            TorchIO's ``p`` skipped (reason ``"not_drawn"``; TorchIO returns such a subject
+            itself, so the record is added to it), so ``SubjectsLoader`` collates the records
+            into a list of strings.
         profile: a synthesis profile (JSON path or ``SynthesisProfile``) applied to
             ``config`` before ``tumor_probs``.
         liver_label: the liver's id in a multi-organ label map (TotalSegmentator: 5); other
@@ -98,13 +99,15 @@ class RandomTumorSynthesis(RandomTransform):
         self.tumor_label = tumor_label if tumor_label is not None else (
             TUMOR if liver_label is None else None)
         self.args_names = ["image_name", "label_name", "record_key"]  # for repr()
+        self._stored = False  # whether this call wrote the record (else: p skipped it)
 
     def __call__(self, data: Any) -> Any:
-        # TorchIO returns the input untouched when its coin for ``p`` says no: give such
-        # subjects their (empty) record too, so that every subject of a batch has one.
+        # TorchIO returns the input itself when its coin for ``p`` says no: give such subjects
+        # their (empty) record too, replacing any older one, so every subject of a batch has
+        # one that describes this call.
+        self._stored = False
         out = super().__call__(data)
-        if self.record_key is not None and isinstance(out, Subject) \
-                and self.record_key not in out:
+        if self.record_key is not None and isinstance(out, Subject) and not self._stored:
             self._store(out, record_json(None, None, "not_drawn"))
         return out
 
@@ -140,6 +143,7 @@ class RandomTumorSynthesis(RandomTransform):
         return subject
 
     def _store(self, subject: Subject, record: str) -> None:
+        self._stored = True
         if self.record_key is not None:
             subject[self.record_key] = record
             subject.update_attributes()  # also as subject.<record_key>, like TorchIO's keys
