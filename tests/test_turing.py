@@ -380,3 +380,21 @@ def test_build_refuses_a_real_case_without_tumor_and_a_healthy_case_with_one(
     args = ["turing", "build", "--real", str(real), "--healthy", str(healthy), "-o", str(out),
             "--window", "250", "-100"]
     _one_line_error(runner.invoke(cli_app, args), "high > low")
+
+
+def test_build_uses_the_shared_synthesis_options(tmp_path: Path) -> None:
+    """`turing build --reference --type large --count 1`: the synthetic cases are drawn with
+    that config (reference method, one large tumor), not the built-in realistic default."""
+    real, healthy = make_inputs(tmp_path / "inputs")
+    study = tmp_path / "study"
+    result = runner.invoke(cli_app, [
+        "turing", "build", "--real", str(real), "--healthy", str(healthy), "-o", str(study),
+        "--reference", "--type", "large", "--count", "1", *SMALL_VIEW])
+    assert result.exit_code == 0, result.output
+    key = json.loads((study / KEY).read_text())
+    synthetic = [c for c in key["cases"].values() if c["truth"] == "synthetic"]
+    assert len(synthetic) == 1
+    (case,) = synthetic
+    assert case["tumor_type"] == "large" and len(case["tumors"]) == 1
+    assert case["tumors"][0]["size_class"] == "large"
+    assert not set(case["tumors"][0]["effects"]) & {"mass_effect", "capsule", "necrosis"}
