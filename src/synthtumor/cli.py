@@ -13,15 +13,31 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from synthtumor.cli_help import reflow_help
 from synthtumor.console import console, err_console, user_errors
 from synthtumor.synthesis import TUMOR_TYPES, SynthesisConfig, SynthesisResult
 from synthtumor.train.cli import Device
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     help="Synthetic liver tumors for label-free tumor segmentation in CT.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from synthtumor import __version__
+
+        console.print(f"synthtumor {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Synthetic liver tumors for label-free tumor segmentation in CT."""
 
 TumorType = Enum("TumorType", {name: name for name in TUMOR_TYPES}, type=str)  # type: ignore[misc]
 
@@ -250,13 +266,14 @@ def _mount_subcommands() -> None:
     register_bundle(export_app)
     app.add_typer(export_app, name="export", help="Export for other tools: an nnU-Net v2 raw "
                   "dataset, a MONAI bundle.")
+    reflow_help(app)
 
 
 _mount_subcommands()
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    app(prog_name="synthtumor")
 
 
 if __name__ == "__main__":  # pragma: no cover
