@@ -180,6 +180,8 @@ def demo(
     device: Annotated[Device, typer.Option(help="auto: CUDA when present.")]
     = Device.auto,
     workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads for training and "
+                                         "evaluation: part of the result, like the seed.")] = 2,
     open_report: Annotated[bool, typer.Option("--open", help="Open the report in a browser.")]
     = False,
     overwrite: Annotated[bool, typer.Option("--overwrite/--keep")] = True,
@@ -219,6 +221,7 @@ def demo(
     with user_errors():
         res = run_demo(
             out, quick=quick, seed=seed, steps=steps, device=device.value, workers=workers,
+            threads=threads,
             overwrite=overwrite, example=_config(tumor_type or TumorType("mix"), realistic, count),
             step=lambda msg: err_console.print(f"[bold]demo:[/] {msg}", highlight=False),
             progress=None,
