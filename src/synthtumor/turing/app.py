@@ -94,18 +94,18 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.limit:
-            await _too_large(scope, send)
+            await _too_large(scope, send, self.limit)
             return
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                break  # client gone
+                return  # the client went away: nothing to answer
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             more = message.get("more_body", False)
             if size > self.limit:
-                await _too_large(scope, send)
+                await _too_large(scope, send, self.limit)
                 return
         body, sent = b"".join(chunks), False
 
@@ -119,8 +119,8 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(scope: Scope, send: Send) -> None:
-    await JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413,
+async def _too_large(scope: Scope, send: Send, limit: int) -> None:
+    await JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413,
                        headers={"Connection": "close"})(scope, _no_body, send)
 
 
