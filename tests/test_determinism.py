@@ -31,6 +31,16 @@ with fixed_threads(2):
 """
 
 
+def _data(folder: Path) -> Path:
+    organs = nib.load(TS_SMALL.with_name("totalseg_ct_small_organs.nii.gz"))
+    liver = (np.asarray(organs.dataobj) == TS_LIVER).astype(np.uint8)
+    nib.save(nib.Nifti1Image(liver, organs.affine), folder / "liver.nii.gz")
+    items = [{"image": str(TS_SMALL), "label": str(folder / "liver.nii.gz")}]
+    data = folder / "d.json"
+    data.write_text(json.dumps({"training": items, "validation": items}))
+    return data
+
+
 def _train(data: Path, out: Path, omp_threads: int, workers: int = 0) -> dict[str, torch.Tensor]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
            "OMP_NUM_THREADS": str(omp_threads)}
@@ -42,17 +52,32 @@ def _train(data: Path, out: Path, omp_threads: int, workers: int = 0) -> dict[st
 
 @pytest.mark.slow
 def test_pinned_threads_give_identical_weights(tmp_path: Path) -> None:
-    organs = nib.load(TS_SMALL.with_name("totalseg_ct_small_organs.nii.gz"))
-    liver = (np.asarray(organs.dataobj) == TS_LIVER).astype(np.uint8)
-    nib.save(nib.Nifti1Image(liver, organs.affine), tmp_path / "liver.nii.gz")
-    items = [{"image": str(TS_SMALL), "label": str(tmp_path / "liver.nii.gz")}]
-    data = tmp_path / "d.json"
-    data.write_text(json.dumps({"training": items, "validation": items}))
+    data = _data(tmp_path)
     one = _train(data, tmp_path / "one", omp_threads=1)
     two = _train(data, tmp_path / "two", omp_threads=2, workers=0)
     assert one.keys() == two.keys()
     assert all(torch.equal(one[k], two[k]) for k in one)
     assert any(float(v.abs().max()) > 0 for v in one.values())
+
+
+_BURN = "import time\nend = time.monotonic() + 240\nwhile time.monotonic() < end:\n    pass\n"
+
+
+@pytest.mark.slow
+def test_worker_timing_does_not_change_the_weights(tmp_path: Path) -> None:
+    """Two augmentation workers, once on a quiet machine and once next to two busy-looping
+    processes (bounded to 4 minutes, killed when done): the batches arrive in sampler order
+    and each worker's stream is seeded, so the weights are bit-identical."""
+    data = _data(tmp_path)
+    quiet = _train(data, tmp_path / "quiet", omp_threads=2, workers=2)
+    hogs = [subprocess.Popen([sys.executable, "-c", _BURN]) for _ in range(2)]
+    try:
+        loaded = _train(data, tmp_path / "loaded", omp_threads=2, workers=2)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(timeout=10)
+    assert all(torch.equal(quiet[k], loaded[k]) for k in quiet)
 
 
 def test_fixed_threads_restores_the_settings() -> None:
