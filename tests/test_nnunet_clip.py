@@ -48,7 +48,7 @@ def test_widened_clip_keeps_dark_synthetic_tumors(liver_ct: tuple) -> None:
     tumor, liver_vals, intensity = _synthetic_tumor(hu, liver, props, seed)
     floor = intensity.from_hu(np.float32(intensity.lower))
     at_floor_before = float(np.mean(np.isclose(tumor, floor, atol=1e-4)))
-    assert at_floor_before > 0.2  # measured 0.43 (whole-volume, seed 4)
+    assert at_floor_before > 0.2  # measured 0.44 (seed 4; after widening 0.0002)
     wide = widened(props)
     assert wide["mean"] == props["mean"] and wide["std"] == props["std"]
     assert wide["percentile_00_5"] == pytest.approx(props["mean"] - TUMOR_MARGIN_HU)
