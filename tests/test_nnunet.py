@@ -165,6 +165,19 @@ def test_bad_shard_spec_is_one_line(healthy: Path, tmp_path: Path, spec: str) ->
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("spec", [" 0/2", "0/2 ", "0 / 2", "00/2", "0/02", "+0/2",
+                                  "\uff11/2", "\u0661/2", "1/\uff12", "0/2\n", ""])
+def test_shard_spec_is_parsed_strictly(spec: str) -> None:
+    """One spelling per shard: no blanks, no leading zeros, ASCII digits only."""
+    with pytest.raises(ValueError, match="plain digits"):
+        parse_shard(spec)
+
+
+def test_shard_spec_accepts_plain_forms() -> None:
+    assert parse_shard("0/2") == (0, 2) and parse_shard("1/2") == (1, 2)
+    assert parse_shard("10/16") == (10, 16) and parse_shard("0/1") == (0, 1)
+
+
 def test_bad_inputs(healthy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     small = _sub_datalist(healthy, ["tssmall"], "small.json")
     raw = tmp_path / "raw"

@@ -34,6 +34,7 @@ from synthtumor.turing.study import (
 )
 
 runner = CliRunner()
+LOCAL = "http://127.0.0.1:8000"  # the server answers only to the names it is bound to
 SMALL_VIEW = ["--pixels", "128", "--slices", "9", "--fov-mm", "120", "--window", "-100", "250"]
 
 
@@ -201,7 +202,7 @@ def test_nothing_served_reveals_the_key(study: Path, tmp_path: Path) -> None:
     s = fresh_copy(study, tmp_path)
     key = json.loads((s / KEY).read_text())
     truth = {c: v["truth"] for c, v in key["cases"].items()}
-    seen = _crawl(TestClient(create_app(s)), "Reader One")
+    seen = _crawl(TestClient(create_app(s), base_url=LOCAL), "Reader One")
     sources = {Path(v[f]).name for v in key["cases"].values() for f in ("image", "label")}
     secrets_ = [b"key.json", b"truth", b"tumor_type", b"lesion", b"/work/", b"/tmp",
                 str(s).encode(), *(n.encode() for n in sources), b"lits", b"totalseg"]
@@ -235,7 +236,7 @@ def test_nothing_served_reveals_the_key(study: Path, tmp_path: Path) -> None:
     (s / DATABASE).unlink()
     for suffix in ("-wal", "-shm"):
         Path(f"{s / DATABASE}{suffix}").unlink(missing_ok=True)
-    again = _crawl(TestClient(create_app(s)), "Reader One")
+    again = _crawl(TestClient(create_app(s), base_url=LOCAL), "Reader One")
     assert again.keys() == seen.keys()
     for url in seen:
         assert again[url] == seen[url], url
@@ -243,7 +244,7 @@ def test_nothing_served_reveals_the_key(study: Path, tmp_path: Path) -> None:
 
 def test_key_and_study_files_are_not_reachable(study: Path, tmp_path: Path) -> None:
     s = fresh_copy(study, tmp_path)
-    client = TestClient(create_app(s))
+    client = TestClient(create_app(s), base_url=LOCAL)
     case_id = load_study(s).case_ids[0]
     key_text = (s / KEY).read_text()
     probes = [
@@ -268,7 +269,7 @@ def _rows(study: Path) -> int:
 
 def test_answers_are_validated_and_stored_once(study: Path, tmp_path: Path) -> None:
     s = fresh_copy(study, tmp_path)
-    client = TestClient(create_app(s))
+    client = TestClient(create_app(s), base_url=LOCAL)
     ids = load_study(s).case_ids
     assert client.post("/api/readers", json={"name": "  Ann  Lee "}).json()["reader"] == "Ann Lee"
     ok = client.put(f"/api/readers/Ann Lee/answers/{ids[0]}", json={"answer": "real"})

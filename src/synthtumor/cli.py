@@ -12,6 +12,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from synthtumor.cli_help import reflow_help
 from synthtumor.console import console, err_console, user_errors
 from synthtumor.synthesis import SynthesisResult
 from synthtumor.synthesis_options import (
@@ -25,10 +26,26 @@ from synthtumor.synthesis_options import (
 from synthtumor.train.cli import Device
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     help="Synthetic liver tumors for label-free tumor segmentation in CT.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from synthtumor import __version__
+
+        console.print(f"synthtumor {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Synthetic liver tumors for label-free tumor segmentation in CT."""
+
 
 @contextmanager
 def _steps() -> Iterator[Callable[[str], None]]:
@@ -134,6 +151,8 @@ def demo(
     device: Annotated[Device, typer.Option(help="auto: CUDA when present.")]
     = Device.auto,
     workers: Annotated[int, typer.Option(min=0, help="Data-loading worker processes.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads for training and "
+                                         "evaluation: part of the result, like the seed.")] = 2,
     open_report: Annotated[bool, typer.Option("--open", help="Open the report in a browser.")]
     = False,
     overwrite: Annotated[bool, typer.Option("--overwrite/--keep")] = True,
@@ -177,7 +196,7 @@ def demo(
     with user_errors():
         res = run_demo(
             out, quick=quick, seed=seed, steps=steps, device=device.value, workers=workers,
-            overwrite=overwrite, example=example,
+            threads=threads, overwrite=overwrite, example=example,
             step=lambda msg: err_console.print(f"[bold]demo:[/] {msg}", highlight=False),
             progress=None,
         )
@@ -224,13 +243,14 @@ def _mount_subcommands() -> None:
     register_bundle(export_app)
     app.add_typer(export_app, name="export", help="Export for other tools: an nnU-Net v2 raw "
                   "dataset, a MONAI bundle.")
+    reflow_help(app)
 
 
 _mount_subcommands()
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    app(prog_name="synthtumor")
 
 
 if __name__ == "__main__":  # pragma: no cover

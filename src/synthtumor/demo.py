@@ -133,6 +133,7 @@ def run_demo(
     steps: int | None = None,
     device: str = "auto",
     workers: int = 1,
+    threads: int = 2,
     overwrite: bool = True,
     example: SynthesisConfig | None = None,
     step: Callable[[str], None] = lambda _m: None,
@@ -143,8 +144,11 @@ def run_demo(
     ``steps`` overrides the preset's optimizer steps; ``example`` configures the synthesis
     example (default: a "mix" sample, the reference method). An existing non-empty ``out`` is
     replaced only with ``overwrite``, and only if it holds nothing but a demo's own outputs.
+    Training and evaluation run on ``threads`` torch threads whatever the machine: the same
+    seed, ``workers`` and ``threads`` give the same network on the same kind of CPU.
     """
     from synthtumor.evaluate.run import EvalConfig, evaluate
+    from synthtumor.train.determinism import fixed_threads
     from synthtumor.train.loop import TrainConfig, train
     from synthtumor.workflow import run_synthesis
 
@@ -184,28 +188,31 @@ def run_demo(
     t0 = time.perf_counter()
     step("training")
     run = out / "run"
-    result = train(TrainConfig(
-        data=datalist, out=run, mode="synthetic", model="unet", roi=preset.roi,
-        spacing=preset.train_spacing_mm, batch_size=preset.batch_size, steps=preset.steps,
-        lr=preset.lr, warmup=preset.warmup, save_every=max(1, preset.steps // 4),
-        workers=workers, cache="memory", seed=seed, device=device, overwrite=True,
-        log_every=max(1, preset.steps // 10), progress=progress,
-    ))
-    seconds["training"] = time.perf_counter() - t0
+    with fixed_threads(threads):  # the same network whatever the machine's core count
+        result = train(TrainConfig(
+            data=datalist, out=run, mode="synthetic", model="unet", roi=preset.roi,
+            spacing=preset.train_spacing_mm, batch_size=preset.batch_size, steps=preset.steps,
+            lr=preset.lr, warmup=preset.warmup, save_every=max(1, preset.steps // 4),
+            workers=workers, cache="memory", seed=seed, device=device, overwrite=True,
+            log_every=max(1, preset.steps // 10), progress=progress,
+        ))
+        seconds["training"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    step("evaluation")
-    evaluation = out / "evaluation"
-    ev = evaluate(EvalConfig(
-        checkpoint=result.last, data=datalist, out=evaluation, key="validation",
-        overlap=preset.overlap, device=device, overwrite=True,
-    ), progress=bool(progress))
+        t0 = time.perf_counter()
+        step("evaluation")
+        evaluation = out / "evaluation"
+        ev = evaluate(EvalConfig(
+            checkpoint=result.last, data=datalist, out=evaluation, key="validation",
+            overlap=preset.overlap, device=device, overwrite=True,
+        ), progress=bool(progress))
     seconds["evaluation"] = time.perf_counter() - t0
 
     summary = {
         "preset": "quick" if quick else "full",
         "seed": seed,
         "steps": preset.steps,
+        "workers": workers,
+        "threads": threads,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "evaluation": ev.summary,
     }

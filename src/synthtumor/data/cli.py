@@ -56,13 +56,22 @@ def _progress(*columns: object) -> Progress:
 
 
 def _list_datasets() -> None:
+    from rich.console import Console
+    from rich.measure import Measurement
+
     table = Table(title="datasets", title_justify="left")
     for col in ("name", "archive", "size", "sha256", "labels preset", "url"):
-        table.add_column(col, justify="right" if col == "size" else "left")
+        # a URL is never cut: folded over lines in a narrow terminal, one line elsewhere
+        table.add_column(col, justify="right" if col == "size" else "left",
+                         overflow="fold" if col in ("url", "sha256") else "ellipsis")
     for d in DATASETS:
         table.add_row(d.name, d.archive, f"{d.nominal_bytes / 1e9:.2f} GB", d.sha256 or "-",
                       d.liver_preset or "-", d.url)
-    console.print(table)
+    out = console
+    if not console.is_terminal:  # a pipe or a log: the table at its full width, rows on one line
+        width = Measurement.get(console, console.options.update(width=10_000), table).maximum
+        out = Console(file=console.file, width=max(width, console.width), color_system=None)
+    out.print(table)
 
 
 @data_app.command()

@@ -18,6 +18,12 @@ nearest surfel cell of the other mask. Then
 
 "within" meaning a distance <= tol. Voxels outside the array count as background, so a mask
 touching the array's border is closed there.
+
+Why not MONAI's ``compute_surface_dice(..., use_subvoxels=True)``: it gives the same values
+(within 1e-7, float32) but runs its distance transforms over the whole volume, here they run on
+the masks' bounding box, tile by tile. ``benchmarks/nsd.py`` on LiTS 117's tumor: 2.7x slower in
+a CT-sized 512x512x128 grid (what evaluation sees), 1.2-3.6x (median 1.8x) on the 128^3 crop
+on a loaded 2-core machine. The per-surfel areas are MONAI's own table.
 """
 
 from __future__ import annotations
@@ -58,48 +64,21 @@ def global_dice(counts: Sequence[tuple[int, int, int]]) -> float:
     return 1.0 if total == 0 else 2.0 * inter / total
 
 
-@functools.lru_cache(maxsize=1)
-def _unit_triangles() -> tuple[np.ndarray, ...]:
-    """Marching-cubes triangles of each of the 256 cell codes, vertices in voxel units.
-
-    Classic (Lorensen) marching cubes at level 0.5 on the 2x2x2 cell puts every vertex on an
-    edge midpoint. A code and its complement bound the same surface; we triangulate the side
-    with at most four inside corners, which separates diagonal corners on ambiguous faces.
-    """
-    from skimage import measure
-
-    tables: list[np.ndarray] = []
-    for code in range(256):
-        inside = bin(code).count("1")
-        if inside in (0, 8):
-            tables.append(np.zeros((0, 3, 3)))
-            continue
-        use = code if inside <= 4 else 255 - code
-        cube = np.zeros((2, 2, 2), np.float32)
-        for bit, corner in enumerate(_CORNERS):
-            if use >> bit & 1:
-                cube[corner] = 1.0
-        verts, faces, _, _ = measure.marching_cubes(cube, 0.5, method="lorensen")
-        verts = np.round(np.asarray(verts, np.float64) * 2.0) / 2.0  # exact edge midpoints
-        tables.append(verts[faces])
-    return tuple(tables)
-
-
 @functools.lru_cache(maxsize=64)
 def surfel_area_table(spacing: tuple[float, float, float]) -> np.ndarray:
     """Surface area (mm²) inside a cell for each of the 256 cell codes, for voxel ``spacing``.
 
+    MONAI's table (the surface-distance library's marching-cubes normals), re-indexed to our
+    bit order: MONAI gives corner (a, b, c) bit 7 - (4a + 2b + c), we give it 4a + 2b + c.
+
     Returns:
         float64 array of shape (256,); 0 for codes 0 and 255 (no surface).
     """
-    scale = np.asarray(spacing, np.float64)
-    table = np.zeros(256)
-    for code, tris in enumerate(_unit_triangles()):
-        if len(tris):
-            t = tris * scale
-            cross = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-            table[code] = 0.5 * float(np.linalg.norm(cross, axis=1).sum())
-    return table
+    from monai.metrics.utils import create_table_neighbour_code_to_surface_area
+
+    table, _kernel = create_table_neighbour_code_to_surface_area(tuple(spacing))
+    monai_code = [int(f"{code:08b}"[::-1], 2) for code in range(256)]
+    return np.asarray(table.cpu(), np.float64)[monai_code]
 
 
 def _cell_codes(mask: np.ndarray) -> np.ndarray:

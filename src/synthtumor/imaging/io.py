@@ -326,10 +326,15 @@ def _read_itk_file(p: Path) -> Volume:
 
 
 def _read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
+    # ITK prints "No Series were found" warnings to stderr itself: our one-line error says it
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
         ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     except RuntimeError as err:
         raise InputError(folder, f"could not be scanned for DICOM ({_sitk_brief(err)})") from err
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     if not ids:
         raise InputError(
             folder, "is a folder holding no DICOM series (pass a DICOM folder or an image file)"

@@ -87,10 +87,21 @@ def nnunet(
     trainer_dir: Annotated[Path | None, typer.Option(
         "--trainer-dir", help="Write the trainer shim here instead of into nnU-Net's package; "
         "then set nnUNet_extTrainer to this folder.")] = None,
+    widen_clip: Annotated[Path | None, typer.Option(
+        "--widen-clip", help="Widen the CT clip range in this nnU-Net plans file (after "
+        "nnUNetv2_plan_experiment, before nnUNetv2_preprocess) so dark tumors are not clipped; "
+        "then exit.")] = None,
 ) -> None:
     from synthtumor.console import console, user_errors
 
     with user_errors():
+        if widen_clip is not None:
+            from synthtumor.nnunet.clip import widen_plans_clip
+
+            old, new = widen_plans_clip(widen_clip)
+            console.print(f"{widen_clip}: CT clip {old[0]:.1f}..{old[1]:.1f} HU -> "
+                          f"{new[0]:.1f}..{new[1]:.1f} HU", highlight=False, soft_wrap=True)
+            return
         if install_trainer or uninstall_trainer:
             _trainer_shim(install_trainer, uninstall_trainer, trainer_dir)
             return

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+# ASCII digits only (\d would take "１" and "٣"), no blanks, no leading zeros: one spelling per
+# shard, so two array tasks cannot name the same shard differently
+_SHARD_RE = re.compile(r"(0|[1-9][0-9]*)/(0|[1-9][0-9]*)", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,14 @@ def make_units(case_ids: list[str], variants: int, base_seed: int) -> list[Unit]
 
 
 def parse_shard(spec: str) -> tuple[int, int]:
-    """``"i/n"`` -> (i, n) with 0 <= i < n; ValueError with a one-line reason otherwise."""
-    m = _SHARD_RE.match(spec)
+    """``"i/n"`` -> (i, n) with 0 <= i < n; ValueError with a one-line reason otherwise.
+
+    Strict: ASCII digits, no spaces, no leading zeros ("0/4", not " 0/4", "00/4" or "０/4").
+    """
+    m = _SHARD_RE.fullmatch(spec)
     if m is None:
-        raise ValueError(f"--shard {spec!r} is not of the form i/n (e.g. 0/4)")
+        raise ValueError(f"--shard {spec!r} is not of the form i/n with plain digits and no "
+                         "spaces or leading zeros (e.g. 0/4)")
     i, n = int(m.group(1)), int(m.group(2))
     if n < 1:
         raise ValueError(f"--shard {spec!r}: the number of shards must be at least 1")

@@ -21,6 +21,7 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from synthtumor.adapters._common import merge_config
+from synthtumor.nnunet.clip import is_widened
 from synthtumor.nnunet.transform import CTIntensity, SynthesisTransform
 from synthtumor.synthesis import SynthesisConfig
 
@@ -68,6 +69,14 @@ class nnUNetTrainerSynthTumor(nnUNetTrainer):  # noqa: N801 - nnU-Net's naming c
         if self.label_manager.has_regions or "tumor" not in labels or "liver" not in labels:
             raise RuntimeError(f"{type(self).__name__} needs plain labels named 'liver' and "
                                f"'tumor' in dataset.json, got {labels}")
+        props = pm.foreground_intensity_properties_per_channel["0"]
+        if not is_widened(props):
+            self.print_to_log_file(
+                "synthtumor warning: the plans clip CT to "
+                f"{props['percentile_00_5']:.0f}..{props['percentile_99_5']:.0f} HU (the healthy "
+                "liver's range): darker tumors reach the network at that floor. Run `synthtumor "
+                "export nnunet --widen-clip PLANS` before nnUNetv2_preprocess.",
+                also_print_to_console=True)
         # array axis 0 of nnU-Net's readers is the slice (k) axis: cranio-caudal for axial CT
         cc_axis = list(pm.transpose_forward).index(0)
         return SynthesisTransform(

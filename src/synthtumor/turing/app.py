@@ -6,18 +6,29 @@ id and slice number. Nothing is read from the study folder by a path built from 
 case ids and slice numbers are checked against the manifest first. ``key.json`` is never read.
 Every response carries the same fixed headers (no file dates, no ETags), so headers are equal
 for real and synthetic cases.
+
+Only requests addressed to the names the server was bound to are answered (the Host header is
+checked: a page on another site cannot reach the study through DNS rebinding), request bodies
+are capped at ``MAX_BODY`` bytes before they are parsed, and error responses never repeat what
+the client sent.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from synthtumor.turing.store import AnswerStore
 from synthtumor.turing.study import (
@@ -38,6 +49,85 @@ _HEADERS = {
 }
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+_ANY = ("0.0.0.0", "::")
+MAX_BODY = 4096  # bytes; the largest valid body (a 160-character name) is under 1 KB
+_FIELDS = ("name", "answer")
+
+
+def allowed_hosts(bind: str, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """Host-header names accepted by a server bound to address ``bind``.
+
+    A loopback bind answers to every loopback name; a bind to every interface (0.0.0.0, ::)
+    to the loopback names and this computer's name; any other bind to that name. ``extra``
+    adds names readers use to reach the server (a DNS name, another address).
+    """
+    names = [bind, *extra]
+    if bind in LOCAL_HOSTS or bind in _ANY:
+        names += LOCAL_HOSTS
+    if bind in _ANY:
+        names += [socket.gethostname(), socket.getfqdn()]
+    out: list[str] = []
+    for name in names:
+        name = name.strip().lower().strip("[]")
+        try:
+            forms = [f"[{name}]"] if ipaddress.ip_address(name).version == 6 else [name]
+        except ValueError:
+            forms = [name]
+        out += [f for f in forms if f and f not in out]
+    return tuple(out)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over ``limit`` bytes, read no further.
+
+    The body is read (at most ``limit`` + 1 bytes) before the app sees the request, so a
+    declared Content-Length and a chunked stream are both bounded.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            await _too_large(scope, send, self.limit)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away: nothing to answer
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.limit:
+                await _too_large(scope, send, self.limit)
+                return
+        body, sent = b"".join(chunks), False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(scope: Scope, send: Send, limit: int) -> None:
+    await JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413,
+                       headers={"Connection": "close"})(scope, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
 class ReaderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=4 * MAX_NAME)
@@ -52,10 +142,12 @@ def _static(name: str) -> bytes:
     return (files("synthtumor.turing") / "static" / name).read_bytes()
 
 
-def create_app(study_dir: str | Path) -> FastAPI:
+def create_app(study_dir: str | Path, hosts: Sequence[str] | None = None) -> FastAPI:
     """A FastAPI app for the study in ``study_dir`` (InputError if it is not a study).
 
-    Answers go to ``answers.sqlite`` in the study folder (created on first use).
+    Answers go to ``answers.sqlite`` in the study folder (created on first use). ``hosts``:
+    the Host-header names answered (default: ``allowed_hosts("127.0.0.1")``, the loopback
+    names); a request naming any other host gets 400.
     """
     study = load_study(study_dir)
     store = AnswerStore(study.folder / DATABASE)
@@ -63,6 +155,10 @@ def create_app(study_dir: str | Path) -> FastAPI:
     pages = {name: _static(name) for name in ("index.html", *_STATIC)}
     app = FastAPI(title="synthtumor reader study", docs_url=None, redoc_url=None,
                   openapi_url=None)
+    # added first = innermost: the host is checked before the body is read
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.add_middleware(TrustedHostMiddleware, www_redirect=False,
+                       allowed_hosts=list(allowed_hosts("127.0.0.1") if hosts is None else hosts))
 
     @app.middleware("http")
     async def fixed_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -138,5 +234,13 @@ def create_app(study_dir: str | Path) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default repeats the input; name only our own fields and pydantic's message
+        first = exc.errors()[0] if exc.errors() else {}
+        field = next((x for x in first.get("loc", ()) if x in _FIELDS), "body")
+        return JSONResponse({"detail": f"{field}: {first.get('msg', 'invalid')}"},
+                            status_code=422)
 
     return app

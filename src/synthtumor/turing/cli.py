@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import re
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -88,20 +91,57 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 = this computer only.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", help="Another name readers type to reach the server (a DNS name or "
+        "address; repeatable). Requests naming any other host are refused.")] = None,
 ) -> None:
     """Serve the study to readers in a web browser (answers go to STUDY/answers.sqlite)."""
     import uvicorn
 
-    from synthtumor.turing.app import create_app
+    from synthtumor.turing.app import allowed_hosts, create_app
 
     with user_errors():
-        app = create_app(study)
+        hosts = allowed_hosts(host, [_host_name(h) for h in allow_host or []])
+        app = create_app(study, hosts=hosts)
+        sock = _bind(host, port)  # before "reader study at": a busy port is a one-line error
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach this "
-                          "address can read the cases and answer as any reader (no login)",
-                          highlight=False)
-    console.print(f"reader study at [bold]http://{host}:{port}/[/] (Ctrl+C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+                          "address can read the cases and answer as any reader (no login); "
+                          f"host names answered: {', '.join(hosts)}", highlight=False)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"reader study at [bold]http://{shown}:{port}/[/] (Ctrl+C to stop)")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[sock])
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]+\]?",
+                        re.ASCII)
+
+
+def _host_name(name: str) -> str:
+    """A host name or address for ``--allow-host`` (no wildcards, ports or schemes)."""
+    if not _HOST_NAME.fullmatch(name):
+        raise ValueError(f"--allow-host {name!r} is not a host name or address")
+    return name
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) for uvicorn; ValueError (one line) if it cannot be."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as err:
+        raise ValueError(f"--host {host!r}: cannot resolve it ({err})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError as err:
+        sock.close()
+        why = ("the port is already in use (another server? choose one with --port)"
+               if err.errno == errno.EADDRINUSE else err.strerror)
+        raise ValueError(f"cannot listen on {host} port {port}: {why}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @turing_app.command()

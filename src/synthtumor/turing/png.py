@@ -1,41 +1,33 @@
-"""A minimal PNG writer for the reader study: every image has the same bytes layout.
+"""PNG slices for the reader study: every image of one size has the same byte layout.
 
-Why not matplotlib or Pillow: they add text chunks (software, date) and choose compression by
-content, so file sizes and metadata could tell real from synthetic cases. Here every slice is
-8-bit greyscale, one IHDR, one IDAT of *stored* (uncompressed) deflate blocks and one IEND; two
-images of the same pixel size are therefore exactly the same number of bytes, with the same
-chunk layout, and differ only in pixel values and checksums.
+Pillow with fixed settings: 8-bit greyscale, compression level 0 (stored deflate blocks, so the
+byte count depends only on the image size, never on the pixels), no optimisation pass and no
+metadata (no text, time, dpi or colour chunks). Two slices of the same size are therefore the
+same number of bytes with the same chunk layout, and differ only in pixel values and checksums:
+file size and metadata cannot tell real from synthetic cases.
 """
 
 from __future__ import annotations
 
+import io
 import struct
-import zlib
 
 import numpy as np
+from PIL import Image
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+# the only settings given to Pillow: content-independent size, nothing but pixels
+PNG_SETTINGS = {"format": "PNG", "compress_level": 0, "optimize": False}
 
 
 def encode_gray_png(image: np.ndarray) -> bytes:
-    """Encode a 2-D uint8 image (rows, columns) as a greyscale PNG without metadata.
-
-    Compression level 0 (stored deflate blocks): the byte length depends only on the shape.
-    """
+    """Encode a 2-D uint8 image (rows, columns) as a greyscale PNG without metadata."""
     img = np.asarray(image)
     if img.ndim != 2 or img.dtype != np.uint8 or img.size == 0:
         raise ValueError(f"need a non-empty 2-D uint8 image, got {img.dtype} {img.shape}")
-    rows, cols = img.shape
-    header = struct.pack(">IIBBBBB", cols, rows, 8, 0, 0, 0, 0)  # 8-bit grey, no interlace
-    # each scanline starts with filter type 0 (none), so the layout never depends on content
-    raw = np.concatenate([np.zeros((rows, 1), np.uint8), img], axis=1).tobytes()
-    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 0)) + _chunk(
-        b"IEND", b""
-    )
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, **PNG_SETTINGS)  # uint8 2-D: mode L
+    return buf.getvalue()
 
 
 def chunk_layout(data: bytes) -> list[tuple[str, int]]:

@@ -96,7 +96,7 @@ def study_report(study_dir: str | Path) -> dict[str, Any]:
     answers: dict[str, dict[str, str]] = {}
     readers: list[str] = []
     if db.is_file():
-        store = AnswerStore(db)
+        store = AnswerStore(db, write=False)
         answers = store.answers()
         readers = store.readers()
     per = {name: score(truth, answers.get(name, {})) for name in readers}

@@ -2,6 +2,8 @@
 
 WAL journal and ``synchronous=FULL``: an answer the server acknowledged survives the server
 being killed. Each call opens its own short-lived connection, so request threads share nothing.
+A database that is damaged, not SQLite, or (for the server) not writable is refused when the
+store is opened, as an ``InputError`` naming the file, before any reader sees the study.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from synthtumor.errors import InputError
 from synthtumor.turing.study import ANSWERS
 
 _SCHEMA = """
@@ -32,11 +35,32 @@ CREATE TABLE IF NOT EXISTS answers (
 class AnswerStore:
     """The answers database of one study (``answers.sqlite`` in the study folder)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, write: bool = True) -> None:
+        """Open (``write``: create if missing) the database; InputError if it is unusable.
+
+        ``write=False`` (the report) only reads: a read-only database is fine there.
+        """
         self.path = Path(path)
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+        try:
+            with self._connect() as conn:
+                if write:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.executescript(_SCHEMA)
+                ok = conn.execute("PRAGMA quick_check").fetchone()
+                if ok is None or ok[0] != "ok":
+                    raise sqlite3.DatabaseError(f"damaged ({ok[0] if ok else 'no answer'})")
+                conn.execute("SELECT COUNT(*) FROM readers").fetchone()
+                conn.execute("SELECT COUNT(*) FROM answers").fetchone()
+                if write:  # a read-only file opens fine and fails only at the first answer
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        conn.execute("INSERT OR REPLACE INTO readers VALUES ('', 0)")
+                    finally:
+                        conn.execute("ROLLBACK")
+        except sqlite3.Error as err:
+            doing = "write to" if write else "read"
+            raise InputError(self.path, f"cannot {doing} the answers database: {err} (move it "
+                             "aside to start afresh, or restore it from a backup)") from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

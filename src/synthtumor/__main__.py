@@ -1,0 +1,5 @@
+"""``python -m synthtumor ...``: the ``synthtumor`` command."""
+
+from synthtumor.cli import main
+
+main()
