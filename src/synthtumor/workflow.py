@@ -19,7 +19,14 @@ import numpy as np
 from synthtumor import __version__
 from synthtumor.errors import InputError
 from synthtumor.files import check_output_folder, staged_folder
-from synthtumor.imaging import Volume, read_case_labels, read_ct, read_mask, write_nifti
+from synthtumor.imaging import (
+    Volume,
+    ct_values_to_store,
+    read_case_labels,
+    read_ct,
+    read_mask,
+    write_nifti,
+)
 from synthtumor.synthesis import SynthesisConfig, SynthesisResult, synthesize
 
 OUTPUT_FILES = ("ct.nii.gz", "label.nii.gz", "tumors.json", "preview.png")
@@ -103,10 +110,7 @@ def run_synthesis(
 
     with staged_folder(out_dir) as tmp:
         step("writing NIfTI")
-        ct_out = result.ct
-        if np.array_equal(ct.array, np.rint(ct.array)):
-            ct_out = np.rint(ct_out).astype(np.int16)  # scanner-like integer HU, half the size
-        write_nifti(tmp / "ct.nii.gz", ct_out, ct.affine, kind="ct")
+        write_nifti(tmp / "ct.nii.gz", ct_values_to_store(result.ct, ct), ct.affine, kind="ct")
         write_nifti(tmp / "label.nii.gz", result.label, ct.affine, kind="label")
         record = {
             "synthtumor_version": __version__,

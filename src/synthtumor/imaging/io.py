@@ -134,7 +134,29 @@ def read_ct(path: PathLike, *, series_uid: str | None = None) -> Volume:
             f"values {lo:g}..{hi:g} do not look like Hounsfield units (no air below -200 HU); "
             "apply the rescale slope/intercept",
         )
-    return Volume(arr.astype(np.float32, copy=False), vol.affine, vol.path)
+    return Volume(arr.astype(np.float32, copy=False), vol.affine, vol.path,
+                  stored_dtype=arr.dtype)
+
+
+def ct_values_to_store(values: np.ndarray, source: Volume) -> np.ndarray:
+    """CT values (HU) computed from ``source``, in the type to write them back.
+
+    Integer HU in, integer HU out: when ``source`` holds whole numbers the values are rounded
+    into the file's own integer type if it holds their range, else into the smallest wider
+    signed type that does (never wrapping: 40000 HU in an int32 CT stays 40000). Other values
+    stay float32.
+    """
+    if not np.array_equal(source.array, np.rint(source.array)):
+        return np.asarray(values, dtype=np.float32)
+    rounded = np.rint(values)
+    lo, hi = (float(rounded.min()), float(rounded.max())) if rounded.size else (0.0, 0.0)
+    stored = source.stored_dtype
+    candidates = [stored] if stored is not None and stored.kind in "iu" else []
+    for dtype in candidates + [np.dtype(np.int16), np.dtype(np.int32), np.dtype(np.int64)]:
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return rounded.astype(dtype)
+    return np.asarray(values, dtype=np.float32)
 
 
 def read_mask(path: PathLike, reference: Volume, label: int | None = None) -> Volume:
@@ -242,7 +264,8 @@ def write_nifti(
 
     Data types: ``kind='label'`` is written uint8 (values must be integers in 0..255).
     ``kind='ct'`` is written int16 when the array has an integer dtype whose values fit int16
-    (lossless, half the size), else float32; no scl_slope scaling is used.
+    (lossless, half the size), else in its own integer type (never wrapped, never float), and
+    float32 for real values; no scl_slope scaling is used.
 
     The qform and sform are both set to ``affine`` with code 1 (scanner), units mm, so 3D
     Slicer, ITK-SNAP and nibabel place the image identically. The file is written to a hidden
@@ -552,7 +575,9 @@ def _nifti_data(arr: np.ndarray, kind: str) -> np.ndarray:
             info = np.iinfo(np.int16)
             if arr.size == 0 or (info.min <= np.min(arr) and np.max(arr) <= info.max):
                 return arr.astype(np.int16, copy=False)
-            return arr.astype(np.float32)
+            if arr.dtype.itemsize > 8 or arr.dtype == np.uint64:
+                return arr.astype(np.float64)  # beyond NIfTI's integers: exact to 2**53
+            return arr  # int32, uint16, uint32, int64: NIfTI stores them as they are
         if arr.dtype.kind == "f":
             return arr.astype(np.float32, copy=False)
         raise ValueError(f"cannot write {arr.dtype} values as CT")

@@ -2,7 +2,7 @@
 
 Layout written under ``RAW_DIR/DatasetXXX_Name/``::
 
-    imagesTr/{case}_0000.nii.gz   CT in HU (int16 when the input HU are integers)
+    imagesTr/{case}_0000.nii.gz   CT in HU (integer when the input HU are; never wrapped)
     labelsTr/{case}.nii.gz        uint8: 0 background, 1 liver, 2 tumor
     synthtumor/{case}.json        seed, tumor records and sample draws of that case
     synthtumor/export.json        the export's settings (so a re-run can resume safely)
@@ -32,7 +32,7 @@ from synthtumor import __version__
 from synthtumor.data.datalist import Case, load_datalist
 from synthtumor.errors import InputError
 from synthtumor.files import make_folder, read_json, write_json_atomic
-from synthtumor.imaging import write_nifti
+from synthtumor.imaging import ct_values_to_store, write_nifti
 from synthtumor.nnunet.shards import Unit, make_units, shard_units
 from synthtumor.synthesis import SynthesisConfig, synthesize
 
@@ -213,8 +213,7 @@ def export_unit(unit: Unit, case: Case, folder: Path, config: SynthesisConfig,
         record.update(tumor_type=result.tumor_type, config=cfg, sample=result.params,
                       warnings=sorted({str(w.message) for w in caught}),
                       tumors=[t.to_dict() for t in result.tumors])
-    if np.array_equal(ct.array, np.rint(ct.array)):
-        out_ct = np.rint(out_ct).astype(np.int16)  # integer HU in, integer HU out: half the size
+    out_ct = ct_values_to_store(out_ct, ct)  # integer HU in, integer HU out, never wrapped
     image_path, label_path, record_path = _paths(folder, unit.name)
     write_nifti(image_path, out_ct, ct.affine, kind="ct")
     write_nifti(label_path, out_label, ct.affine, kind="label")
