@@ -5,20 +5,12 @@ refused, and an existing empty output folder (a mount point, `.`) is written in 
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import catalogue
 import nibabel as nib
 import numpy as np
-import pytest
-from conftest import LITS_CT, LITS_LABEL, TS_CT, TS_LIVER, TS_ORGANS, TS_SMALL
+from conftest import LITS_CT, LITS_LABEL, TS_LIVER, TS_SMALL
 from typer.testing import CliRunner
 
 from synthtumor.cli import app
@@ -77,3 +69,94 @@ def test_int32_ct_above_int16_is_copied_unchanged_by_nnunet_export(tmp_path: Pat
     copy = nib.load(tmp_path / "raw" / "Dataset611_Hot" / "imagesTr" / "hot_0000.nii.gz")
     assert np.array_equal(np.asarray(copy.dataobj), ct)  # the documented unchanged copy
     assert copy.get_data_dtype() == np.int32
+
+
+# ---- 2: --overwrite never deletes an input --------------------------------------------------
+
+def _small_case(folder: Path) -> tuple[Path, Path]:
+    """The small CT and its 0/1 liver label, copied into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    img = nib.load(TS_SMALL)
+    organs = np.asarray(nib.load(TS_SMALL_ORGANS).dataobj)
+    ct, liver = folder / "ct.nii.gz", folder / "liver.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine), ct)
+    nib.save(nib.Nifti1Image((organs == TS_LIVER).astype(np.uint8), img.affine), liver)
+    return ct, liver
+
+
+def test_synthesize_overwrite_refuses_an_out_holding_its_inputs(tmp_path: Path) -> None:
+    """synthesize -o CASE --overwrite where CASE holds the CT and the mask"""
+    case = tmp_path / "case"
+    ct, liver = _small_case(case)
+    before = {p.name: p.read_bytes() for p in case.iterdir()}
+    result = run_cli("synthesize", ct, liver, "-o", case, "--overwrite")
+    assert result.exit_code == 2
+    assert "holds the input" in error_line(result) and str(case) in error_line(result)
+    assert {p.name: p.read_bytes() for p in case.iterdir()} == before
+    # the same folder given through a symlink is the same folder
+    (tmp_path / "link").symlink_to(case)
+    assert run_cli("synthesize", ct, liver, "-o", tmp_path / "link", "--overwrite"
+                   ).exit_code == 2
+    assert {p.name: p.read_bytes() for p in case.iterdir()} == before
+
+
+def test_evaluate_overwrite_refuses_the_run_folder_of_its_checkpoint(tmp_path: Path) -> None:
+    """evaluate --checkpoint RUN/last.pt --out RUN --overwrite"""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"weights that took a week")
+    data = tmp_path / "lits.json"
+    data.write_text(json.dumps({"validation": [{"image": str(LITS_CT),
+                                                "label": str(LITS_LABEL)}]}))
+    result = run_cli("evaluate", "--checkpoint", run / "last.pt", "--data", data, "--out", run,
+                     "--overwrite", "--device", "cpu")
+    assert result.exit_code == 2
+    assert "last.pt" in error_line(result) and "holds the input" in error_line(result)
+    assert (run / "last.pt").read_bytes() == b"weights that took a week"
+
+
+def _study_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    ct, liver = _small_case(tmp_path / "healthy")
+    real = tmp_path / "real.json"
+    real.write_text(json.dumps({"training": [{"image": str(LITS_CT), "label": str(LITS_LABEL)}]}))
+    healthy = tmp_path / "healthy.json"
+    healthy.write_text(json.dumps({"training": [{"image": str(ct), "label": str(liver)}]}))
+    return real, healthy
+
+
+def test_turing_build_overwrite_keeps_collected_answers(tmp_path: Path) -> None:
+    """turing build -o STUDY --overwrite where STUDY holds readers' answers"""
+    real, healthy = _study_inputs(tmp_path)
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.json").write_text("{}")
+    (study / "answers.sqlite").write_bytes(b"164 answers")
+    args = ["turing", "build", "--real", real, "--healthy", healthy, "-o", study, "--overwrite",
+            "--pixels", "32", "--slices", "3"]
+    result = run_cli(*args)
+    assert result.exit_code == 2 and "--discard-answers" in error_line(result)
+    assert (study / "answers.sqlite").read_bytes() == b"164 answers"
+    done = run_cli(*args, "--discard-answers")
+    assert done.exit_code == 0, done.output
+    assert not (study / "answers.sqlite").exists() and (study / "key.json").is_file()
+
+
+def test_turing_build_overwrite_refuses_an_out_holding_its_datalist(tmp_path: Path) -> None:
+    real, healthy = _study_inputs(tmp_path)
+    result = run_cli("turing", "build", "--real", real, "--healthy", healthy, "-o", tmp_path,
+                     "--overwrite")
+    assert result.exit_code == 2 and "holds the input" in error_line(result)
+    assert real.is_file() and healthy.is_file()
+
+
+def test_nnunet_export_overwrite_refuses_a_dataset_folder_holding_its_inputs(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "raw" / "Dataset612_Mine"
+    ct, liver = _small_case(folder / "sources")
+    datalist = folder / "sources" / "list.json"
+    datalist.write_text(json.dumps({"training": [{"image": str(ct), "label": str(liver),
+                                                  "case": "a"}]}))
+    result = run_cli("export", "nnunet", datalist, "--out", tmp_path / "raw", "--dataset-id",
+                     "612", "--name", "Mine", "--variants", "0", "--overwrite")
+    assert result.exit_code == 2 and "holds the input" in error_line(result)
+    assert ct.is_file() and liver.is_file() and datalist.is_file()

@@ -125,10 +125,13 @@ def synthesize(
     """
     from dataclasses import replace
 
+    from synthtumor.files import check_output_folder
     from synthtumor.imaging import read_mask
     from synthtumor.workflow import load_case, run_synthesis
 
     with user_errors(), _steps() as step:
+        vessel_file = vessels if vessels not in (None, "auto", "none") else None
+        check_output_folder(out, overwrite, [ct, liver, vessel_file, profile])
         config = _config(tumor_type, realistic, count, profile)
         ct_vol, liver_vol = load_case(ct, liver, liver_label)
         vessels = vessels or ("auto" if realistic else "none")

@@ -8,7 +8,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,13 +52,45 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def check_output_folder(out: Path, overwrite: bool) -> None:
+def check_output_folder(out: Path, overwrite: bool,
+                        inputs: Iterable[str | os.PathLike[str] | None] = ()) -> None:
     """InputError unless ``out`` is absent, an empty folder, or a folder ``overwrite`` allows
-    replacing."""
+    replacing: one that holds none of the command's ``inputs`` (see ``check_not_inputs``)."""
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
+        check_not_inputs(out, inputs)
+
+
+def check_not_inputs(out: Path, inputs: Iterable[str | os.PathLike[str] | None],
+                     deleting: Iterable[Path] | None = None) -> None:
+    """Refuse to replace ``out`` when that would delete or write into an input of the command.
+
+    ``out`` may not be an input, hold one (at any depth) or lie inside an input folder (e.g. a
+    DICOM series). With ``deleting`` only those paths are removed (not all of ``out``): then
+    only an input that is one of them, or lies inside one, is refused. Symlinks are resolved.
+    Every command with ``--overwrite`` calls this before it deletes anything.
+    """
+    out = Path(out)
+    target = out.resolve()
+    doomed = None if deleting is None else [Path(p).resolve() for p in deleting]
+    for given in inputs:
+        if given is None:
+            continue
+        path = Path(given).resolve()
+        if doomed is not None:
+            hit = any(path == d or d in path.parents for d in doomed)
+        else:
+            hit = path == target or target in path.parents
+        if hit:
+            raise InputError(out, f"holds the input {given}; --overwrite would delete it: "
+                             "write to another folder")
+        if doomed is None and path.is_dir() and path in target.parents:
+            raise InputError(out, f"lies inside the input folder {given}; --overwrite would "
+                             "write into it: write to another folder")
 
 
 @contextmanager

@@ -31,7 +31,7 @@ import numpy as np
 from synthtumor import __version__
 from synthtumor.data.datalist import Case, load_datalist
 from synthtumor.errors import InputError
-from synthtumor.files import make_folder, read_json, write_json_atomic
+from synthtumor.files import check_not_inputs, make_folder, read_json, write_json_atomic
 from synthtumor.imaging import ct_values_to_store, write_nifti
 from synthtumor.nnunet.shards import Unit, make_units, shard_units
 from synthtumor.synthesis import SynthesisConfig, synthesize
@@ -153,6 +153,8 @@ def prepare_folder(settings: ExportSettings, cases: list[Case], *, overwrite: bo
     wanted = _manifest(settings, cases)
     manifest_path = folder / "synthtumor" / "export.json"
     if folder.is_dir() and overwrite:
+        check_not_inputs(folder, [settings.datalist, *(c.image for c in cases),
+                                  *(c.label for c in cases)])
         shutil.rmtree(folder)
     elif folder.is_dir():
         found = read_json(manifest_path)

@@ -25,7 +25,7 @@ import torch
 
 from synthtumor.data.datalist import label_has_tumor, load_datalist
 from synthtumor.errors import InputError
-from synthtumor.files import csv_cell, read_json, write_text_atomic
+from synthtumor.files import check_not_inputs, csv_cell, read_json, write_text_atomic
 from synthtumor.train import checkpoint as ckpt
 from synthtumor.train import distributed as dist_utils
 from synthtumor.train.models import MODEL_NAMES, build_model, check_roi, describe
@@ -37,6 +37,7 @@ from synthtumor.train.transforms import (
 )
 
 MODES = ("synthetic", "real", "mixed")
+_REPLACED = (ckpt.LAST, ckpt.PREV, ckpt.BEST, "log.csv")  # what --overwrite deletes
 CACHES = ("memory", "disk", "none")
 LOG_COLUMNS = ("step", "loss", "lr", "samples_per_s", "val_tumor_dice", "val_liver_dice")
 # Fields that define a run: a RUN_DIR holding another combination is refused without --overwrite.
@@ -464,6 +465,10 @@ def _train(config: TrainConfig, info: dist_utils.DistInfo, device: torch.device)
     # --- checks on every rank, before anything is written
     items, weights = load_items(config)
     check_out_dir(config)
+    if config.overwrite and not (config.resume or config.resume_from is not None):
+        check_not_inputs(out, [config.data, config.real_data, config.val_data,
+                               *(it[k] for it in items for k in ("image", "label"))],
+                         deleting=[out / name for name in _REPLACED])
     desc = describe(config.model, config.feature_size)
     state: dict[str, Any] | None = None
     if config.resume or config.resume_from is not None:
@@ -480,7 +485,7 @@ def _train(config: TrainConfig, info: dist_utils.DistInfo, device: torch.device)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         if config.overwrite and state is None:
-            for name in (ckpt.LAST, ckpt.PREV, ckpt.BEST, "log.csv"):
+            for name in _REPLACED:
                 (out / name).unlink(missing_ok=True)
         cfg = {**config.to_dict(), "world_size": info.world_size, "model_desc": desc}
         write_text_atomic(out / "config.json", json.dumps(cfg, indent=2) + "\n")

@@ -39,6 +39,9 @@ def build(
     min_lesion_ml: Annotated[float, typer.Option(help="Smallest lesion shown (ml).")] = 0.1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")]
     = False,
+    discard_answers: Annotated[bool, typer.Option(
+        "--discard-answers", help="With --overwrite: replace a study that holds readers' "
+        "answers (they are lost).")] = False,
 ) -> None:
     """Build a blinded study: real-tumor and synthetic-tumor cases, rendered identically."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -56,6 +59,7 @@ def build(
             real, healthy, out, synthetic_per_case=synthetic_per_case,
             lesions_per_real=lesions_per_real, seed=seed, view=view,
             min_lesion_ml=min_lesion_ml, overwrite=overwrite,
+            discard_answers=discard_answers,
             progress=lambda msg, done, total: bar.update(task, description=msg,
                                                          completed=done, total=total),
         )
