@@ -5,12 +5,19 @@ refused, and an existing empty output folder (a mount point, `.`) is written in 
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from conftest import LITS_CT, LITS_LABEL, TS_LIVER, TS_SMALL
+import pytest
+from conftest import LITS_CT, LITS_LABEL, TS_CT, TS_LIVER, TS_ORGANS, TS_SMALL
 from typer.testing import CliRunner
 
 from synthtumor.cli import app
@@ -160,3 +167,178 @@ def test_nnunet_export_overwrite_refuses_a_dataset_folder_holding_its_inputs(
                      "612", "--name", "Mine", "--variants", "0", "--overwrite")
     assert result.exit_code == 2 and "holds the input" in error_line(result)
     assert ct.is_file() and liver.is_file() and datalist.is_file()
+
+
+# ---- 3: export nnunet stages outside nnU-Net's folders; --merge checks every file ---------
+
+def _one_case_export(tmp_path: Path, *extra: str) -> tuple[list[str], Path]:
+    ct, liver = _small_case(tmp_path / "src")
+    datalist = tmp_path / "one.json"
+    datalist.write_text(json.dumps({"training": [{"image": str(ct), "label": str(liver),
+                                                  "case": "a"}]}))
+    args = ["export", "nnunet", str(datalist), "--out", str(tmp_path / "raw"), "--dataset-id",
+            "613", "--name", "One", "--variants", "1", *extra]
+    return args, tmp_path / "raw" / "Dataset613_One"
+
+
+def test_nnunet_export_writes_nothing_temporary_into_images_or_labels(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import synthtumor.imaging.io as io
+
+    args, folder = _one_case_export(tmp_path)
+    saved: list[Path] = []
+    save = io.nib.save
+    monkeypatch.setattr(io.nib, "save", lambda img, path: (saved.append(Path(path)),
+                                                           save(img, path))[1])
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert len(saved) == 2
+    assert all(p.parent.parent == folder / "synthtumor" for p in saved)  # a staging folder
+    assert sorted(p.name for p in (folder / "imagesTr").iterdir()) == ["a_v000_0000.nii.gz"]
+    assert sorted(p.name for p in (folder / "synthtumor").iterdir()) == ["a_v000.json",
+                                                                         "export.json"]
+
+
+def test_nnunet_rerun_removes_a_killed_runs_temp_image(tmp_path: Path) -> None:
+    """A half-written .case….tmp.nii.gz left in imagesTr by a killed export"""
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+
+    args, folder = _one_case_export(tmp_path)
+    assert run_cli(*args).exit_code == 0
+    image = folder / "imagesTr" / "a_v000_0000.nii.gz"
+    debris = folder / "imagesTr" / ".a_v000_0000.1f2e3d4c.tmp.nii.gz"  # as the kill left it
+    debris.write_bytes(image.read_bytes()[:1000])
+    (folder / "dataset.json").unlink()
+    rerun = run_cli(*args)
+    assert rerun.exit_code == 0, rerun.output
+    assert not debris.exists() and image.is_file()
+    verify_dataset_integrity(str(folder), 1)  # counted 2 images before
+
+
+def test_nnunet_merge_refuses_unknown_files_in_images(tmp_path: Path) -> None:
+    args, folder = _one_case_export(tmp_path)
+    assert run_cli(*args).exit_code == 0
+    stray = folder / "labelsTr" / "notes.txt"
+    stray.write_text("mine")
+    result = run_cli(*args, "--merge")
+    assert result.exit_code == 2
+    assert "labelsTr" in error_line(result) and "notes.txt" in error_line(result)
+    assert stray.read_text() == "mine"
+
+
+# ---- 4: stale staging leftovers are cleaned; SIGTERM/SIGHUP unwind like Ctrl+C --------------
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_staging_of_a_killed_run_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    from synthtumor.files import _HOST
+
+    ct, liver = _small_case(tmp_path / "src")
+    dead, alive = _dead_pid(), os.getppid()
+    stale = tmp_path / f".out.{_HOST}-{dead}.k3j_a9x2.tmp"
+    stale.mkdir()
+    (stale / "ct.nii.gz").write_bytes(b"x" * 1000)
+    stale_old = tmp_path / f".out.{_HOST}-{dead}.k3j_a9x3.old"
+    stale_old.mkdir()
+    live = tmp_path / f".out.{_HOST}-{alive}.k3j_a9x4.tmp"  # a run still going: kept
+    live.mkdir()
+    other_host = tmp_path / f".out.elsewhere-{dead}.k3j_a9x5.tmp"  # another machine's: kept
+    other_host.mkdir()
+    foreign = tmp_path / ".out.backup.tmp"  # not our pattern: kept
+    foreign.mkdir()
+    result = run_cli("synthesize", ct, liver, "-o", tmp_path / "out", "--type", "tiny")
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and not stale_old.exists()
+    assert live.is_dir() and other_host.is_dir() and foreign.is_dir()
+    assert (tmp_path / "out" / "ct.nii.gz").is_file()
+
+
+def test_stale_checkpoint_temp_file_is_removed(tmp_path: Path) -> None:
+    from synthtumor.files import _HOST
+    from synthtumor.train.checkpoint import remove_stale_writes
+
+    dead = _dead_pid()
+    stale = tmp_path / f".last.pt.{_HOST}-{dead}.a1b2c3d4.tmp"
+    stale.write_bytes(b"x" * 1000)
+    mine = tmp_path / f".last.pt.{_HOST}-{os.getpid()}.a1b2c3d5.tmp"
+    mine.write_bytes(b"x")
+    assert remove_stale_writes(tmp_path) == [stale]
+    assert mine.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_writing_leaves_no_staging_folder(tmp_path: Path, sig: int) -> None:
+    """SIGTERM/SIGHUP while the output folder is staged: no debris, exit 128 + signal"""
+    exe = Path(sys.executable).with_name("synthtumor")
+    out = tmp_path / "res" / "out"
+    proc = subprocess.Popen([str(exe), "synthesize", str(TS_CT), str(TS_ORGANS), "-o", str(out),
+                             "--liver-label", str(TS_LIVER), "--type", "large"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(".out.*.tmp")) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, stderr
+    assert list(out.parent.iterdir()) == []  # neither the output nor its staging folder
+    assert len(stderr.strip().splitlines()) == 1 and signal.Signals(sig).name in stderr
+
+
+# ---- 10: an existing empty output folder is written in place ---------------------------------
+
+def test_current_folder_as_output_is_written_in_place(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    ct, liver = _small_case(tmp_path / "src")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    monkeypatch.chdir(volume)
+    result = run_cli("synthesize", ct, liver, "-o", ".", "--type", "tiny")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in volume.iterdir()) == sorted(
+        ["ct.nii.gz", "label.nii.gz", "tumors.json", "preview.png"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src", "volume"]  # no debris beside
+    label = np.asarray(nib.load(volume / "label.nii.gz").dataobj)
+    assert (label == 2).any()
+
+
+def test_empty_mount_point_as_output_is_written_in_place(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty mount point as OUT: renaming over it fails with EBUSY"""
+    ct, liver = _small_case(tmp_path / "src")
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    rename = Path.rename
+
+    def busy(self: Path, target: object) -> Path:
+        if Path(os.path.abspath(self)) == mount or Path(os.path.abspath(str(target))) == mount:
+            raise OSError(errno.EBUSY, "Device or resource busy", str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", busy)
+    result = run_cli("synthesize", ct, liver, "-o", mount, "--type", "tiny")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in mount.iterdir()) == sorted(
+        ["ct.nii.gz", "label.nii.gz", "tumors.json", "preview.png"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnt", "src"]
+
+
+def test_failure_while_writing_in_place_leaves_the_folder_empty(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import synthtumor.preview as preview
+
+    ct, liver = _small_case(tmp_path / "src")
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(preview, "save_preview", broken)
+    result = run_cli("synthesize", ct, liver, "-o", mount, "--type", "tiny")
+    assert result.exit_code != 0
+    assert list(mount.iterdir()) == []

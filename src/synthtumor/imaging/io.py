@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from synthtumor.errors import InputError
+from synthtumor.files import staging_prefix
 from synthtumor.imaging.resample import resample_nearest
 from synthtumor.imaging.volume import Volume
 
@@ -302,7 +303,7 @@ def write_nifti(
 
     # Temp name keeps the .nii/.nii.gz ending: nibabel picks compression from it.
     stem = p.name[: -len(suffix)]
-    tmp = p.with_name(f".{stem}.{secrets.token_hex(4)}.tmp{suffix}")
+    tmp = p.with_name(f"{staging_prefix(stem)}{secrets.token_hex(4)}.tmp{suffix}")
     try:
         # O_EXCL: never clobber someone else's file; mode 0o666 lets the umask decide access
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from synthtumor.errors import InputError
+from synthtumor.files import remove_stale, staging_prefix
 
 FORMAT = "synthtumor-train/1"
 LAST = "last.pt"
@@ -88,7 +89,7 @@ def save_atomic(obj: dict[str, Any], path: Path, keep_previous: bool = False) ->
     links are unsupported) to ``last.prev.pt``, so a valid ``path`` exists at every moment.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; checkpoints are not
         with os.fdopen(fd, "wb") as f:
@@ -105,6 +106,13 @@ def save_atomic(obj: dict[str, Any], path: Path, keep_previous: bool = False) ->
     _fsync_dir(path.parent)
 
 
+def remove_stale_writes(folder: Path) -> list[Path]:
+    """Delete temporary files of checkpoint and log writes in a run folder left by a killed
+    run (see ``files.remove_stale``); returns them."""
+    names = (LAST, PREV, BEST, "config.json", "log.csv")
+    return [p for name in names for p in remove_stale(Path(folder), name)]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -112,7 +120,7 @@ def _umask() -> int:
 
 
 def _keep_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(dst.name), suffix=".tmp", dir=dst.parent)
     os.close(fd)
     os.unlink(tmp)
     try:

@@ -484,6 +484,7 @@ def _train(config: TrainConfig, info: dist_utils.DistInfo, device: torch.device)
     log = None
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_stale_writes(out)  # e.g. a .last.pt.*.tmp of a killed run (up to 35 MB)
         if config.overwrite and state is None:
             for name in _REPLACED:
                 (out / name).unlink(missing_ok=True)
