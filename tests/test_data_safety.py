@@ -342,3 +342,69 @@ def test_failure_while_writing_in_place_leaves_the_folder_empty(
     result = run_cli("synthesize", ct, liver, "-o", mount, "--type", "tiny")
     assert result.exit_code != 0
     assert list(mount.iterdir()) == []
+
+
+# ---- 5: train checks labels before it writes; --resume keeps the run's settings -------------
+
+FAST_TRAIN = ["--roi", "32", "32", "32", "--spacing", "4", "--batch-size", "1", "--workers",
+              "0", "--warmup", "1", "--lr", "4e-3"]
+
+
+def _train_data(tmp_path: Path, label_values: dict[int, int] | None = None) -> Path:
+    ct, liver = _small_case(tmp_path / "train_src")
+    if label_values:
+        img = nib.load(liver)
+        arr = np.asarray(img.dataobj).copy()
+        for src, dst in label_values.items():
+            arr[arr == src] = dst
+        nib.save(nib.Nifti1Image(arr, img.affine), liver)
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps({"training": [{"image": str(ct), "label": str(liver)}]}))
+    return data
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk", "none"])
+def test_train_refuses_bad_labels_before_writing_the_run(tmp_path: Path, cache: str) -> None:
+    """synthetic mode on a label map with liver id 5 (not 0/1/2)"""
+    data = _train_data(tmp_path, {1: 5})
+    run = tmp_path / "run"
+    result = run_cli("train", "--data", data, "-o", run, "--steps", "2", "--cache", cache,
+                     *FAST_TRAIN)
+    assert result.exit_code == 2, result.output
+    assert "liver.nii.gz" in result.output and "5" in result.output
+    assert not run.exists()  # no config.json or log.csv that would block the next run
+
+
+def test_train_rerun_of_a_run_stopped_before_its_first_checkpoint(tmp_path: Path) -> None:
+    """A run folder with the same config.json and no checkpoint (stopped early) starts again"""
+    data = _train_data(tmp_path)
+    run = tmp_path / "run"
+    args = ["train", "--data", data, "-o", run, "--steps", "1", *FAST_TRAIN]
+    assert run_cli(*args).exit_code == 0
+    (run / "last.pt").unlink()
+    (run / "last.prev.pt").unlink(missing_ok=True)
+    again = run_cli(*args)
+    assert again.exit_code == 0, again.output
+    assert (run / "last.pt").is_file()
+
+
+def test_train_resume_with_other_settings_is_refused_naming_them(tmp_path: Path) -> None:
+    data = _train_data(tmp_path)
+    run = tmp_path / "run"
+    assert run_cli("train", "--data", data, "-o", run, "--steps", "1", *FAST_TRAIN
+                   ).exit_code == 0
+    before = (run / "last.pt").read_bytes()
+    changed = [a if a != "4e-3" else "1e-3" for a in FAST_TRAIN]
+    changed[1:4] = ["48", "48", "48"]
+    result = run_cli("train", "--data", data, "-o", run, "--steps", "2", "--resume", *changed)
+    assert result.exit_code == 2
+    line = [ln for ln in result.output.splitlines() if ln.startswith("error:")][0]
+    assert "roi 32x32x32 -> 48x48x48" in line and "lr 0.004 -> 0.001" in line, line
+    assert "--allow-config-change" in line and "spacing" not in line
+    assert (run / "last.pt").read_bytes() == before
+    allowed = run_cli("train", "--data", data, "-o", run, "--steps", "2", "--resume", *changed,
+                      "--allow-config-change")
+    assert allowed.exit_code == 0, allowed.output
+    import torch
+
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 2
