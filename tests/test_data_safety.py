@@ -408,3 +408,65 @@ def test_train_resume_with_other_settings_is_refused_naming_them(tmp_path: Path)
     import torch
 
     assert torch.load(run / "last.pt", weights_only=True)["step"] == 2
+
+
+# ---- 9: zero spacing in a NIfTI header; crafted checkpoint grids -----------------------------
+
+def test_nifti_with_zero_spacing_and_no_orientation_is_refused(tmp_path: Path) -> None:
+    """NIfTI CT with pixdim 0 and qform/sform code 0 (nibabel would take 1 mm)"""
+    import struct
+
+    ct, liver = _small_case(tmp_path / "src")
+    img = nib.load(ct)
+    raw = tmp_path / "zero_spacing.nii"
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine), raw)
+    blob = bytearray(raw.read_bytes())
+    blob[80:92] = struct.pack("<3f", 0.0, 0.0, 0.0)  # pixdim[1:4]
+    blob[252:256] = struct.pack("<2h", 0, 0)  # qform_code, sform_code
+    raw.write_bytes(bytes(blob))
+    result = run_cli("synthesize", raw, liver, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert "zero_spacing.nii" in line and "voxel size [0.0, 0.0, 0.0]" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """last.pt of a one-step run."""
+    tmp = tmp_path_factory.mktemp("trained")
+    run = tmp / "run"
+    result = run_cli("train", "--data", _train_data(tmp), "-o", run, "--steps", "1",
+                     *FAST_TRAIN)
+    assert result.exit_code == 0, result.output
+    return run / "last.pt"
+
+
+@pytest.mark.parametrize("field,value", [("roi", [0, 0, 0]), ("roi", [32, 32]),
+                                         ("roi", [32.5, 32, 32]), ("spacing", 0.0),
+                                         ("spacing", -4.0), ("spacing", float("nan")),
+                                         ("spacing", 1e-9)])
+@pytest.mark.parametrize("command", ["evaluate", "export bundle"])
+def test_crafted_checkpoint_grid_is_one_line(trained: Path, tmp_path: Path, field: str,
+                                             value: object, command: str) -> None:
+    """checkpoint whose training roi/spacing was edited"""
+    import torch
+
+    obj = torch.load(trained, weights_only=True)
+    obj["config"][field] = value
+    crafted = tmp_path / "crafted.pt"
+    torch.save(obj, crafted)
+    data = tmp_path / "lits.json"
+    data.write_text(json.dumps({"validation": [{"image": str(LITS_CT),
+                                                "label": str(LITS_LABEL)}]}))
+    if command == "evaluate":
+        args = ["evaluate", "--checkpoint", crafted, "--data", data, "--out", tmp_path / "o",
+                "--device", "cpu"]
+    else:
+        args = ["export", "bundle", "--checkpoint", crafted, "--out", tmp_path / "o"]
+    result = run_cli(*args)
+    assert result.exit_code == 2, result.output
+    line = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1 and "crafted.pt" in line[0] and f"training {field}" in line[0], \
+        result.output
+    assert not (tmp_path / "o").exists()

@@ -16,6 +16,7 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
+from nibabel.openers import ImageOpener
 
 from synthtumor.errors import InputError
 from synthtumor.files import staging_prefix
@@ -323,7 +324,26 @@ def write_nifti(
 # helpers: reading
 
 
+def _check_nifti_spacing(p: Path) -> None:
+    """Refuse a NIfTI whose geometry comes from pixdim (no sform) with a zero or non-finite
+    voxel size: nibabel would silently take 1 mm. Read from the raw header, before nibabel
+    'fixes' it."""
+    try:
+        with ImageOpener(str(p)) as fh:
+            size = int.from_bytes(fh.read(4), "little")
+            fh.seek(0)
+            header_class = nib.Nifti2Header if size in (540, 0x1C020000) else nib.Nifti1Header
+            header = header_class.from_fileobj(fh, check=False)
+        sform, zooms = int(header["sform_code"]), np.asarray(header["pixdim"][1:4], float)
+    except Exception:  # unreadable: the full read below names the damage
+        return
+    if sform == 0 and not (np.all(np.isfinite(zooms)) and np.all(zooms != 0)):
+        raise InputError(p, f"has voxel size {zooms.tolist()} mm in its header (pixdim) and no "
+                         "sform: zero or non-finite spacing; fix the header")
+
+
 def _read_nifti(p: Path) -> Volume:
+    _check_nifti_spacing(p)
     try:
         # mmap=False: read everything now, so truncation shows up here and no file stays mapped
         img = nib.load(str(p), mmap=False)

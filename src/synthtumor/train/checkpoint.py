@@ -245,14 +245,35 @@ def read_trained(path: Path, expect_model: str | None = None) -> dict[str, Any]:
                 f" ({saved.get('out_channels')} classes instead of {NUM_CLASSES})")
         raise InputError(path, f"holds a different network{what}: checkpoint has "
                          f"{_brief(saved)}; expected {_brief(expected)}")
-    config = obj.get("config")
+    _check_grid(obj.get("config"), name, path)
+    return obj
+
+
+_SPACING_MM = (0.1, 100.0)  # any CT grid a network is trained on lies well inside this
+
+
+def _check_grid(config: Any, name: str, path: Path) -> None:
+    """InputError unless the configuration holds a usable training spacing (mm) and ROI
+    (three voxel counts the network takes): a crafted 0, negative or NaN would divide by zero
+    or resample to an endless grid later."""
+    from synthtumor.train.models import check_roi
+
     try:
-        float(config["spacing"])
-        if len([int(r) for r in config["roi"]]) != 3:
-            raise ValueError
+        spacing = float(config["spacing"])
+        roi = [r if isinstance(r, int) else float(r) for r in config["roi"]]
     except (KeyError, TypeError, ValueError):
         raise InputError(path, "has no training configuration (spacing, roi)") from None
-    return obj
+    if not _SPACING_MM[0] <= spacing <= _SPACING_MM[1]:  # False for NaN too
+        raise InputError(path, f"has an unusable training spacing {spacing!r} mm (expected "
+                         f"{_SPACING_MM[0]:g}..{_SPACING_MM[1]:g})")
+    if len(roi) != 3 or not all(isinstance(r, int) and not isinstance(r, bool) for r in roi):
+        raise InputError(path, f"has an unusable training roi {roi!r} (expected three whole "
+                         "voxel counts)")
+    try:
+        check_roi(name, (roi[0], roi[1], roi[2]))
+    except ValueError as err:
+        raise InputError(path, f"has an unusable training roi {roi}: "
+                         f"{str(err).replace('--roi ', '')}") from None
 
 
 def trained_model(obj: dict[str, Any], path: Path) -> torch.nn.Module:
