@@ -470,3 +470,50 @@ def test_crafted_checkpoint_grid_is_one_line(trained: Path, tmp_path: Path, fiel
     assert len(line) == 1 and "crafted.pt" in line[0] and f"training {field}" in line[0], \
         result.output
     assert not (tmp_path / "o").exists()
+
+
+# ---- 6: a label map that already holds tumor is not flattened silently ----------------------
+
+def test_lits_label_map_with_liver_label_only_is_refused(tmp_path: Path) -> None:
+    """LiTS-style map (1 liver, 2 tumor) with --liver-label 1 only"""
+    result = run_cli("synthesize", LITS_CT, LITS_LABEL, "--liver-label", "1", "-o",
+                     tmp_path / "out")
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert "lits117_label.nii.gz" in line and "label(s) 2" in line and "--tumor-label" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_tumor_label_keeps_real_tumor_and_places_synthetic_ones_beside_it(tmp_path: Path
+                                                                          ) -> None:
+    out = tmp_path / "out"
+    result = run_cli("synthesize", LITS_CT, LITS_LABEL, "--liver-label", "1", "--tumor-label",
+                     "2", "-o", out, "--type", "small", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    source = np.asarray(nib.load(LITS_LABEL).dataobj)
+    ct_in = np.asarray(nib.load(LITS_CT).dataobj)
+    label = np.asarray(nib.load(out / "label.nii.gz").dataobj)
+    ct_out = np.asarray(nib.load(out / "ct.nii.gz").dataobj)
+    real = source == 2
+    assert real.sum() > 1000 and np.all(label[real] == 2)  # every real tumor voxel kept
+    assert np.array_equal(ct_out[real], ct_in[real])  # and its CT values
+    synthetic = (label == 2) & ~real
+    assert synthetic.sum() > 0 and np.all(source[synthetic] == 1)  # pasted into liver only
+    assert np.array_equal(label > 0, source > 0)
+    record = json.loads((out / "tumors.json").read_text())
+    assert record["real_tumor_voxels"] == int(real.sum())
+
+
+def test_organs_beside_the_liver_are_not_taken_for_tumors() -> None:
+    from conftest import DICOM_DIR, DICOM_ORGANS
+
+    from synthtumor.imaging import read_ct, read_labels
+    from synthtumor.workflow import lesion_like_labels
+
+    for ct_path, organs in ((TS_CT, TS_ORGANS), (TS_SMALL, TS_SMALL_ORGANS),
+                            (DICOM_DIR, DICOM_ORGANS)):
+        labels = read_labels(organs, read_ct(ct_path)).array
+        assert lesion_like_labels(labels, labels == TS_LIVER) == []
+    lits = read_labels(LITS_LABEL, read_ct(LITS_CT)).array
+    [(value, share)] = lesion_like_labels(lits, lits == 1)
+    assert value == 2 and share > 0.9
