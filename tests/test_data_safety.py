@@ -517,3 +517,24 @@ def test_organs_beside_the_liver_are_not_taken_for_tumors() -> None:
     lits = read_labels(LITS_LABEL, read_ct(LITS_CT)).array
     [(value, share)] = lesion_like_labels(lits, lits == 1)
     assert value == 2 and share > 0.9
+
+
+def test_overwrite_of_a_non_empty_mount_point_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """synthesize -o MOUNT --overwrite on a non-empty mount point (renaming it: EBUSY)"""
+    ct, liver = _small_case(tmp_path / "src")
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    (mount / "old.txt").write_text("old")
+    rename = Path.rename
+
+    def busy(self: Path, target: object) -> Path:
+        if Path(os.path.abspath(self)) == mount:
+            raise OSError(errno.EBUSY, "Device or resource busy", str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", busy)
+    result = run_cli("synthesize", ct, liver, "-o", mount, "--overwrite", "--type", "tiny")
+    assert result.exit_code == 2 and "cannot be replaced" in error_line(result)
+    assert [p.name for p in mount.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnt", "src"]

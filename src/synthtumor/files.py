@@ -185,7 +185,12 @@ def staged_folder(out: Path) -> Iterator[Path]:
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=staging_prefix(name), suffix=".old", dir=home))
             os.rmdir(old)
-            target.rename(old)
+            try:
+                target.rename(old)
+            except OSError as err:  # a mount point or the current folder: cannot be moved
+                raise InputError(out, f"cannot be replaced ({err.strerror or err}); empty it "
+                                 "first (it is then written in place) or write elsewhere"
+                                 ) from None
             try:
                 tmp.rename(target)
             except OSError:
