@@ -29,7 +29,8 @@ HEADER = (
     "Generated from the tests (tests/catalogue.py): every command a test runs that ends with "
     "the bad-input exit status 2 is one row. Do not edit by hand; regenerate with "
     "`SYNTHTUMOR_UPDATE_CATALOGUE=1 pytest tests/<file>.py`. `TMP` is the test's temporary "
-    "folder, `DATA` the shared test data.\n\n"
+    "folder, `BASE` the session's temporary root (shared fixtures), `DATA` the shared test "
+    "data.\n\n"
     "| case | input | command | message | exit | left on disk |\n"
     "|---|---|---|---|---|---|\n"
 )
@@ -56,12 +57,14 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def normalise(text: str, tmp: Path | None) -> str:
-    """Machine-independent text: temporary and data folders replaced by placeholders."""
+def normalise(text: str, tmp: Path | None, base: Path | None = None) -> str:
+    """Machine-independent text: the test's temporary folder, the session's temporary root
+    (module fixtures) and the data folder replaced by placeholders."""
     text = str(text)
-    if tmp is not None:
-        for form in {str(tmp), str(tmp.resolve())}:
-            text = text.replace(form, "TMP")
+    for folder, name in ((tmp, "TMP"), (base, "BASE")):
+        if folder is not None:
+            for form in {str(folder), str(folder.resolve())}:
+                text = text.replace(form, name)
     for form in {str(DATA), str(DATA.resolve())}:
         text = text.replace(form, "DATA")
     return text.replace(str(ROOT), "REPO")
@@ -114,18 +117,20 @@ def write_doc(rows: dict[str, str]) -> None:
 class Recorder:
     """The rows one test produces; ``check`` compares them with the committed file."""
 
-    def __init__(self, nodeid: str, description: str, tmp: Path | None) -> None:
+    def __init__(self, nodeid: str, description: str, tmp: Path | None,
+                 base: Path | None = None) -> None:
         self.nodeid = nodeid.split("tests/", 1)[-1]
         self.description = description
         self.tmp = tmp
+        self.base = base
         self.rows: list[Row] = []
 
     def add(self, args: list[str], output: str, exit_code: int, before: set[str]) -> None:
         key = f"{self.nodeid}#{len(self.rows) + 1}"
-        command = "synthtumor " + " ".join(normalise(a, self.tmp) for a in args)
+        command = "synthtumor " + " ".join(normalise(a, self.tmp, self.base) for a in args)
         self.rows.append(Row(key, self.description, command,
-                             normalise(error_line(output), self.tmp), exit_code,
-                             normalise(left_behind(before, self.tmp), self.tmp)))
+                             normalise(error_line(output), self.tmp, self.base), exit_code,
+                             normalise(left_behind(before, self.tmp), self.tmp, self.base)))
 
     def check(self) -> list[str]:
         """Rows that differ from docs/bad-inputs.md (rewritten instead when UPDATE)."""

@@ -82,7 +82,8 @@ def bad_input_catalogue(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None:
         description += f" [{callspec.id}]"
-    recorder = catalogue.Recorder(request.node.nodeid, description, tmp)
+    base = request.getfixturevalue("tmp_path_factory").getbasetemp()
+    recorder = catalogue.Recorder(request.node.nodeid, description, tmp, base)
     original = CliRunner.invoke
 
     def invoke(self, app, args=None, *a, **kw):
