@@ -383,9 +383,13 @@ def test_train_rerun_of_a_run_stopped_before_its_first_checkpoint(tmp_path: Path
     assert run_cli(*args).exit_code == 0
     (run / "last.pt").unlink()
     (run / "last.prev.pt").unlink(missing_ok=True)
+    from synthtumor.files import _HOST
+
+    stale = run / f".last.pt.{_HOST}-{_dead_pid()}.q8w7e6r5.tmp"  # a checkpoint write killed
+    stale.write_bytes(b"x" * 4096)
     again = run_cli(*args)
     assert again.exit_code == 0, again.output
-    assert (run / "last.pt").is_file()
+    assert (run / "last.pt").is_file() and not stale.exists()
 
 
 def test_train_resume_with_other_settings_is_refused_naming_them(tmp_path: Path) -> None:
