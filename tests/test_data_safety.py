@@ -542,3 +542,15 @@ def test_overwrite_of_a_non_empty_mount_point_is_one_line(
     assert result.exit_code == 2 and "cannot be replaced" in error_line(result)
     assert [p.name for p in mount.iterdir()] == ["old.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnt", "src"]
+
+
+def test_nnunet_rerun_removes_a_killed_runs_staging_folder(tmp_path: Path) -> None:
+    from synthtumor.files import _HOST
+
+    args, folder = _one_case_export(tmp_path)
+    assert run_cli(*args).exit_code == 0
+    stale = folder / "synthtumor" / f".a_v000.{_HOST}-{_dead_pid()}.x1y2z3w4.tmp"
+    stale.mkdir()
+    (stale / "a_v000_0000.nii.gz").write_bytes(b"half")
+    assert run_cli(*args).exit_code == 0
+    assert not stale.exists()

@@ -247,8 +247,7 @@ def export_unit(unit: Unit, case: Case, folder: Path, config: SynthesisConfig,
     out_ct = ct_values_to_store(out_ct, ct)  # integer HU in, integer HU out, never wrapped
     image_path, label_path, record_path = _paths(folder, unit.name)
     # staged outside imagesTr/labelsTr: a kill leaves nothing there that nnU-Net would count
-    side = folder / "synthtumor"
-    remove_stale(side, unit.name)
+    side = folder / "synthtumor"  # stale stagings of killed runs: see remove_temp_leftovers
     stage = Path(tempfile.mkdtemp(prefix=staging_prefix(unit.name), suffix=".tmp", dir=side))
     try:
         write_nifti(stage / image_path.name, out_ct, ct.affine, kind="ct")
