@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import catalogue
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from synthtumor.imaging import Volume, read_ct, read_mask, resample_to_spacing
 from synthtumor.synthesis.placement import bounding_box
@@ -67,3 +69,35 @@ def totalseg_1mm() -> Case:
     ct_1 = resample_to_spacing(ct, 1.0, order=1)
     liver_1 = resample_to_spacing(liver, 1.0, order=0)
     return _crop_to_liver(ct_1, liver_1, 10.0)
+
+
+@pytest.fixture(autouse=True)
+def bad_input_catalogue(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Record every command of this test that exits with status 2 in docs/bad-inputs.md
+    (see tests/catalogue.py) and check the committed rows are up to date."""
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    doc = (request.function.__doc__ or "").strip().splitlines()
+    description = doc[0] if doc else request.function.__name__.removeprefix("test_").replace(
+        "_", " ")
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None:
+        description += f" [{callspec.id}]"
+    base = request.getfixturevalue("tmp_path_factory").getbasetemp()
+    recorder = catalogue.Recorder(request.node.nodeid, description, tmp, base)
+    original = CliRunner.invoke
+
+    def invoke(self, app, args=None, *a, **kw):
+        before = catalogue.files_under(tmp)
+        result = original(self, app, args, *a, **kw)
+        if result.exit_code == 2 and isinstance(args, (list, tuple)):
+            recorder.add([str(x) for x in args], result.output, 2, before)
+        return result
+
+    monkeypatch.setattr(CliRunner, "invoke", invoke)
+    catalogue._CURRENT.append(recorder)
+    yield recorder
+    catalogue._CURRENT.remove(recorder)
+    differ = recorder.check()
+    if differ:
+        pytest.fail(f"docs/bad-inputs.md is out of date for {', '.join(differ)}: rerun with "
+                    "SYNTHTUMOR_UPDATE_CATALOGUE=1", pytrace=False)

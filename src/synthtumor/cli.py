@@ -88,6 +88,15 @@ def synthesize(
     liver_label: Annotated[
         int | None, typer.Option("--liver-label", help="Liver id in a multi-label map.")
     ] = None,
+    tumor_label: Annotated[
+        int | None, typer.Option("--tumor-label", help="With --liver-label: tumor id in the "
+                                 "map; kept as real tumor (label 2), no synthetic tumor over it.")
+    ] = None,
+    ignore_label: Annotated[
+        list[int] | None, typer.Option("--ignore-label", help="With --liver-label: an id lying "
+                                       "inside the liver that is not tumor (e.g. vessels); "
+                                       "left as background. Repeatable.")
+    ] = None,
     vessels: Annotated[
         str | None,
         typer.Option(
@@ -109,13 +118,18 @@ def synthesize(
     """
     from dataclasses import replace
 
+    from synthtumor.files import check_output_folder
     from synthtumor.imaging import read_mask
     from synthtumor.workflow import load_case, run_synthesis
 
     with user_errors(), _steps() as step:
+        vessel_file = vessels if vessels not in (None, "auto", "none") else None
+        check_output_folder(out, overwrite, [ct, liver, vessel_file, profile])
         config = build_config(tumor_type=tumor_type, tumor_probs=tumor_probs, count=count,
                               realistic=realistic, profile=profile)
-        ct_vol, liver_vol = load_case(ct, liver, liver_label)
+        ct_vol, liver_vol, real_tumor = load_case(ct, liver, liver_label,
+                                                  tumor_label=tumor_label,
+                                                  ignore_labels=tuple(ignore_label or ()))
         vessels = vessels or ("auto" if realistic else "none")
         vessel_mask = None
         if vessels == "auto":
@@ -126,8 +140,9 @@ def synthesize(
             vessel_mask = read_mask(vessels, ct_vol).array.astype(bool)
         result = run_synthesis(
             ct_vol, liver_vol, out, seed=seed, config=config, vessels=vessel_mask,
-            overwrite=overwrite, step=step,
+            overwrite=overwrite, step=step, real_tumor=real_tumor,
             source={"ct": str(ct), "liver": str(liver), "liver_label": liver_label,
+                    "tumor_label": tumor_label, "ignore_labels": ignore_label or [],
                     "vessels": vessels, **({"profile": str(profile)} if profile else {})},
         )
     _report(result, out)

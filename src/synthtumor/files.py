@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
+import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from synthtumor.errors import InputError
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:24]
+_IN_PLACE = "synthtumor"  # name of the staging folder inside an empty output folder
 
 
 def make_folder(folder: Path) -> None:
@@ -29,7 +34,7 @@ def make_folder(folder: Path) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` atomically (temporary sibling + rename); InputError on failure, leaving
     no temporary file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f"{staging_prefix(path.name)}{secrets.token_hex(4)}.tmp")
     try:
         tmp.write_text(text)
         os.replace(tmp, path)
@@ -52,47 +57,155 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def check_output_folder(out: Path, overwrite: bool) -> None:
+def check_output_folder(out: Path, overwrite: bool,
+                        inputs: Iterable[str | os.PathLike[str] | None] = ()) -> None:
     """InputError unless ``out`` is absent, an empty folder, or a folder ``overwrite`` allows
-    replacing."""
+    replacing: one that holds none of the command's ``inputs`` (see ``check_not_inputs``)."""
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
+    if out.is_dir() and not _is_empty_folder(out):
+        if not overwrite:
+            raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
+        check_not_inputs(out, inputs)
+
+
+def check_not_inputs(out: Path, inputs: Iterable[str | os.PathLike[str] | None],
+                     deleting: Iterable[Path] | None = None) -> None:
+    """Refuse to replace ``out`` when that would delete or write into an input of the command.
+
+    ``out`` may not be an input, hold one (at any depth) or lie inside an input folder (e.g. a
+    DICOM series). With ``deleting`` only those paths are removed (not all of ``out``): then
+    only an input that is one of them, or lies inside one, is refused. Symlinks are resolved.
+    Every command with ``--overwrite`` calls this before it deletes anything.
+    """
+    out = Path(out)
+    target = out.resolve()
+    doomed = None if deleting is None else [Path(p).resolve() for p in deleting]
+    for given in inputs:
+        if given is None:
+            continue
+        path = Path(given).resolve()
+        if doomed is not None:
+            hit = any(path == d or d in path.parents for d in doomed)
+        else:
+            hit = path == target or target in path.parents
+        if hit:
+            raise InputError(out, f"holds the input {given}; --overwrite would delete it: "
+                             "write to another folder")
+        if doomed is None and path.is_dir() and path in target.parents:
+            raise InputError(out, f"lies inside the input folder {given}; --overwrite would "
+                             "write into it: write to another folder")
+
+
+def staging_prefix(name: str) -> str:
+    """Prefix of a temporary file or folder standing in for ``name`` while it is written:
+    ``.{name}.{host}-{pid}.``. The host and process make a leftover recognisable as stale
+    (see ``remove_stale``) once that process is gone."""
+    return f".{name}.{_HOST}-{os.getpid()}."
+
+
+def remove_stale(folder: Path, name: str | None) -> list[Path]:
+    """Delete leftovers of ``staging_prefix(name)`` in ``folder`` written by a process of this
+    host that no longer runs (killed mid-write); returns what was removed. ``name`` None:
+    leftovers standing in for any name.
+
+    Only entries of exactly that form (``.{name}.{host}-{pid}.{random}.tmp|.old``, optionally
+    followed by a file ending) are touched: never another program's files, nor those of a run
+    still going, nor those of another host sharing the folder.
+    """
+    stem = ".+" if name is None else re.escape(name)
+    pattern = re.compile(rf"^\.{stem}\.(?P<host>[A-Za-z0-9-]*)-(?P<pid>\d+)\."
+                         r"[A-Za-z0-9_]+\.(tmp|old)(\.[A-Za-z0-9.]+)?$")
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m is None or m["host"] != _HOST or _alive(int(m["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _is_empty_folder(out: Path) -> bool:
+    remove_stale(out, _IN_PLACE)
+    return not any(out.iterdir())
 
 
 @contextmanager
 def staged_folder(out: Path) -> Iterator[Path]:
-    """Build a folder under a hidden temporary name beside ``out``; yield that path.
+    """Build a folder under a hidden temporary name; yield that path.
 
-    When the block ends without error the folder is renamed to ``out`` (replacing an existing
-    one, which is put back if the swap fails); on any error it is deleted, so a failure never
-    leaves a partial output and never loses the previous one.
+    When the block ends without error the folder becomes ``out`` whole: renamed to ``out``
+    (replacing an existing one, which is put back if the swap fails). An existing *empty*
+    ``out`` is kept and filled in place instead (it may be a mount point or the current folder,
+    which cannot be renamed): the staged entries are moved into it. On any error, or a signal,
+    the staged folder is deleted, so a failure never leaves a partial output and never loses
+    the previous one. Stale staging folders of killed runs for the same ``out`` are removed.
     """
     out = Path(out)
-    parent = out.absolute().parent
+    target = Path(os.path.abspath(out))  # "." -> the current folder's own path
+    in_place = target.is_dir() and _is_empty_folder(target)
+    home, name = (target, _IN_PLACE) if in_place else (target.parent, target.name)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+        home.mkdir(parents=True, exist_ok=True)
+        remove_stale(home, name)
+        tmp = Path(tempfile.mkdtemp(prefix=staging_prefix(name), suffix=".tmp", dir=home))
     except OSError as err:
         raise InputError(out, f"cannot be created: {err.strerror or err}") from None
+    moved: list[Path] = []
     try:
         yield tmp
+        if in_place:
+            for entry in sorted(tmp.iterdir()):
+                os.rename(entry, target / entry.name)
+                moved.append(target / entry.name)
+            tmp.rmdir()
+            return
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are meant to be shared
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=staging_prefix(name), suffix=".old", dir=home))
             os.rmdir(old)
-            out.rename(old)
             try:
-                tmp.rename(out)
+                target.rename(old)
+            except OSError as err:  # a mount point or the current folder: cannot be moved
+                raise InputError(out, f"cannot be replaced ({err.strerror or err}); empty it "
+                                 "first (it is then written in place) or write elsewhere"
+                                 ) from None
+            try:
+                tmp.rename(target)
             except OSError:
-                old.rename(out)
+                old.rename(target)
                 raise
             shutil.rmtree(old, ignore_errors=True)
         else:
-            tmp.rename(out)
+            tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for entry in moved:  # ours, moved in before the failure: out is left empty again
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
         raise
 
 

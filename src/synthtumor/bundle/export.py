@@ -129,7 +129,7 @@ def export_bundle(checkpoint: Path, out: Path, name: str | None = None, overwrit
     """
     say = step or (lambda _msg: None)
     checkpoint, out = Path(checkpoint), Path(out)
-    check_output_folder(out, overwrite)
+    check_output_folder(out, overwrite, [checkpoint])
     say("reading the checkpoint")
     network = read_trained_network(checkpoint)
     bundle_name = name or out.resolve().name

@@ -197,8 +197,10 @@ def evaluate(config: EvalConfig, progress: bool = True) -> EvalResult:
 
     config.validate()
     out = Path(config.out)
-    check_output_folder(out, config.overwrite)
     cases, key, notes = load_cases(Path(config.data), config.key)
+    check_output_folder(out, config.overwrite, [config.checkpoint, config.data,
+                                                *(c.image for c in cases),
+                                                *(c.label for c in cases)])
     for note in notes:
         _say(f"note: {note}")
     device = resolve_device(config.device)

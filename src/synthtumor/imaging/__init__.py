@@ -1,6 +1,7 @@
 """Medical image I/O and geometry: arrays in (x, y, z) order, affines voxel -> RAS+ mm."""
 
 from synthtumor.imaging.io import (
+    ct_values_to_store,
     looks_like_hu,
     read_case_labels,
     read_ct,
@@ -14,6 +15,7 @@ from synthtumor.imaging.volume import Volume
 
 __all__ = [
     "Volume",
+    "ct_values_to_store",
     "looks_like_hu",
     "read_case_labels",
     "read_ct",

@@ -16,8 +16,10 @@ from typing import Literal
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
+from nibabel.openers import ImageOpener
 
 from synthtumor.errors import InputError
+from synthtumor.files import staging_prefix
 from synthtumor.imaging.resample import resample_nearest
 from synthtumor.imaging.volume import Volume
 
@@ -134,7 +136,29 @@ def read_ct(path: PathLike, *, series_uid: str | None = None) -> Volume:
             f"values {lo:g}..{hi:g} do not look like Hounsfield units (no air below -200 HU); "
             "apply the rescale slope/intercept",
         )
-    return Volume(arr.astype(np.float32, copy=False), vol.affine, vol.path)
+    return Volume(arr.astype(np.float32, copy=False), vol.affine, vol.path,
+                  stored_dtype=arr.dtype)
+
+
+def ct_values_to_store(values: np.ndarray, source: Volume) -> np.ndarray:
+    """CT values (HU) computed from ``source``, in the type to write them back.
+
+    Integer HU in, integer HU out: when ``source`` holds whole numbers the values are rounded
+    into the file's own integer type if it holds their range, else into the smallest wider
+    signed type that does (never wrapping: 40000 HU in an int32 CT stays 40000). Other values
+    stay float32.
+    """
+    if not np.array_equal(source.array, np.rint(source.array)):
+        return np.asarray(values, dtype=np.float32)
+    rounded = np.rint(values)
+    lo, hi = (float(rounded.min()), float(rounded.max())) if rounded.size else (0.0, 0.0)
+    stored = source.stored_dtype
+    candidates = [stored] if stored is not None and stored.kind in "iu" else []
+    for dtype in candidates + [np.dtype(np.int16), np.dtype(np.int32), np.dtype(np.int64)]:
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return rounded.astype(dtype)
+    return np.asarray(values, dtype=np.float32)
 
 
 def read_mask(path: PathLike, reference: Volume, label: int | None = None) -> Volume:
@@ -242,7 +266,8 @@ def write_nifti(
 
     Data types: ``kind='label'`` is written uint8 (values must be integers in 0..255).
     ``kind='ct'`` is written int16 when the array has an integer dtype whose values fit int16
-    (lossless, half the size), else float32; no scl_slope scaling is used.
+    (lossless, half the size), else in its own integer type (never wrapped, never float), and
+    float32 for real values; no scl_slope scaling is used.
 
     The qform and sform are both set to ``affine`` with code 1 (scanner), units mm, so 3D
     Slicer, ITK-SNAP and nibabel place the image identically. The file is written to a hidden
@@ -279,7 +304,7 @@ def write_nifti(
 
     # Temp name keeps the .nii/.nii.gz ending: nibabel picks compression from it.
     stem = p.name[: -len(suffix)]
-    tmp = p.with_name(f".{stem}.{secrets.token_hex(4)}.tmp{suffix}")
+    tmp = p.with_name(f"{staging_prefix(stem)}{secrets.token_hex(4)}.tmp{suffix}")
     try:
         # O_EXCL: never clobber someone else's file; mode 0o666 lets the umask decide access
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -299,7 +324,26 @@ def write_nifti(
 # helpers: reading
 
 
+def _check_nifti_spacing(p: Path) -> None:
+    """Refuse a NIfTI whose geometry comes from pixdim (no sform) with a zero or non-finite
+    voxel size: nibabel would silently take 1 mm. Read from the raw header, before nibabel
+    'fixes' it."""
+    try:
+        with ImageOpener(str(p)) as fh:
+            size = int.from_bytes(fh.read(4), "little")
+            fh.seek(0)
+            header_class = nib.Nifti2Header if size in (540, 0x1C020000) else nib.Nifti1Header
+            header = header_class.from_fileobj(fh, check=False)
+        sform, zooms = int(header["sform_code"]), np.asarray(header["pixdim"][1:4], float)
+    except Exception:  # unreadable: the full read below names the damage
+        return
+    if sform == 0 and not (np.all(np.isfinite(zooms)) and np.all(zooms != 0)):
+        raise InputError(p, f"has voxel size {zooms.tolist()} mm in its header (pixdim) and no "
+                         "sform: zero or non-finite spacing; fix the header")
+
+
 def _read_nifti(p: Path) -> Volume:
+    _check_nifti_spacing(p)
     try:
         # mmap=False: read everything now, so truncation shows up here and no file stays mapped
         img = nib.load(str(p), mmap=False)
@@ -557,7 +601,9 @@ def _nifti_data(arr: np.ndarray, kind: str) -> np.ndarray:
             info = np.iinfo(np.int16)
             if arr.size == 0 or (info.min <= np.min(arr) and np.max(arr) <= info.max):
                 return arr.astype(np.int16, copy=False)
-            return arr.astype(np.float32)
+            if arr.dtype.itemsize > 8 or arr.dtype == np.uint64:
+                return arr.astype(np.float64)  # beyond NIfTI's integers: exact to 2**53
+            return arr  # int32, uint16, uint32, int64: NIfTI stores them as they are
         if arr.dtype.kind == "f":
             return arr.astype(np.float32, copy=False)
         raise ValueError(f"cannot write {arr.dtype} values as CT")

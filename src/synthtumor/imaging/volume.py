@@ -20,11 +20,14 @@ class Volume:
             RAS+ coordinates in mm (NIfTI convention; index (0, 0, 0) is the centre of the
             first voxel).
         path: where the image was read from, used in error messages; None if built in memory.
+        stored_dtype: the voxel type in the file when ``array`` was converted on reading (a CT
+            is read as float32), so outputs can keep it; None if not converted.
     """
 
     array: np.ndarray
     affine: np.ndarray
     path: str | None = None
+    stored_dtype: np.dtype | None = None
 
     def __post_init__(self) -> None:
         affine = np.asarray(self.affine, dtype=np.float64)

@@ -2,7 +2,7 @@
 
 Layout written under ``RAW_DIR/DatasetXXX_Name/``::
 
-    imagesTr/{case}_0000.nii.gz   CT in HU (int16 when the input HU are integers)
+    imagesTr/{case}_0000.nii.gz   CT in HU (integer when the input HU are; never wrapped)
     labelsTr/{case}.nii.gz        uint8: 0 background, 1 liver, 2 tumor
     synthtumor/{case}.json        seed, tumor records and sample draws of that case
     synthtumor/export.json        the export's settings (so a re-run can resume safely)
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -31,8 +32,15 @@ import numpy as np
 from synthtumor import __version__
 from synthtumor.data.datalist import Case, load_datalist
 from synthtumor.errors import InputError
-from synthtumor.files import make_folder, read_json, write_json_atomic
-from synthtumor.imaging import write_nifti
+from synthtumor.files import (
+    check_not_inputs,
+    make_folder,
+    read_json,
+    remove_stale,
+    staging_prefix,
+    write_json_atomic,
+)
+from synthtumor.imaging import ct_values_to_store, write_nifti
 from synthtumor.nnunet.shards import Unit, make_units, shard_units
 from synthtumor.synthesis import SynthesisConfig, synthesize
 
@@ -157,6 +165,8 @@ def prepare_folder(settings: ExportSettings, cases: list[Case], *, overwrite: bo
     wanted = _manifest(settings, cases)
     manifest_path = folder / "synthtumor" / "export.json"
     if folder.is_dir() and overwrite:
+        check_not_inputs(folder, [settings.datalist, *(c.image for c in cases),
+                                  *(c.label for c in cases)])
         shutil.rmtree(folder)
     elif folder.is_dir():
         found = read_json(manifest_path)
@@ -175,8 +185,29 @@ def prepare_folder(settings: ExportSettings, cases: list[Case], *, overwrite: bo
                                      "pass --overwrite to start over")
     for sub in ("synthtumor", "imagesTr", "labelsTr"):
         make_folder(folder / sub)
+    remove_temp_leftovers(folder)
     if read_json(manifest_path) is None:
         write_json_atomic(manifest_path, wanted)
+
+
+# A temporary image that earlier versions wrote into imagesTr/labelsTr (they now stage their
+# writes in synthtumor/), left there by a killed run: ".{case}.{8 hex}.tmp.nii.gz".
+_OLD_TEMP = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9._-]*\.[0-9a-f]{8}\.tmp\.nii(\.gz)?$")
+
+
+def remove_temp_leftovers(folder: Path) -> list[Path]:
+    """Delete temporary files a killed export left in the dataset: stale staging folders in
+    ``synthtumor/`` and half-written images in imagesTr/labelsTr from earlier versions, which
+    nnU-Net would count as cases. Returns what was removed."""
+    removed = []
+    for sub in ("imagesTr", "labelsTr"):
+        for p in (folder / sub).glob(".*.tmp.nii*"):
+            if _OLD_TEMP.match(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    if (folder / "synthtumor").is_dir():
+        removed += remove_stale(folder / "synthtumor", None)
+    return removed
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,11 +254,18 @@ def export_unit(unit: Unit, case: Case, folder: Path, config: SynthesisConfig,
         record.update(tumor_type=result.tumor_type, config=cfg, sample=result.params,
                       warnings=sorted({str(w.message) for w in caught}),
                       tumors=[t.to_dict() for t in result.tumors])
-    if np.array_equal(ct.array, np.rint(ct.array)):
-        out_ct = np.rint(out_ct).astype(np.int16)  # integer HU in, integer HU out: half the size
+    out_ct = ct_values_to_store(out_ct, ct)  # integer HU in, integer HU out, never wrapped
     image_path, label_path, record_path = _paths(folder, unit.name)
-    write_nifti(image_path, out_ct, ct.affine, kind="ct")
-    write_nifti(label_path, out_label, ct.affine, kind="label")
+    # staged outside imagesTr/labelsTr: a kill leaves nothing there that nnU-Net would count
+    side = folder / "synthtumor"  # stale stagings of killed runs: see remove_temp_leftovers
+    stage = Path(tempfile.mkdtemp(prefix=staging_prefix(unit.name), suffix=".tmp", dir=side))
+    try:
+        write_nifti(stage / image_path.name, out_ct, ct.affine, kind="ct")
+        write_nifti(stage / label_path.name, out_label, ct.affine, kind="label")
+        os.replace(stage / image_path.name, image_path)
+        os.replace(stage / label_path.name, label_path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     write_json_atomic(record_path, record)
 
 
@@ -341,13 +379,15 @@ def merge(settings: ExportSettings) -> Path:
                                  f"({', '.join(missing[:_MAX_LISTED])}"
                                  f"{', ...' if len(missing) > _MAX_LISTED else ''}); run the "
                                  "missing shards again, then --merge")
-    expected = {u.name for u in units}
-    found = {p.name[: -len("_0000" + FILE_ENDING)]
-             for p in (folder / "imagesTr").glob(f"*_0000{FILE_ENDING}")}
-    stray = sorted(found - expected)
-    if stray:
-        raise InputError(folder / "imagesTr", f"holds cases not in this export "
-                                              f"({', '.join(stray[:_MAX_LISTED])})")
+    remove_temp_leftovers(folder)
+    for sub, ending in (("imagesTr", f"_0000{FILE_ENDING}"), ("labelsTr", FILE_ENDING)):
+        expected = {u.name + ending for u in units}
+        stray = sorted(p.name for p in (folder / sub).iterdir() if p.name not in expected)
+        if stray:
+            raise InputError(folder / sub, f"holds {len(stray)} file(s) that are not cases of "
+                             f"this export ({', '.join(stray[:_MAX_LISTED])}"
+                             f"{', ...' if len(stray) > _MAX_LISTED else ''}); nnU-Net would "
+                             "count them: move them out, then --merge")
     path = folder / "dataset.json"
     write_json_atomic(path, dataset_json(settings, len(units)))
     return path

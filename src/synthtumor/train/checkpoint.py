@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from synthtumor.errors import InputError
+from synthtumor.files import remove_stale, staging_prefix
 
 FORMAT = "synthtumor-train/1"
 LAST = "last.pt"
@@ -88,7 +89,7 @@ def save_atomic(obj: dict[str, Any], path: Path, keep_previous: bool = False) ->
     links are unsupported) to ``last.prev.pt``, so a valid ``path`` exists at every moment.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; checkpoints are not
         with os.fdopen(fd, "wb") as f:
@@ -105,6 +106,13 @@ def save_atomic(obj: dict[str, Any], path: Path, keep_previous: bool = False) ->
     _fsync_dir(path.parent)
 
 
+def remove_stale_writes(folder: Path) -> list[Path]:
+    """Delete temporary files of checkpoint and log writes in a run folder left by a killed
+    run (see ``files.remove_stale``); returns them."""
+    names = (LAST, PREV, BEST, "config.json", "log.csv")
+    return [p for name in names for p in remove_stale(Path(folder), name)]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -112,7 +120,7 @@ def _umask() -> int:
 
 
 def _keep_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(dst.name), suffix=".tmp", dir=dst.parent)
     os.close(fd)
     os.unlink(tmp)
     try:
@@ -237,14 +245,35 @@ def read_trained(path: Path, expect_model: str | None = None) -> dict[str, Any]:
                 f" ({saved.get('out_channels')} classes instead of {NUM_CLASSES})")
         raise InputError(path, f"holds a different network{what}: checkpoint has "
                          f"{_brief(saved)}; expected {_brief(expected)}")
-    config = obj.get("config")
+    _check_grid(obj.get("config"), name, path)
+    return obj
+
+
+_SPACING_MM = (0.1, 100.0)  # any CT grid a network is trained on lies well inside this
+
+
+def _check_grid(config: Any, name: str, path: Path) -> None:
+    """InputError unless the configuration holds a usable training spacing (mm) and ROI
+    (three voxel counts the network takes): a crafted 0, negative or NaN would divide by zero
+    or resample to an endless grid later."""
+    from synthtumor.train.models import check_roi
+
     try:
-        float(config["spacing"])
-        if len([int(r) for r in config["roi"]]) != 3:
-            raise ValueError
+        spacing = float(config["spacing"])
+        roi = [r if isinstance(r, int) else float(r) for r in config["roi"]]
     except (KeyError, TypeError, ValueError):
         raise InputError(path, "has no training configuration (spacing, roi)") from None
-    return obj
+    if not _SPACING_MM[0] <= spacing <= _SPACING_MM[1]:  # False for NaN too
+        raise InputError(path, f"has an unusable training spacing {spacing!r} mm (expected "
+                         f"{_SPACING_MM[0]:g}..{_SPACING_MM[1]:g})")
+    if len(roi) != 3 or not all(isinstance(r, int) and not isinstance(r, bool) for r in roi):
+        raise InputError(path, f"has an unusable training roi {roi!r} (expected three whole "
+                         "voxel counts)")
+    try:
+        check_roi(name, (roi[0], roi[1], roi[2]))
+    except ValueError as err:
+        raise InputError(path, f"has an unusable training roi {roi}: "
+                         f"{str(err).replace('--roi ', '')}") from None
 
 
 def trained_model(obj: dict[str, Any], path: Path) -> torch.nn.Module:

@@ -93,6 +93,9 @@ def train(
     = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run already in "
                                             "RUN_DIR.")] = False,
+    allow_config_change: Annotated[bool, typer.Option(
+        "--allow-config-change", help="Resume even when --roi, --spacing, --lr, --data... "
+        "differ from the checkpoint's run.")] = False,
     device: Annotated[Device, typer.Option(help="auto: CUDA when present.")] = Device.auto,
     log_every: Annotated[int, typer.Option(help="Plain log line every N steps.")] = 10,
     dump_rank_weights: Annotated[bool, typer.Option("--dump-rank-weights", hidden=True)]
@@ -119,7 +122,8 @@ def train(
         synthesis=synthesis, synthesis_profile=profile_content,
         val_data=val_data, val_every=val_every, save_every=save_every, workers=workers,
         cache=cache.value, seed=seed, resume=resume, resume_from=resume_from,
-        overwrite=overwrite, device=device.value, log_every=log_every,
+        overwrite=overwrite, allow_config_change=allow_config_change, device=device.value,
+        log_every=log_every,
         dump_rank_weights=dump_rank_weights,
     )
     with user_errors():

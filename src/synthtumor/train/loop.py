@@ -25,7 +25,7 @@ import torch
 
 from synthtumor.data.datalist import label_has_tumor, load_datalist
 from synthtumor.errors import InputError
-from synthtumor.files import csv_cell, read_json, write_text_atomic
+from synthtumor.files import check_not_inputs, csv_cell, read_json, write_text_atomic
 from synthtumor.synthesis import SynthesisConfig
 from synthtumor.train import checkpoint as ckpt
 from synthtumor.train import distributed as dist_utils
@@ -39,6 +39,7 @@ from synthtumor.train.transforms import (
 )
 
 MODES = ("synthetic", "real", "mixed")
+_REPLACED = (ckpt.LAST, ckpt.PREV, ckpt.BEST, "log.csv")  # what --overwrite deletes
 CACHES = ("memory", "disk", "none")
 LOG_COLUMNS = ("step", "loss", "lr", "samples_per_s", "val_tumor_dice", "val_liver_dice")
 # Fields that define a run: a RUN_DIR holding another combination is refused without --overwrite.
@@ -79,6 +80,7 @@ class TrainConfig:
         device: auto (CUDA if present), cpu or cuda.
         resume: continue from ``out/last.pt`` (or ``resume_from``).
         overwrite: start afresh in a RUN_DIR that holds another run.
+        allow_config_change: resume a checkpoint trained with other ``IDENTITY`` settings.
         log_every: plain-text log line every N steps (when stderr is not a terminal).
         dump_rank_weights: every rank saves its weights to ``out/rank{r}.pt`` at the end (tests).
         progress: rich progress bar (None: when stderr is a terminal).
@@ -112,6 +114,7 @@ class TrainConfig:
     resume: bool = False
     resume_from: Path | None = None
     overwrite: bool = False
+    allow_config_change: bool = False
     log_every: int = 10
     dump_rank_weights: bool = False
     progress: bool | None = None
@@ -251,12 +254,37 @@ def check_out_dir(config: TrainConfig) -> None:
     if old is not None:
         mine = config.identity()
         differ = [k for k in IDENTITY if old.get(k) != mine.get(k)]
+        if not differ and not (out / ckpt.LAST).exists() and not (out / ckpt.PREV).exists():
+            return  # the same run, stopped before its first checkpoint: start it again
         if differ:
             raise InputError(out, f"holds a run with another configuration (differs in: "
                              f"{', '.join(differ)}); pass --overwrite to replace it, or use "
                              "another RUN_DIR")
     raise InputError(out, "already holds a run; pass --resume to continue it or --overwrite "
                      "to start over")
+
+
+def check_same_config(state: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    """Refuse to resume a checkpoint with other run-defining settings (``IDENTITY``: roi,
+    spacing, lr, data, ...) than this call, naming each difference."""
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        return  # written before checkpoints carried their configuration
+    mine = config.identity()
+    differ = [f"{k} {_shown(saved[k])} -> {_shown(mine[k])}" for k in IDENTITY
+              if k in saved and saved[k] != mine[k]]
+    if differ:
+        raise InputError(path, f"was trained with other settings than this run asks for "
+                         f"({'; '.join(differ)}); pass the same options, or "
+                         "--allow-config-change to continue with the new ones")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):  # the synthesis config: too long for a one-line message
+        return "(another configuration)"
+    if isinstance(value, list):
+        return "x".join(str(v) for v in value)
+    return str(value)
 
 
 class CsvLog:
@@ -475,6 +503,10 @@ def _train(config: TrainConfig, info: dist_utils.DistInfo, device: torch.device)
     # --- checks on every rank, before anything is written
     items, weights = load_items(config)
     check_out_dir(config)
+    if config.overwrite and not (config.resume or config.resume_from is not None):
+        check_not_inputs(out, [config.data, config.real_data, config.val_data,
+                               *(it[k] for it in items for k in ("image", "label"))],
+                         deleting=[out / name for name in _REPLACED])
     desc = describe(config.model, config.feature_size)
     state: dict[str, Any] | None = None
     if config.resume or config.resume_from is not None:
@@ -482,27 +514,36 @@ def _train(config: TrainConfig, info: dist_utils.DistInfo, device: torch.device)
         state = ckpt.load_checkpoint(path)
         ckpt.check_model(state, desc, path)
         adopt_synthesis(config, state.get("config"), path)  # before comparing configs
+        if not config.allow_config_change:
+            check_same_config(state, config, path)
     adopt_synthesis(config, None)  # not resuming (or nothing stored): the reference
     start = int(state["step"]) if state else 0
     if start >= config.steps:
         raise ValueError(f"the checkpoint is at step {start}; pass --steps above it to continue")
+    # the data too (labels are read here), so bad input leaves no run folder behind; the disk
+    # cache lives in the run folder, so with it the labels are checked on their own first
+    if config.cache == "disk":
+        _precheck_labels(items)
+    else:
+        dataset = build_train_dataset(config, items, info)
+    val_loader = build_val_loader(config) if info.is_main else None
     dist_utils.barrier(info)
 
     # --- the run folder (rank 0)
     log = None
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_stale_writes(out)  # e.g. a .last.pt.*.tmp of a killed run (up to 35 MB)
         if config.overwrite and state is None:
-            for name in (ckpt.LAST, ckpt.PREV, ckpt.BEST, "log.csv"):
+            for name in _REPLACED:
                 (out / name).unlink(missing_ok=True)
         cfg = {**config.to_dict(), "world_size": info.world_size, "model_desc": desc}
         write_text_atomic(out / "config.json", json.dumps(cfg, indent=2) + "\n")
         log = CsvLog(out / "log.csv", keep_until=start if state else None)
     dist_utils.barrier(info)
 
-    # --- data
-    dataset = build_train_dataset(config, items, info)
-    val_loader = build_val_loader(config) if info.is_main else None
+    if config.cache == "disk":
+        dataset = build_train_dataset(config, items, info)
 
     # --- model: same seed on every rank so that all start from identical weights
     _seed_all(config.seed)

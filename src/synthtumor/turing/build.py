@@ -25,12 +25,12 @@ import numpy as np
 from synthtumor import __version__
 from synthtumor.data.datalist import Case, load_all_cases
 from synthtumor.errors import InputError
-from synthtumor.files import staged_folder
+from synthtumor.files import check_output_folder, staged_folder
 from synthtumor.imaging import read_case_labels, read_ct
 from synthtumor.synthesis import SynthesisConfig, synthesize
 from synthtumor.turing.png import encode_gray_png
 from synthtumor.turing.render import Lesion, View, find_lesions, render_stack
-from synthtumor.turing.study import FORMAT, FORMAT_VERSION, KEY, MANIFEST, SLICES
+from synthtumor.turing.study import DATABASE, FORMAT, FORMAT_VERSION, KEY, MANIFEST, SLICES
 from synthtumor.workflow import load_healthy_case
 
 ProgressFn = Callable[[str, int, int], None]
@@ -124,6 +124,7 @@ def build_study(
     min_lesion_ml: float = 0.1,
     min_distance_mm: float = 30.0,
     overwrite: bool = False,
+    discard_answers: bool = False,
     progress: ProgressFn | None = None,
     config: SynthesisConfig | None = None,
 ) -> BuildResult:
@@ -133,7 +134,8 @@ def build_study(
         real: datalist of real-tumor cases (labels 0/1/2, each with a tumor).
         healthy: datalist of healthy cases (labels 0/1).
         out: the study folder; built under a temporary name beside it and renamed at the end,
-            so a failure leaves nothing behind. A non-empty ``out`` needs ``overwrite``.
+            so a failure leaves nothing behind. A non-empty ``out`` needs ``overwrite``; one
+            holding readers' answers also ``discard_answers``; one holding an input is refused.
         synthetic_per_case: synthetic cases drawn from each healthy CT (independent seeds).
         lesions_per_real: at most this many study cases (different lesions) per real CT.
         seed: seeds the synthesis draws and every reader's case order (>= 0).
@@ -153,10 +155,16 @@ def build_study(
         raise ValueError("synthetic_per_case and lesions_per_real must be >= 1")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise InputError(out, "exists and is not an empty folder; pass --overwrite to replace it")
+    check_output_folder(out, overwrite)
     real_cases = load_all_cases(real)
     healthy_cases = load_all_cases(healthy)
+    check_output_folder(out, overwrite, [real, healthy, *_case_files(real_cases),
+                                         *_case_files(healthy_cases)])
+    answers = [p for p in (out / DATABASE, out / f"{DATABASE}-wal") if p.is_file()]
+    if answers and not discard_answers:
+        raise InputError(out, f"holds readers' answers ({answers[0].name}); pass "
+                         "--discard-answers to replace the study and lose them, or build into "
+                         "another folder")
     total = len(real_cases) + len(healthy_cases) * synthetic_per_case
     done = [0]
 
@@ -175,6 +183,10 @@ def build_study(
     _write_study(out, pending, view, seed)
     n_real = sum(p.truth == "real" for p in pending)
     return BuildResult(out, n_real, len(pending) - n_real, tuple(dict.fromkeys(notes)))
+
+
+def _case_files(cases: list[Case]) -> list[Path]:
+    return [p for c in cases for p in (c.image, c.label) if p is not None]
 
 
 def _write_study(out: Path, pending: list[_Pending], view: View, seed: int) -> None:

@@ -56,6 +56,9 @@ def build(
     tumor_probs: TumorProbsOpt = None,
     count: CountLongOpt = None,
     profile: ProfileOpt = None,
+    discard_answers: Annotated[bool, typer.Option(
+        "--discard-answers", help="With --overwrite: replace a study that holds readers' "
+        "answers (they are lost).")] = False,
 ) -> None:
     """Build a blinded study: real-tumor and synthetic-tumor cases, rendered identically."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -75,6 +78,7 @@ def build(
             real, healthy, out, synthetic_per_case=synthetic_per_case,
             lesions_per_real=lesions_per_real, seed=seed, view=view,
             min_lesion_ml=min_lesion_ml, overwrite=overwrite, config=config,
+            discard_answers=discard_answers,
             progress=lambda msg, done, total: bar.update(task, description=msg,
                                                          completed=done, total=total),
         )
