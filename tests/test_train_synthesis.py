@@ -123,3 +123,22 @@ def test_train_without_options_stores_the_reference(healthy: Path, tmp_path: Pat
         SynthesisConfig().to_dict()
     applied = [s.result for s in steps if s.result is not None]
     assert applied and all(65.0 <= r.params["drop_hu"] <= 145.0 for r in applied)
+
+
+@pytest.mark.slow
+def test_resume_with_another_synthesis_config_is_refused(healthy: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = _invoke("--data", healthy, "-o", run, "--steps", "2", "--save-every", "1", *FAST)
+    assert result.exit_code == 0, result.output
+    before = (run / "last.pt").read_bytes()
+    result = _invoke("--data", healthy, "-o", run, "--resume", "--steps", "4", "--type",
+                     "large", *FAST)
+    assert result.exit_code == 2
+    assert "synthesis (another configuration)" in result.stderr
+    assert "--allow-config-change" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (run / "last.pt").read_bytes() == before  # nothing trained, nothing rewritten
+    result = _invoke("--data", healthy, "-o", run, "--resume", "--steps", "4", "--type",
+                     "large", "--allow-config-change", *FAST)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["synthesis"]["tumor_type"] == "large"
