@@ -14,11 +14,21 @@ from scipy import ndimage as ndi
 def axis_profiles(mask: np.ndarray) -> list[np.ndarray]:
     """For a 3-D mask, per axis: whether each index along it holds any non-zero voxel.
 
-    Reduces over the outer axis first: numpy reduces contiguous planes several times faster
-    than short inner rows, which matters on every call for volume-sized masks.
+    Two passes over the mask, each reducing whole contiguous planes (numpy reduces those several
+    times faster than short inner rows): the maximum over the outer axis, and each outer
+    plane's maximum. One-byte masks (bool, uint8) are reduced as uint8, whose maximum is
+    vectorised (about twice as fast as ``any`` on a volume).
     """
-    plane = mask.any(axis=0)
-    return [mask.any(axis=(1, 2)), plane.any(axis=1), plane.any(axis=0)]
+    if mask.dtype in (np.bool_, np.uint8, np.int8):
+        mask = mask.view(np.uint8)
+    else:
+        mask = mask != 0
+    plane = mask.max(axis=0, initial=0)
+    if mask.flags.c_contiguous:
+        outer = mask.reshape(mask.shape[0], -1).max(axis=1, initial=0)
+    else:
+        outer = mask.max(axis=(1, 2), initial=0)
+    return [outer > 0, plane.max(axis=1, initial=0) > 0, plane.max(axis=0, initial=0) > 0]
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
@@ -62,7 +72,10 @@ class LiverSites:
     def _slice_candidates(self, index: int) -> tuple[np.ndarray, tuple[int, int]]:
         """Flat indices of the eroded liver slice (un-eroded if that is empty), and its shape."""
         if index not in self._candidates:
-            plane = np.take(self.liver, index, axis=self.cc_axis)
+            # plain indexing: a view (np.take would copy the whole box for every slice)
+            where: list[int | slice] = [slice(None)] * 3
+            where[self.cc_axis] = index
+            plane = self.liver[tuple(where)]
             eroded = plane
             # A square erosion is two 1-D minimum filters; the slice border does not erode
             # (mode "nearest"), as with the reference's OpenCV erosion.

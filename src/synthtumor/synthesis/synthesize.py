@@ -191,11 +191,15 @@ def synthesize(
     if inplace:
         out, label = _inplace_arrays(ct, liver)
     else:
-        out = ct.astype(np.float32, copy=True)
+        # the outputs: one pass over each input, nothing else of the volume's size
+        out = np.empty(ct.shape, np.float32)
+        np.copyto(out, ct, casting="unsafe")  # as astype(np.float32)
         label = np.not_equal(liver, 0).view(np.uint8)
     liver_box = bounding_box(label)
     if liver_box is None:
         raise ValueError("liver mask is empty")
+    if inplace and label[liver_box].max() > 1:  # the box holds every non-zero voxel
+        raise ValueError("inplace=True needs a 0/1 liver array")
 
     tumor_type = config.tumor_type or draw_type(rng, normalise_type_probs(config.tumor_probs))
     edge_sigma = float(rng.uniform(*config.edge_sigma_mm))
@@ -283,8 +287,6 @@ def _inplace_arrays(ct: Any, liver: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("inplace=True needs a writable float32 or float64 ct array")
     if not (isinstance(liver, np.ndarray) and liver.dtype == np.uint8 and liver.flags.writeable):
         raise ValueError("inplace=True needs a writable uint8 liver array (0/1)")
-    if liver.max(initial=0) > 1:
-        raise ValueError("inplace=True needs a 0/1 liver array")
     return ct, liver
 
 
