@@ -42,6 +42,25 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
+def _erode_square(plane: np.ndarray, half: list[int]) -> np.ndarray:
+    """Erode a 2-D mask with a (2 half[0] + 1) x (2 half[1] + 1) square; the border does not
+    erode (as a minimum filter with mode "nearest", and the reference's OpenCV erosion).
+
+    Shifted ANDs of whole rows and columns: each voxel ends up as the AND over its window
+    clipped to the plane, i.e. the minimum filter, several times faster on slices this small.
+    """
+    eroded = np.array(plane, dtype=bool)  # a contiguous copy
+    for axis, h in enumerate(half):
+        source = eroded.copy() if h > 0 else eroded
+        for d in range(1, h + 1):
+            ahead = [slice(None)] * 2
+            behind = [slice(None)] * 2
+            ahead[axis], behind[axis] = slice(d, None), slice(None, -d)
+            eroded[tuple(behind)] &= source[tuple(ahead)]
+            eroded[tuple(ahead)] &= source[tuple(behind)]
+    return eroded
+
+
 class LiverSites:
     """Draws tumor centres (voxel indices) in a liver mask following the reference rule.
 
@@ -76,13 +95,7 @@ class LiverSites:
             where: list[int | slice] = [slice(None)] * 3
             where[self.cc_axis] = index
             plane = self.liver[tuple(where)]
-            eroded = plane
-            # A square erosion is two 1-D minimum filters; the slice border does not erode
-            # (mode "nearest"), as with the reference's OpenCV erosion.
-            for axis, half in enumerate(self._half):
-                if half > 0:
-                    eroded = ndi.minimum_filter1d(eroded, 2 * half + 1, axis=axis, mode="nearest")
-            flat = np.flatnonzero(eroded)
+            flat = np.flatnonzero(_erode_square(plane, self._half))
             if flat.size == 0:
                 flat = np.flatnonzero(plane)
             self._candidates[index] = (flat, plane.shape)

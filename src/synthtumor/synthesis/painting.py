@@ -1,0 +1,346 @@
+"""One tumor painted into the CT on its own box: the NumPy reference and the compiled path.
+
+Each tumor's shape, soft edge, texture and HU change are evaluated on the tumor's own box (a few
+times its volume), never on the whole image. Two implementations of the same arithmetic:
+whole-box NumPy passes (the reference, ``_change_numpy``/``_apply_numpy``) and fused numba
+kernels (``kernels.py``, ``kernels_texture.py``), chosen by ``BACKEND_VARIABLE``. They make the
+same random draws in the same order, so a seed gives the same tumors either way: identical
+labels, HU equal to within float rounding (``tests/test_synthesis_backends.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .effects import (
+    _CDF_FLOOR,
+    _TRUNCATE,
+    capsule_rim,
+    necrotic_core,
+    soft_edge,
+    soft_edge_ball,
+)
+from .morphology import box_dilate
+from .profiles import SizeClass
+from .shape import Distortion, evaluate_shape, shape_terms
+from .texture import TextureParams, texture_field
+from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .synthesize import SynthesisConfig
+
+LIVER, TUMOR = 1, 2
+EDGE_TRUNCATE = 3.0  # the soft edge reaches this many sigma beyond the surface
+_BALL_EDGE_RADII = 8.0  # tumors smaller than this many edge sigmas get the curved-edge profile
+
+#: Environment variable choosing how tumors are painted: "numba" (default: compiled kernels,
+#: ``kernels.py``) or "numpy" (the reference implementation, whole-box NumPy passes). Same
+#: draws and labels either way; HU agree to within rounding (parity-tested).
+BACKEND_VARIABLE = "SYNTHTUMOR_SYNTHESIS_BACKEND"
+BACKENDS = ("numba", "numpy")
+
+
+def compiled_backend() -> bool:
+    """Whether tumors are painted by the compiled kernels (see ``BACKEND_VARIABLE``)."""
+    backend = os.environ.get(BACKEND_VARIABLE, "numba").strip().lower() or "numba"
+    if backend not in BACKENDS:
+        raise ValueError(f"{BACKEND_VARIABLE}={backend!r}: choose one of {list(BACKENDS)}")
+    return backend == "numba"
+
+
+
+@dataclass
+class _Tumor:
+    size_class: SizeClass
+    centre: np.ndarray  # voxel indices
+    semi_axes_mm: np.ndarray
+    sigma_mm: float
+    distortion: Distortion
+    box: tuple[slice, slice, slice]
+    effects: list[str]
+
+
+def _intersect(a: tuple[slice, ...], b: tuple[slice, ...]) -> bool:
+    return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b))
+
+
+def _overlap_with_earlier(
+    box: tuple[slice, ...], earlier: list[tuple[slice, ...]]
+) -> tuple[slice, ...] | None:
+    """The bounding box (in ``box``'s own coordinates) of its intersections with ``earlier``."""
+    parts = [
+        tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, other))
+        for other in earlier
+        if _intersect(box, other)
+    ]
+    if not parts:
+        return None
+    return tuple(
+        slice(min(p[a].start for p in parts) - box[a].start,
+              max(p[a].stop for p in parts) - box[a].start)
+        for a in range(3)
+    )
+
+
+def _snapshots(
+    out: np.ndarray, boxes: list[tuple[slice, ...]], ws: Workspace
+) -> list[np.ndarray | None]:
+    """For each box: a copy of ``out`` under it if another box overlaps it, else None.
+
+    Overlapping boxes are grouped (connected components of the overlap graph) and each group's
+    bounding box is copied once into a workspace buffer; boxes get views of their group's copy.
+    """
+    group = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i in range(len(boxes)):
+        for j in range(i):
+            if _intersect(boxes[i], boxes[j]):
+                group[root(i)] = root(j)
+    members: dict[int, list[int]] = {}
+    for i in range(len(boxes)):
+        members.setdefault(root(i), []).append(i)
+    views: list[np.ndarray | None] = [None] * len(boxes)
+    for k, ids in enumerate(m for m in members.values() if len(m) > 1):
+        union = tuple(slice(min(boxes[i][a].start for i in ids), max(boxes[i][a].stop for i in ids))
+                      for a in range(3))
+        copy = ws.get(f"snapshot{k}", out[union].shape, out.dtype)
+        np.copyto(copy, out[union])
+        for i in ids:
+            views[i] = copy[tuple(slice(b.start - u.start, b.stop - u.start)
+                                  for b, u in zip(boxes[i], union))]
+    return views
+
+
+def _confine(weight: np.ndarray, inside: np.ndarray, reach: list[int], ws: Workspace) -> None:
+    """Zero ``weight`` farther than ``reach`` voxels (per axis: a box) from ``inside``."""
+    weight *= box_dilate(inside, tuple(reach), ws)
+
+
+def _count_and_centroid(mask: np.ndarray, box: tuple[slice, ...]) -> tuple[int, np.ndarray]:
+    """Voxel count and centroid (absolute voxel indices) of a box mask, from its projections."""
+    n = int(np.count_nonzero(mask))
+    centre = np.empty(3)
+    for axis in range(3):
+        profile = mask.sum(axis=tuple(a for a in range(3) if a != axis))
+        centre[axis] = box[axis].start + float(profile @ np.arange(len(profile))) / max(n, 1)
+    return n, centre
+
+
+def _box_axes_mm(
+    box: tuple[slice, ...],
+    centre: np.ndarray,
+    spacing: tuple[float, ...],
+    step: tuple[int, ...] = (1, 1, 1),
+) -> tuple[np.ndarray, ...]:
+    """Coordinates (mm) of every ``step``-th voxel centre of a box relative to the tumor centre,
+    one array per axis."""
+    return tuple(
+        (np.arange(s.start, s.stop, st) - c) * sp
+        for s, c, sp, st in zip(box, centre, spacing, step)
+    )
+
+
+def _paint(
+    out: np.ndarray,
+    original: np.ndarray | None,
+    shared: tuple[slice, ...] | None,
+    label: np.ndarray,
+    tumor: _Tumor,
+    drop: float,
+    edge_sigma: float,
+    texture: TextureParams,
+    spacing: tuple[float, float, float],
+    rng: np.random.Generator,
+    config: SynthesisConfig,
+    ws: Workspace,
+) -> tuple[int, np.ndarray, float]:
+    """Paint one tumor into ``out`` and ``label`` inside the liver.
+
+    original: the CT in the tumor's box before any tumor was painted (None if no other box
+    overlaps it); shared: the part of the box (box coordinates) that boxes painted earlier
+    overlap, where the stronger change wins; None: the change is simply added.
+    Returns the tumor's voxel count, centroid (voxel indices) and mean HU change.
+    """
+    box, fx = tumor.box, config.effects
+    compiled = compiled_backend()
+    extra = config.capsule or (
+        config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm)
+    change = _change_compiled if compiled else _change_numpy
+    delta, inside, n_inside, r2, distance = change(
+        label, tumor, drop, edge_sigma, texture, spacing, rng, ws, extra)
+    if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
+        core = necrotic_core(r2, float(rng.uniform(*fx.necrosis_fraction)))
+        delta -= core * np.float32(rng.uniform(*fx.necrosis_hu))
+        tumor.effects.append("necrosis")
+    if config.capsule:
+        rim = capsule_rim(distance, float(rng.uniform(*fx.capsule_width_mm)))
+        delta += rim * np.float32(rng.uniform(*fx.capsule_hu))
+        tumor.effects.append("capsule")
+    if drop < 0:
+        tumor.effects.append("bright")
+    if extra or not compiled:  # the compiled change is already zero outside the liver
+        delta *= label[box] > 0
+    if compiled:
+        from .kernels import paint_pass
+
+        bounds = np.zeros(6, np.int64)
+        if shared is not None:
+            bounds[:] = [v for part in shared for v in (part.start, part.stop)]
+        total, n_voxels, *sums = paint_pass(
+            out[box], out[box] if original is None else original, bounds, label[box], delta,
+            inside, np.uint8(TUMOR))
+        centroid = np.array([s.start for s in box]) + np.array(sums) / max(n_voxels, 1)
+        return n_voxels, centroid, total / max(n_inside, 1)
+    n_voxels, centroid, total = _apply_numpy(out, original, shared, label, box, delta, inside,
+                                             ws)
+    return n_voxels, centroid, total / max(n_inside, 1)
+
+
+def _apply_numpy(
+    out: np.ndarray, original: np.ndarray | None, shared: tuple[slice, ...] | None,
+    label: np.ndarray, box: tuple[slice, ...], delta: np.ndarray, inside: np.ndarray,
+    ws: Workspace,
+) -> tuple[int, np.ndarray, float]:
+    """Add one tumor's change to ``out`` and label it (the reference implementation of
+    ``kernels.paint_pass``): returns its voxel count, centroid and summed change (HU)."""
+    target = out[box]
+    if shared is None:
+        target += delta
+        total = float(np.sum(delta, where=inside))
+    else:
+        # Where an earlier tumor's box overlaps, the stronger change (vs the CT before any
+        # tumor) wins; elsewhere the change is simply added.
+        t, o, d = target[shared], original[shared], delta[shared]
+        current = ws.get("scratch1", t.shape)
+        np.subtract(t, o, out=current)
+        np.abs(current, out=current)
+        magnitude = ws.get("scratch2", t.shape)
+        np.abs(d, out=magnitude)
+        stronger = ws.get("mask", t.shape, np.bool_)
+        np.greater(magnitude, current, out=stronger)
+        d += o
+        np.copyto(t, d, where=stronger)
+        d.fill(0.0)
+        target += delta
+        np.subtract(t, o, out=current)
+        total = float(np.sum(delta, where=inside)) + float(
+            np.sum(current, where=inside[shared])
+        )
+    np.copyto(label[box], np.uint8(TUMOR), where=inside)
+    n_voxels, centroid = _count_and_centroid(inside, box)
+    return n_voxels, centroid, total
+
+
+def _edge_reach(edge_sigma: float, spacing: tuple[float, float, float]) -> list[int]:
+    """Voxels per axis the edge may reach past the *labelled* tumor: 3 sigma (+1 voxel for the
+    surface between voxel centres), as blurring the liver-clipped mask does in the reference.
+
+    Where the shape leaves the liver, folds back near itself, or its first-order surface
+    distance is loose, nothing may darken without a label nearby; a box dilation of the label
+    guarantees it."""
+    return [int(np.ceil(EDGE_TRUNCATE * edge_sigma / sp)) + 1 for sp in spacing]
+
+
+def _change_numpy(
+    label: np.ndarray, tumor: _Tumor, drop: float, edge_sigma: float, texture: TextureParams,
+    spacing: tuple[float, float, float], rng: np.random.Generator, ws: Workspace, extra: bool,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+    """The reference implementation of one tumor's HU change on its box (whole-box NumPy
+    passes): returns the change (float32, before clipping to the liver), the labelled tumor
+    (bool), its voxel count, and the shape's r2 and signed distance (mm) for the effects."""
+    box = tumor.box
+    shape = evaluate_shape(
+        _box_axes_mm(box, tumor.centre, spacing), tumor.semi_axes_mm, tumor.distortion, ws
+    )
+    dims = shape.inside.shape
+    liver = ws.get("liver", dims, np.bool_)
+    np.greater(label[box], 0, out=liver)
+    inside = shape.inside
+    inside &= liver
+    n_inside = int(np.count_nonzero(inside))
+    radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
+    if radius < _BALL_EDGE_RADII * edge_sigma:
+        weight = soft_edge_ball(shape.distance_mm, radius, edge_sigma, ws)
+    else:
+        weight = soft_edge(shape.distance_mm, edge_sigma, ws)
+    if n_inside == 0:
+        # Never let a tumor vanish (e.g. one voxel thick on a coarse grid): keep its centre.
+        local = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
+        inside[local] = liver[local]
+        weight[local] = max(float(weight[local]), 0.5)
+        n_inside = int(inside[local])
+    _confine(weight, inside, _edge_reach(edge_sigma, spacing), ws)
+    weight *= texture_field(dims, spacing, texture, rng, ws)
+    delta = weight
+    delta *= np.float32(-drop)
+    return delta, inside, n_inside, shape.norm_radius_sq, shape.distance_mm
+
+
+def _change_compiled(
+    label: np.ndarray, tumor: _Tumor, drop: float, edge_sigma: float, texture: TextureParams,
+    spacing: tuple[float, float, float], rng: np.random.Generator, ws: Workspace, extra: bool,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+    """``_change_numpy`` in four fused passes (numba), already zero outside the liver."""
+    from . import kernels, kernels_texture
+
+    box = tumor.box
+    axes_mm = _box_axes_mm(box, tumor.centre, spacing)
+    dims = tuple(len(x) for x in axes_mm)
+    lines, tables = shape_terms(axes_mm, tumor.semi_axes_mm, tumor.distortion)
+    # the tables as 2-D arrays over the two axes each spans (see shape.shape_terms)
+    squeezed = [tables[0][0][:, :, 0], tables[0][1][:, 0, :], tables[1][0][:, :, 0],
+                tables[1][1][0], tables[2][0][0], tables[2][1][:, 0, :]]
+    r2, rho = ws.get("r2", dims), ws.get("k_rho", dims)
+    inside, labels = ws.get("inside", dims, np.bool_), label[box]
+    n_inside = kernels.shape_pass(lines[0].ravel(), *squeezed[:2], lines[1].ravel(),
+                                  *squeezed[2:4], lines[2].ravel(), *squeezed[4:], labels, r2,
+                                  rho, inside)
+    force = np.full(3, -1, np.int64)
+    if n_inside == 0:  # never let a tumor vanish: keep its centre (as _change_numpy)
+        local = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
+        inside[local] = labels[local] > 0
+        force[:] = local
+        n_inside = int(inside[local])
+    reach = kernels.box_dilate3(inside.view(np.uint8), *_edge_reach(edge_sigma, spacing),
+                                ws.get("k_reach", dims, np.uint8), ws.get("k_tmp", dims, np.uint8))
+    lattice, positions = kernels_texture.texture_lattice(dims, spacing, texture, rng, ws)
+    lookup = []
+    for axis, pos in enumerate(positions):
+        i0 = np.minimum(np.floor(pos).astype(np.int64), lattice.shape[axis] - 2)
+        lookup.append((i0, (pos - i0).astype(np.float32)))
+    planes = ws.get("k_planes", (lattice.shape[0], *dims[1:]))
+    kernels.texture_planes(lattice, *lookup[1], *lookup[2], planes)
+    grads = [kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0) for x in axes_mm]
+    distance, delta = ws.get("distance", dims), ws.get("edge", dims)
+    kernels.change_pass(rho, reach, labels, *grads, planes, *lookup[0],
+                        _edge_constants(tumor, edge_sigma, drop, extra), force, distance, delta)
+    return delta, inside, n_inside, r2, distance
+
+
+def _edge_constants(tumor: _Tumor, edge_sigma: float, drop: float, every: bool) -> np.ndarray:
+    """The ``kernels.change_pass`` edge parameters, as the NumPy edge functions compute them."""
+    radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
+    ball = radius < _BALL_EDGE_RADII * edge_sigma
+    values = [
+        1.0 if ball else 0.0,
+        np.float32(1.0 / edge_sigma),
+        np.float32(radius),
+        np.float32(0.05 * edge_sigma**2 / radius),
+        np.float32(edge_sigma / np.sqrt(2.0 * np.pi)),
+        np.float32(radius + _TRUNCATE * edge_sigma),
+        np.float32(_CDF_FLOOR),
+        np.float32(1.0 / (1.0 - 2.0 * _CDF_FLOOR)),
+        np.float32(-drop),
+        1.0 if every else 0.0,
+    ]
+    return np.array(values, dtype=np.float32)
