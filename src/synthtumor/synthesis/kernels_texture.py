@@ -138,7 +138,9 @@ def _normalise(b, threshold, u0):
         flat[p] = min(max(flat[p] * gain, zero), one)
 
 
-def _lookup(positions: list[np.ndarray], shape: tuple[int, ...]) -> list[tuple[np.ndarray, ...]]:
+def lattice_lookup(
+    positions: list[np.ndarray], shape: tuple[int, ...]
+) -> list[tuple[np.ndarray, ...]]:
     """Per axis: lower lattice index and float32 fraction, as ``interpolate_linear``."""
     out = []
     for axis, pos in enumerate(positions):
@@ -172,7 +174,7 @@ def texture_lattice(
              np.float32(params.base + 0.5 * params.scale), np.float32(params.base),
              np.float32(params.base + params.scale))
     b_shape = tuple(_lattice_size(n, s, step_b) for n, s in zip(shape, spacing_mm))
-    look = _lookup([np.arange(m) * (step_b / step_a) for m in b_shape], a_shape)
+    look = lattice_lookup([np.arange(m) * (step_b / step_a) for m in b_shape], a_shape)
     planes = ws.get("k_b_of_a_planes", (a_shape[0], *b_shape[1:]))
     texture_planes(a, *look[1], *look[2], planes)
     a_b = ws.get("k_b_of_a", b_shape)

@@ -64,35 +64,34 @@ class _Tumor:
     effects: list[str]
 
 
-def _intersect(a: tuple[slice, ...], b: tuple[slice, ...]) -> bool:
-    return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b))
-
-
-def _overlap_with_earlier(
-    box: tuple[slice, ...], earlier: list[tuple[slice, ...]]
-) -> tuple[slice, ...] | None:
-    """The bounding box (in ``box``'s own coordinates) of its intersections with ``earlier``."""
-    parts = [
-        tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, other))
-        for other in earlier
-        if _intersect(box, other)
-    ]
-    if not parts:
-        return None
-    return tuple(
-        slice(min(p[a].start for p in parts) - box[a].start,
-              max(p[a].stop for p in parts) - box[a].start)
-        for a in range(3)
-    )
+def _shared_parts(
+    boxes: list[tuple[slice, ...]],
+) -> tuple[list[tuple[slice, ...] | None], np.ndarray]:
+    """Per box, the bounding box (in its own coordinates) of its intersections with the boxes
+    before it (None if none), and the (n, n) bool matrix of which boxes intersect."""
+    lo = np.array([[s.start for s in b] for b in boxes], dtype=np.int64).reshape(-1, 3)
+    hi = np.array([[s.stop for s in b] for b in boxes], dtype=np.int64).reshape(-1, 3)
+    overlaps = np.all((lo[:, None] < hi[None]) & (lo[None] < hi[:, None]), axis=2)
+    parts: list[tuple[slice, ...] | None] = []
+    for i in range(len(boxes)):
+        earlier = np.flatnonzero(overlaps[i, :i])
+        if earlier.size == 0:
+            parts.append(None)
+            continue
+        start = np.maximum(lo[earlier], lo[i]).min(axis=0) - lo[i]
+        stop = np.minimum(hi[earlier], hi[i]).max(axis=0) - lo[i]
+        parts.append(tuple(slice(int(a), int(b)) for a, b in zip(start, stop)))
+    return parts, overlaps
 
 
 def _snapshots(
-    out: np.ndarray, boxes: list[tuple[slice, ...]], ws: Workspace
+    out: np.ndarray, boxes: list[tuple[slice, ...]], overlaps: np.ndarray, ws: Workspace
 ) -> list[np.ndarray | None]:
     """For each box: a copy of ``out`` under it if another box overlaps it, else None.
 
-    Overlapping boxes are grouped (connected components of the overlap graph) and each group's
-    bounding box is copied once into a workspace buffer; boxes get views of their group's copy.
+    Overlapping boxes are grouped (connected components of the ``overlaps`` graph) and each
+    group's bounding box is copied once into a workspace buffer; boxes get views of their
+    group's copy.
     """
     group = list(range(len(boxes)))
 
@@ -102,10 +101,8 @@ def _snapshots(
             i = group[i]
         return i
 
-    for i in range(len(boxes)):
-        for j in range(i):
-            if _intersect(boxes[i], boxes[j]):
-                group[root(i)] = root(j)
+    for i, j in zip(*np.nonzero(np.tril(overlaps, -1))):
+        group[root(int(i))] = root(int(j))
     members: dict[int, list[int]] = {}
     for i in range(len(boxes)):
         members.setdefault(root(i), []).append(i)
@@ -177,7 +174,7 @@ def _paint(
         config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm)
     change = _change_compiled if compiled else _change_numpy
     delta, inside, n_inside, r2, distance = change(
-        label, tumor, drop, edge_sigma, texture, spacing, rng, ws, extra)
+        label, tumor, drop, edge_sigma, texture, spacing, rng, ws)
     if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
         core = necrotic_core(r2, float(rng.uniform(*fx.necrosis_fraction)))
         delta -= core * np.float32(rng.uniform(*fx.necrosis_hu))
@@ -253,7 +250,7 @@ def _edge_reach(edge_sigma: float, spacing: tuple[float, float, float]) -> list[
 
 def _change_numpy(
     label: np.ndarray, tumor: _Tumor, drop: float, edge_sigma: float, texture: TextureParams,
-    spacing: tuple[float, float, float], rng: np.random.Generator, ws: Workspace, extra: bool,
+    spacing: tuple[float, float, float], rng: np.random.Generator, ws: Workspace,
 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
     """The reference implementation of one tumor's HU change on its box (whole-box NumPy
     passes): returns the change (float32, before clipping to the liver), the labelled tumor
@@ -288,7 +285,7 @@ def _change_numpy(
 
 def _change_compiled(
     label: np.ndarray, tumor: _Tumor, drop: float, edge_sigma: float, texture: TextureParams,
-    spacing: tuple[float, float, float], rng: np.random.Generator, ws: Workspace, extra: bool,
+    spacing: tuple[float, float, float], rng: np.random.Generator, ws: Workspace,
 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
     """``_change_numpy`` in four fused passes (numba), already zero outside the liver."""
     from . import kernels, kernels_texture
@@ -314,20 +311,17 @@ def _change_compiled(
     reach = kernels.box_dilate3(inside.view(np.uint8), *_edge_reach(edge_sigma, spacing),
                                 ws.get("k_reach", dims, np.uint8), ws.get("k_tmp", dims, np.uint8))
     lattice, positions = kernels_texture.texture_lattice(dims, spacing, texture, rng, ws)
-    lookup = []
-    for axis, pos in enumerate(positions):
-        i0 = np.minimum(np.floor(pos).astype(np.int64), lattice.shape[axis] - 2)
-        lookup.append((i0, (pos - i0).astype(np.float32)))
+    lookup = kernels_texture.lattice_lookup(positions, lattice.shape)
     planes = ws.get("k_planes", (lattice.shape[0], *dims[1:]))
     kernels.texture_planes(lattice, *lookup[1], *lookup[2], planes)
     grads = [kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0) for x in axes_mm]
     distance, delta = ws.get("distance", dims), ws.get("edge", dims)
     kernels.change_pass(rho, reach, labels, *grads, planes, *lookup[0],
-                        _edge_constants(tumor, edge_sigma, drop, extra), force, distance, delta)
+                        _edge_constants(tumor, edge_sigma, drop), force, distance, delta)
     return delta, inside, n_inside, r2, distance
 
 
-def _edge_constants(tumor: _Tumor, edge_sigma: float, drop: float, every: bool) -> np.ndarray:
+def _edge_constants(tumor: _Tumor, edge_sigma: float, drop: float) -> np.ndarray:
     """The ``kernels.change_pass`` edge parameters, as the NumPy edge functions compute them."""
     radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
     ball = radius < _BALL_EDGE_RADII * edge_sigma
@@ -341,6 +335,5 @@ def _edge_constants(tumor: _Tumor, edge_sigma: float, drop: float, every: bool) 
         np.float32(_CDF_FLOOR),
         np.float32(1.0 / (1.0 - 2.0 * _CDF_FLOOR)),
         np.float32(-drop),
-        1.0 if every else 0.0,
     ]
     return np.array(values, dtype=np.float32)

@@ -37,7 +37,7 @@ class Distortion:
         Evaluated on a fine grid of the interpolated planar tables (not the loose bound of
         overshoot x max control value), so tumor boxes stay tight.
         """
-        basis = _basis(np.linspace(-1.0, 1.0, 17))
+        basis = _REACH_BASIS
         reach = np.zeros(3)
         for plane, axes in enumerate(PLANES):
             for k, axis in enumerate(axes):
@@ -49,7 +49,14 @@ class Distortion:
 def _basis(t: np.ndarray) -> np.ndarray:
     """Quadratic interpolation weights for control points at t = -1, 0, 1; shape (len(t), 3)."""
     t = np.clip(t, -1.0, 1.0)
-    return np.stack([0.5 * t * (t - 1.0), 1.0 - t * t, 0.5 * t * (t + 1.0)], axis=1)
+    out = np.empty((len(t), 3))
+    out[:, 0] = 0.5 * t * (t - 1.0)
+    out[:, 1] = 1.0 - t * t
+    out[:, 2] = 0.5 * t * (t + 1.0)
+    return out
+
+
+_REACH_BASIS = _basis(np.linspace(-1.0, 1.0, 17))  # the fine grid of Distortion.reach_mm
 
 
 @dataclass(frozen=True)

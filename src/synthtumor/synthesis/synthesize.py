@@ -23,8 +23,8 @@ from .painting import (
     LIVER,
     TUMOR,
     _box_axes_mm,
-    _overlap_with_earlier,
     _paint,
+    _shared_parts,
     _snapshots,
     _Tumor,
     compiled_backend,
@@ -250,10 +250,10 @@ def synthesize(
 
     # Where tumor boxes overlap, the stronger change wins (as blurring their union would):
     # that needs the CT from before any painting, kept per group of overlapping boxes.
-    originals = _snapshots(out, [t.box for t in tumors], ws)
+    shared_parts, overlaps = _shared_parts([t.box for t in tumors])
+    originals = _snapshots(out, [t.box for t in tumors], overlaps, ws)
     records = []
-    for i, (tumor, original) in enumerate(zip(tumors, originals)):
-        shared = _overlap_with_earlier(tumor.box, [t.box for t in tumors[:i]])
+    for i, (tumor, original, shared) in enumerate(zip(tumors, originals, shared_parts)):
         n_voxels, centre_ijk, change = _paint(
             out, original, shared, label, tumor, drop, edge_sigma, texture, spacing, rng,
             config, ws,
