@@ -93,6 +93,23 @@ def box_dilate3(mask, rx, ry, rz, out, tmp):
 
 
 @njit(**_OPTIONS)
+def shape_and_reach(terms, label, centre, reach, r2, rho, inside, out, tmp):  # noqa: PLR0913
+    """``shape_pass`` (terms: its 9 line and table arguments), then the edge's reach: the
+    labelled tumor dilated by ``reach`` (3,) voxels (``box_dilate3`` into ``out``). A tumor
+    with no voxel inside keeps its ``centre`` voxel if that is liver. Returns the reach mask,
+    the inside count, and whether the centre was forced."""
+    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
+    count = shape_pass(lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b, label, r2, rho, inside)
+    forced = count == 0
+    if forced:
+        i, j, k = centre[0], centre[1], centre[2]
+        inside[i, j, k] = label[i, j, k] > 0
+        count = 1 if inside[i, j, k] else 0
+    mask = box_dilate3(inside.view(np.uint8), reach[0], reach[1], reach[2], out, tmp)
+    return mask, count, forced
+
+
+@njit(**_OPTIONS)
 def _cdf(t):
     """Phi(t) in the tanh form of ``effects._normal_cdf`` (float32, same operation order)."""
     u = t * t
@@ -136,15 +153,15 @@ def texture_planes(lattice, idx1, w1, idx2, w2, out):
 
 
 @njit(**_OPTIONS)
-def change_pass(rho, reach_mask, label, grad_x, grad_y, grad_z, planes, idx0, w0,  # noqa: PLR0913
-                edge, force, distance, delta):
+def change_pass(rho, reach_mask, label, grad_x, grad_y, grad_z, lattice, look_x, look_y,  # noqa: PLR0913
+                look_z, planes, edge, force, distance, delta):
     """The HU change of one tumor on its box: soft edge x confinement x texture x -drop, in
     the liver (``painting._change_numpy`` without the optional effects).
 
     rho: sqrt(r2) from ``shape_pass``; reach_mask: uint8, the labelled tumor dilated by the
     edge's reach (change 0 elsewhere); label: the box's labels (change 0 outside the liver);
-    grad_*: ``neighbours`` of each axis; planes, idx0, w0: ``texture_planes`` and each x
-    index's lower lattice index and float32 fraction along axis 0;
+    grad_*: ``neighbours`` of each axis; lattice: the texture lattice, look_*: per axis each
+    voxel's lower lattice index and float32 fraction; planes: scratch for ``texture_planes``;
     edge: float32 (kind, inv_sigma, radius, floor_r, curvature, r_max, cdf_floor, cdf_scale,
     scale): kind 0 = flat profile (``effects.soft_edge``), 1 = ball (``effects.soft_edge_ball``);
     scale: the change at weight 1 (-drop, HU). force: (3,) voxel whose weight is at least 0.5
@@ -152,6 +169,8 @@ def change_pass(rho, reach_mask, label, grad_x, grad_y, grad_z, planes, idx0, w0
     Writes ``distance`` (signed, mm, every voxel: the optional effects use it) and ``delta`` (HU).
     """
     nx, ny, nz = rho.shape
+    texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
+    idx0, w0 = look_x
     xh, xl, xf = grad_x
     yh, yl, yf = grad_y
     zh, zl, zf = grad_z

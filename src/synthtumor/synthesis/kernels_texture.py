@@ -138,6 +138,27 @@ def _normalise(b, threshold, u0):
         flat[p] = min(max(flat[p] * gain, zero), one)
 
 
+@njit(**_OPTIONS)
+def _a_to_spread(noise, weights, field, unit, constants, look, planes, a_b, spread, tmp):  # noqa: PLR0913
+    """Steps 1 and the first half of 2 on the lattices, between the two random draws: smooth
+    the noise into ``field`` (a), rescale and clip it, interpolate it onto the b lattice
+    (``a_b``) and write each b cell's binomial standard deviation into ``spread``.
+    constants: float32 (gain, offset, low, high, 1 / cells)."""
+    gaussian_wrap(noise, weights, field, tmp)
+    _a_field(field, unit, constants[0], constants[1], constants[2], constants[3])
+    texture_planes(field, look[2], look[3], look[4], look[5], planes)
+    _outer_interp(planes, look[0], look[1], a_b)
+    _spread(a_b, constants[4], spread)
+
+
+@njit(**_OPTIONS)
+def _cells_to_b(spread, noise, a_b, weights, b, tmp, threshold, u0):  # noqa: PLR0913
+    """The rest of step 2, then 3 and 4: draw the cells, smooth, normalise and clip into b."""
+    _draw_cells(spread, noise, a_b)
+    gaussian_wrap(spread, weights, b, tmp)
+    _normalise(b, threshold, u0)
+
+
 def lattice_lookup(
     positions: list[np.ndarray], shape: tuple[int, ...]
 ) -> list[tuple[np.ndarray, ...]]:
@@ -163,27 +184,24 @@ def texture_lattice(
     noise = rng.standard_normal(a_shape, dtype=np.float32, out=ws.get("noise", a_shape))
     weights = gaussian_weights(params.sigma_a_mm / step_a)
     a = ws.get("noise_smooth", a_shape)
-    gaussian_wrap(noise, weights, a, ws.get("k_lattice_tmp", a_shape))
     # unit variance, then the reference's rescaling (as texture._smoothed_unit_noise)
     sigma = params.sigma_a_mm / step_a
     radius = int(_TRUNCATE * sigma + 0.5)
     k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     k /= k.sum()
     kappa = BANK_HALF_RANGE_IN_STD[params.sigma_a_mm]
-    _a_field(a, np.float32(np.sqrt(np.sum(k**2)) ** 3), np.float32(params.scale / (2.0 * kappa)),
-             np.float32(params.base + 0.5 * params.scale), np.float32(params.base),
-             np.float32(params.base + params.scale))
+    constants = np.array([params.scale / (2.0 * kappa), params.base + 0.5 * params.scale,
+                          params.base, params.base + params.scale, 1.0 / step_b**3], np.float32)
     b_shape = tuple(_lattice_size(n, s, step_b) for n, s in zip(shape, spacing_mm))
     look = lattice_lookup([np.arange(m) * (step_b / step_a) for m in b_shape], a_shape)
-    planes = ws.get("k_b_of_a_planes", (a_shape[0], *b_shape[1:]))
-    texture_planes(a, *look[1], *look[2], planes)
-    a_b = ws.get("k_b_of_a", b_shape)
-    _outer_interp(planes, *look[0], a_b)
-    spread = ws.get("b_spread", b_shape)
-    _spread(a_b, np.float32(1.0 / step_b**3), spread)
-    _draw_cells(spread, rng.standard_normal(b_shape, dtype=np.float32,
-                                            out=ws.get("noise", b_shape)), a_b)
+    a_b, spread = ws.get("k_b_of_a", b_shape), ws.get("b_spread", b_shape)
+    _a_to_spread(noise, weights, a, np.float32(np.sqrt(np.sum(k**2)) ** 3), constants,
+                 (look[0][0], look[0][1], look[1][0], look[1][1], look[2][0], look[2][1]),
+                 ws.get("k_b_of_a_planes", (a_shape[0], *b_shape[1:])), a_b, spread,
+                 ws.get("k_lattice_tmp", a_shape))
     b = ws.get("b", b_shape)
-    gaussian_wrap(spread, gaussian_weights(_LATTICE_SMOOTH), b, ws.get("k_lattice_tmp", b_shape))
-    _normalise(b, np.float32(_THRESHOLD), params.u0)
+    _cells_to_b(spread, rng.standard_normal(b_shape, dtype=np.float32,
+                                            out=ws.get("noise", b_shape)),
+                a_b, gaussian_weights(_LATTICE_SMOOTH), b, ws.get("k_lattice_tmp", b_shape),
+                np.float32(_THRESHOLD), params.u0)
     return b, [_lattice_positions(n, s, step_b) for n, s in zip(shape, spacing_mm)]

@@ -299,24 +299,19 @@ def _change_compiled(
                 tables[1][1][0], tables[2][0][0], tables[2][1][:, 0, :]]
     r2, rho = ws.get("r2", dims), ws.get("k_rho", dims)
     inside, labels = ws.get("inside", dims, np.bool_), label[box]
-    n_inside = kernels.shape_pass(lines[0].ravel(), *squeezed[:2], lines[1].ravel(),
-                                  *squeezed[2:4], lines[2].ravel(), *squeezed[4:], labels, r2,
-                                  rho, inside)
-    force = np.full(3, -1, np.int64)
-    if n_inside == 0:  # never let a tumor vanish: keep its centre (as _change_numpy)
-        local = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
-        inside[local] = labels[local] > 0
-        force[:] = local
-        n_inside = int(inside[local])
-    reach = kernels.box_dilate3(inside.view(np.uint8), *_edge_reach(edge_sigma, spacing),
-                                ws.get("k_reach", dims, np.uint8), ws.get("k_tmp", dims, np.uint8))
+    # never let a tumor vanish: if nothing is inside, its centre is kept (as _change_numpy)
+    centre = np.array([int(c - s.start) for c, s in zip(tumor.centre, box)], np.int64)
+    reach, n_inside, forced = kernels.shape_and_reach(
+        (lines[0].ravel(), *squeezed[:2], lines[1].ravel(), *squeezed[2:4], lines[2].ravel(),
+         *squeezed[4:]), labels, centre, np.array(_edge_reach(edge_sigma, spacing), np.int64),
+        r2, rho, inside, ws.get("k_reach", dims, np.uint8), ws.get("k_tmp", dims, np.uint8))
+    force = centre if forced else np.full(3, -1, np.int64)
     lattice, positions = kernels_texture.texture_lattice(dims, spacing, texture, rng, ws)
     lookup = kernels_texture.lattice_lookup(positions, lattice.shape)
-    planes = ws.get("k_planes", (lattice.shape[0], *dims[1:]))
-    kernels.texture_planes(lattice, *lookup[1], *lookup[2], planes)
     grads = [kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0) for x in axes_mm]
     distance, delta = ws.get("distance", dims), ws.get("edge", dims)
-    kernels.change_pass(rho, reach, labels, *grads, planes, *lookup[0],
+    kernels.change_pass(rho, reach, labels, *grads, lattice, *lookup,
+                        ws.get("k_planes", (lattice.shape[0], *dims[1:])),
                         _edge_constants(tumor, edge_sigma, drop), force, distance, delta)
     return delta, inside, n_inside, r2, distance
 
