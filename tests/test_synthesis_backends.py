@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Case
+from conftest import TS_CT, TS_LIVER, TS_ORGANS, Case
 
+from synthtumor.imaging import read_ct, read_mask
 from synthtumor.synthesis import SynthesisConfig, synthesize
 from synthtumor.synthesis.kernels import box_dilate3
 from synthtumor.synthesis.kernels_texture import texture_lattice as compiled_lattice
@@ -92,3 +93,39 @@ def test_compiled_texture_lattice_equals_numpy(sigma_a: int, sigma_b: int) -> No
                                           np.random.default_rng(4), Workspace())
         assert np.abs(b - b2).max() < 1e-5
         assert all(np.array_equal(p, q) for p, q in zip(positions, positions2))
+
+
+@pytest.mark.parametrize("half", [(2, 2), (0, 3), (4, 1), (9, 9)])
+def test_square_erosion_equals_the_minimum_filter(half) -> None:
+    """Placement's shifted-AND erosion is the minimum filter with mode "nearest" (the border
+    does not erode), on a real liver slice and on noise."""
+    from scipy import ndimage as ndi
+
+    from synthtumor.synthesis.placement import _erode_square
+
+    liver = read_mask(TS_ORGANS, read_ct(TS_CT), label=TS_LIVER).array
+    planes = [liver[:, :, liver.shape[2] // 2] > 0, liver[:, 40, :] > 0,
+              np.random.default_rng(2).random((17, 5)) > 0.2]
+    for plane in planes:
+        expected = plane
+        for axis, h in enumerate(half):
+            if h:
+                expected = ndi.minimum_filter1d(expected, 2 * h + 1, axis=axis, mode="nearest")
+        assert np.array_equal(_erode_square(plane, list(half)), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.uint8, np.int16, np.float32])
+def test_bounding_box_of_any_mask(dtype) -> None:
+    """The uint8-reduced bounding box equals the box of the non-zero voxels, for contiguous and
+    strided masks of every dtype, and None for an empty mask."""
+    from synthtumor.synthesis.placement import bounding_box
+
+    mask = np.zeros((30, 20, 25), dtype)
+    mask[4, 7, 11] = 2
+    mask[20, 4, 19] = 1
+    for view in (mask, mask[::2, :, ::-1], np.transpose(mask, (2, 0, 1))):
+        hits = np.argwhere(view != 0)
+        expected = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(hits.min(0), hits.max(0)))
+        assert bounding_box(view) == expected
+    assert bounding_box(np.zeros((4, 0, 3), dtype)) is None
+    assert bounding_box(np.zeros((4, 5, 3), dtype)) is None
