@@ -13,6 +13,8 @@ training loader's worker processes are the parallelism.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 
@@ -45,6 +47,58 @@ def shape_pass(lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b, label, r2, rho, inside)
                 inside[i, j, k] = hit
                 count += hit
     return count
+
+
+@njit(**_OPTIONS)
+def mask_profiles(mask):
+    """For a C-contiguous (nx, ny, nz) uint8 mask: the maximum of each x plane (nx,) and the
+    maximum over x of each (y, z) column (ny, nz), in one pass of vectorised ORs (the NumPy
+    path reads the mask twice)."""
+    nx = mask.shape[0]
+    flat = mask.reshape(nx, -1)
+    m = flat.shape[1]
+    outer = np.zeros(nx, np.uint8)
+    plane = np.zeros(m, np.uint8)
+    for i in range(nx):
+        hit = np.uint8(0)
+        for p in range(m):
+            v = flat[i, p]
+            plane[p] |= v
+            hit |= v
+        outer[i] = hit
+    return outer, plane.reshape(mask.shape[1], mask.shape[2])
+
+
+@njit(**_OPTIONS)
+def probe_distance(terms, grads, r2, distance):
+    """The signed distance (mm) to the tumor surface on a (probe) grid, as
+    ``shape.evaluate_shape`` computes it: terms as ``shape_and_reach``, grads: ``neighbours``
+    per axis; ``r2`` holds rho, then r2 is not needed and is overwritten."""
+    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
+    (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
+    nx, ny, nz = r2.shape
+    zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
+    rho = r2
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                w = (lx[i] - t0a[i, j]) - t0b[i, k]
+                s = w * w
+                w = (ly[j] - t1a[i, j]) - t1b[j, k]
+                s += w * w
+                w = (lz[k] - t2a[j, k]) - t2b[i, k]
+                s += w * w
+                rho[i, j, k] = np.sqrt(s)
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                d = (rho[xh[i], j, k] - rho[xl[i], j, k]) * xf[i]
+                g = zero + d * d
+                d = (rho[i, yh[j], k] - rho[i, yl[j], k]) * yf[j]
+                g += d * d
+                d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
+                g += d * d
+                distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
 
 
 @njit(**_OPTIONS)
@@ -122,10 +176,12 @@ def _cdf(t):
     return u * np.float32(0.5)
 
 
+@lru_cache(maxsize=1024)
 def neighbours(n: int, step_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For the derivative along an axis of n voxels, as ``np.gradient`` and ``evaluate_shape``
     take it: per index the two neighbours (central inside, one-sided at the faces) and the
-    float32 factor (1 / 2 step inside, 1 / step at the faces, 0 if n < 2)."""
+    float32 factor (1 / 2 step inside, 1 / step at the faces, 0 if n < 2). Cached: do not
+    modify."""
     inv = np.float32(1.0 / step_mm)
     hi = np.minimum(np.arange(n) + 1, n - 1)
     lo = np.maximum(np.arange(n) - 1, 0)

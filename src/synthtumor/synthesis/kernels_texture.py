@@ -9,6 +9,8 @@ float32 between axes, as ``scipy.ndimage.gaussian_filter`` does.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 
@@ -27,13 +29,24 @@ from .workspace import Workspace
 _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
+@lru_cache(maxsize=64)
 def gaussian_weights(sigma: float) -> np.ndarray:
     """Normalised Gaussian taps (float64, length 2 r + 1, r = int(3 sigma + 0.5)), as
-    ``scipy.ndimage.gaussian_filter`` builds them with ``truncate=3``."""
+    ``scipy.ndimage.gaussian_filter`` builds them with ``truncate=3``. Cached: do not modify."""
     radius = int(_TRUNCATE * sigma + 0.5)
     x = np.arange(-radius, radius + 1)
     phi = np.exp(-0.5 / (sigma * sigma) * x.astype(np.float64) ** 2)
     return phi / phi.sum()
+
+
+@lru_cache(maxsize=64)
+def _unit(sigma: float) -> np.float32:
+    """The std of unit white noise smoothed by ``sigma`` cells: the rescaling to unit variance
+    of ``texture._smoothed_unit_noise`` (same formula)."""
+    radius = int(_TRUNCATE * sigma + 0.5)
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    k /= k.sum()
+    return np.float32(np.sqrt(np.sum(k**2)) ** 3)
 
 
 @njit(**_OPTIONS)
@@ -184,18 +197,13 @@ def texture_lattice(
     noise = rng.standard_normal(a_shape, dtype=np.float32, out=ws.get("noise", a_shape))
     weights = gaussian_weights(params.sigma_a_mm / step_a)
     a = ws.get("noise_smooth", a_shape)
-    # unit variance, then the reference's rescaling (as texture._smoothed_unit_noise)
-    sigma = params.sigma_a_mm / step_a
-    radius = int(_TRUNCATE * sigma + 0.5)
-    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    k /= k.sum()
     kappa = BANK_HALF_RANGE_IN_STD[params.sigma_a_mm]
     constants = np.array([params.scale / (2.0 * kappa), params.base + 0.5 * params.scale,
                           params.base, params.base + params.scale, 1.0 / step_b**3], np.float32)
     b_shape = tuple(_lattice_size(n, s, step_b) for n, s in zip(shape, spacing_mm))
     look = lattice_lookup([np.arange(m) * (step_b / step_a) for m in b_shape], a_shape)
     a_b, spread = ws.get("k_b_of_a", b_shape), ws.get("b_spread", b_shape)
-    _a_to_spread(noise, weights, a, np.float32(np.sqrt(np.sum(k**2)) ** 3), constants,
+    _a_to_spread(noise, weights, a, _unit(params.sigma_a_mm / step_a), constants,
                  (look[0][0], look[0][1], look[1][0], look[1][1], look[2][0], look[2][1]),
                  ws.get("k_b_of_a_planes", (a_shape[0], *b_shape[1:])), a_b, spread,
                  ws.get("k_lattice_tmp", a_shape))

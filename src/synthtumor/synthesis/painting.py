@@ -293,17 +293,13 @@ def _change_compiled(
     box = tumor.box
     axes_mm = _box_axes_mm(box, tumor.centre, spacing)
     dims = tuple(len(x) for x in axes_mm)
-    lines, tables = shape_terms(axes_mm, tumor.semi_axes_mm, tumor.distortion)
-    # the tables as 2-D arrays over the two axes each spans (see shape.shape_terms)
-    squeezed = [tables[0][0][:, :, 0], tables[0][1][:, 0, :], tables[1][0][:, :, 0],
-                tables[1][1][0], tables[2][0][0], tables[2][1][:, 0, :]]
+    terms = _shape_kernel_terms(axes_mm, tumor.semi_axes_mm, tumor.distortion)
     r2, rho = ws.get("r2", dims), ws.get("k_rho", dims)
     inside, labels = ws.get("inside", dims, np.bool_), label[box]
     # never let a tumor vanish: if nothing is inside, its centre is kept (as _change_numpy)
     centre = np.array([int(c - s.start) for c, s in zip(tumor.centre, box)], np.int64)
     reach, n_inside, forced = kernels.shape_and_reach(
-        (lines[0].ravel(), *squeezed[:2], lines[1].ravel(), *squeezed[2:4], lines[2].ravel(),
-         *squeezed[4:]), labels, centre, np.array(_edge_reach(edge_sigma, spacing), np.int64),
+        terms, labels, centre, np.array(_edge_reach(edge_sigma, spacing), np.int64),
         r2, rho, inside, ws.get("k_reach", dims, np.uint8), ws.get("k_tmp", dims, np.uint8))
     force = centre if forced else np.full(3, -1, np.int64)
     lattice, positions = kernels_texture.texture_lattice(dims, spacing, texture, rng, ws)
@@ -314,6 +310,17 @@ def _change_compiled(
                         ws.get("k_planes", (lattice.shape[0], *dims[1:])),
                         _edge_constants(tumor, edge_sigma, drop), force, distance, delta)
     return delta, inside, n_inside, r2, distance
+
+
+def _shape_kernel_terms(
+    axes_mm: tuple[np.ndarray, ...], semi_axes_mm: np.ndarray, distortion: Distortion
+) -> tuple[np.ndarray, ...]:
+    """``shape.shape_terms`` as the kernels take them: per axis the 1-D line and its two
+    tables as 2-D arrays over the two axes each spans."""
+    lines, tables = shape_terms(axes_mm, semi_axes_mm, distortion)
+    return (lines[0].ravel(), tables[0][0][:, :, 0], tables[0][1][:, 0, :],
+            lines[1].ravel(), tables[1][0][:, :, 0], tables[1][1][0],
+            lines[2].ravel(), tables[2][0][0], tables[2][1][:, 0, :])
 
 
 def _edge_constants(tumor: _Tumor, edge_sigma: float, drop: float) -> np.ndarray:

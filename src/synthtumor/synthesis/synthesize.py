@@ -24,6 +24,7 @@ from .painting import (
     TUMOR,
     _box_axes_mm,
     _paint,
+    _shape_kernel_terms,
     _shared_parts,
     _snapshots,
     _Tumor,
@@ -190,7 +191,7 @@ def synthesize(
         out = np.empty(ct.shape, np.float32)
         np.copyto(out, ct, casting="unsafe")  # as astype(np.float32)
         label = np.not_equal(liver, 0).view(np.uint8)
-    liver_box = bounding_box(label)
+    liver_box = _liver_box(label)
     if liver_box is None:
         raise ValueError("liver mask is empty")
     if inplace and label[liver_box].max() > 1:  # the box holds every non-zero voxel
@@ -275,6 +276,23 @@ def synthesize(
     return SynthesisResult(out, label, records, tumor_type, params)
 
 
+def _liver_box(label: np.ndarray) -> tuple[slice, ...] | None:
+    """``placement.bounding_box`` of the label map; one compiled pass for contiguous maps."""
+    if not (compiled_backend() and label.dtype == np.uint8 and label.flags.c_contiguous
+            and label.size):
+        return bounding_box(label)
+    from .kernels import mask_profiles
+
+    outer, plane = mask_profiles(label)
+    box = []
+    for profile in (outer, plane.max(axis=1), plane.max(axis=0)):
+        hits = np.flatnonzero(profile)
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
 def _inplace_arrays(ct: Any, liver: Any) -> tuple[np.ndarray, np.ndarray]:
     """Check that in-place synthesis can write into ``ct`` and ``liver``; return them."""
     if not (isinstance(ct, np.ndarray) and ct.dtype in (np.float32, np.float64)
@@ -303,11 +321,15 @@ def _tight_box(
     step = tuple(max(1, int(round(4.0 / sp))) for sp in spacing)
     if math.prod(s.stop - s.start for s in loose) < _PROBE_MIN_VOXELS:
         return loose  # small already: probing would cost more than it saves
-    probe = evaluate_shape(_box_axes_mm(loose, centre, spacing, step), semi_axes, distortion)
+    axes_mm = _box_axes_mm(loose, centre, spacing, step)
+    if compiled_backend():
+        distance = _probe_compiled(axes_mm, semi_axes, distortion)
+    else:
+        distance = evaluate_shape(axes_mm, semi_axes, distortion).distance_mm
     cell_mm = float(np.linalg.norm(np.array(step) * spacing))
     # A voxel within 3 sigma of the surface is at most half a cell from a probe point, so that
     # point is within 3 sigma + half a cell (x 1.25: the distance estimate is not exact).
-    near = probe.distance_mm <= 1.25 * (EDGE_TRUNCATE * edge_sigma + 0.5 * cell_mm) + 1.0
+    near = distance <= 1.25 * (EDGE_TRUNCATE * edge_sigma + 0.5 * cell_mm) + 1.0
     found = bounding_box(near)
     if found is None:
         return loose
@@ -315,6 +337,21 @@ def _tight_box(
         slice(max(s.start, s.start + f.start * st - st), min(s.stop, s.start + f.stop * st + st))
         for s, f, st in zip(loose, found, step)
     )
+
+
+def _probe_compiled(
+    axes_mm: tuple[np.ndarray, ...], semi_axes: np.ndarray, distortion: Distortion
+) -> np.ndarray:
+    """``evaluate_shape(...).distance_mm`` by a compiled kernel (same float32 arithmetic)."""
+    from . import kernels
+
+    dims = tuple(len(x) for x in axes_mm)
+    r2, distance = np.empty(dims, np.float32), np.empty(dims, np.float32)
+    grads = tuple(kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0)
+                  for x in axes_mm)
+    kernels.probe_distance(_shape_kernel_terms(axes_mm, semi_axes, distortion), grads, r2,
+                           distance)
+    return distance
 
 
 def _place(
