@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
-from conftest import TS_CT, TS_LIVER, TS_ORGANS, Case
+from conftest import DICOM_DIR, DICOM_ORGANS, TS_CT, TS_LIVER, TS_ORGANS, Case
 
 from synthtumor.imaging import read_ct, read_mask
-from synthtumor.synthesis import SynthesisConfig, synthesize
+from synthtumor.synthesis import SynthesisConfig, SynthesisWarning, synthesize
 from synthtumor.synthesis.kernels import box_dilate3
 from synthtumor.synthesis.kernels_texture import texture_lattice as compiled_lattice
 from synthtumor.synthesis.morphology import box_dilate
@@ -62,6 +64,22 @@ def test_compiled_kernels_match_with_every_effect(
         config = SynthesisConfig.realistic(tumor_type=kind, avoid_vessels=False,
                                            bright_probability=0.5)
         reference, compiled = _both(monkeypatch, totalseg_1mm, config, seed, inplace=False)
+        _assert_parity(reference, compiled)
+
+
+def test_compiled_kernels_match_on_an_anisotropic_float64_ct(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The contrast DICOM series (0.98 x 0.98 x 2 mm, no resampling), float64 CT in place."""
+    ct = read_ct(DICOM_DIR)
+    liver = (read_mask(DICOM_ORGANS, ct, label=TS_LIVER).array > 0).astype(np.uint8)
+    case = Case(ct.array.astype(np.float64), liver, ct.affine)
+    for seed, kind in enumerate(TYPES):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SynthesisWarning)  # the 20-slice liver is thin
+            reference, compiled = _both(monkeypatch, case, SynthesisConfig(tumor_type=kind),
+                                        seed, inplace=True)
+        assert compiled.ct.dtype == np.float64 and (compiled.label == 2).any()
         _assert_parity(reference, compiled)
 
 
