@@ -1,4 +1,4 @@
-"""The synthesizer core: pure NumPy/SciPy, no file I/O, no framework imports."""
+"""The synthesizer core: NumPy/SciPy (+ numba kernels), no file I/O, no framework imports."""
 
 from .effects import EffectParams
 from .profiles import DEFAULT_TYPE_PROBS, PROFILES, TUMOR_TYPES, SizeClass

@@ -14,11 +14,21 @@ from scipy import ndimage as ndi
 def axis_profiles(mask: np.ndarray) -> list[np.ndarray]:
     """For a 3-D mask, per axis: whether each index along it holds any non-zero voxel.
 
-    Reduces over the outer axis first: numpy reduces contiguous planes several times faster
-    than short inner rows, which matters on every call for volume-sized masks.
+    Two passes over the mask, each reducing whole contiguous planes (numpy reduces those several
+    times faster than short inner rows): the maximum over the outer axis, and each outer
+    plane's maximum. One-byte masks (bool, uint8) are reduced as uint8, whose maximum is
+    vectorised (about twice as fast as ``any`` on a volume).
     """
-    plane = mask.any(axis=0)
-    return [mask.any(axis=(1, 2)), plane.any(axis=1), plane.any(axis=0)]
+    if mask.dtype in (np.bool_, np.uint8, np.int8):
+        mask = mask.view(np.uint8)
+    else:
+        mask = mask != 0
+    plane = mask.max(axis=0, initial=0)
+    if mask.flags.c_contiguous:
+        outer = mask.reshape(mask.shape[0], -1).max(axis=1, initial=0)
+    else:
+        outer = mask.max(axis=(1, 2), initial=0)
+    return [outer > 0, plane.max(axis=1, initial=0) > 0, plane.max(axis=0, initial=0) > 0]
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
@@ -30,6 +40,25 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
             return None
         box.append(slice(int(hits[0]), int(hits[-1]) + 1))
     return tuple(box)
+
+
+def _erode_square(plane: np.ndarray, half: list[int]) -> np.ndarray:
+    """Erode a 2-D mask with a (2 half[0] + 1) x (2 half[1] + 1) square; the border does not
+    erode (as a minimum filter with mode "nearest", and the reference's OpenCV erosion).
+
+    Shifted ANDs of whole rows and columns: each voxel ends up as the AND over its window
+    clipped to the plane, i.e. the minimum filter, several times faster on slices this small.
+    """
+    eroded = np.array(plane, dtype=bool)  # a contiguous copy
+    for axis, h in enumerate(half):
+        source = eroded.copy() if h > 0 else eroded
+        for d in range(1, h + 1):
+            ahead = [slice(None)] * 2
+            behind = [slice(None)] * 2
+            ahead[axis], behind[axis] = slice(d, None), slice(None, -d)
+            eroded[tuple(behind)] &= source[tuple(ahead)]
+            eroded[tuple(ahead)] &= source[tuple(behind)]
+    return eroded
 
 
 class LiverSites:
@@ -62,14 +91,11 @@ class LiverSites:
     def _slice_candidates(self, index: int) -> tuple[np.ndarray, tuple[int, int]]:
         """Flat indices of the eroded liver slice (un-eroded if that is empty), and its shape."""
         if index not in self._candidates:
-            plane = np.take(self.liver, index, axis=self.cc_axis)
-            eroded = plane
-            # A square erosion is two 1-D minimum filters; the slice border does not erode
-            # (mode "nearest"), as with the reference's OpenCV erosion.
-            for axis, half in enumerate(self._half):
-                if half > 0:
-                    eroded = ndi.minimum_filter1d(eroded, 2 * half + 1, axis=axis, mode="nearest")
-            flat = np.flatnonzero(eroded)
+            # plain indexing: a view (np.take would copy the whole box for every slice)
+            where: list[int | slice] = [slice(None)] * 3
+            where[self.cc_axis] = index
+            plane = self.liver[tuple(where)]
+            flat = np.flatnonzero(_erode_square(plane, self._half))
             if flat.size == 0:
                 flat = np.flatnonzero(plane)
             self._candidates[index] = (flat, plane.shape)

@@ -37,7 +37,7 @@ class Distortion:
         Evaluated on a fine grid of the interpolated planar tables (not the loose bound of
         overshoot x max control value), so tumor boxes stay tight.
         """
-        basis = _basis(np.linspace(-1.0, 1.0, 17))
+        basis = _REACH_BASIS
         reach = np.zeros(3)
         for plane, axes in enumerate(PLANES):
             for k, axis in enumerate(axes):
@@ -49,7 +49,14 @@ class Distortion:
 def _basis(t: np.ndarray) -> np.ndarray:
     """Quadratic interpolation weights for control points at t = -1, 0, 1; shape (len(t), 3)."""
     t = np.clip(t, -1.0, 1.0)
-    return np.stack([0.5 * t * (t - 1.0), 1.0 - t * t, 0.5 * t * (t + 1.0)], axis=1)
+    out = np.empty((len(t), 3))
+    out[:, 0] = 0.5 * t * (t - 1.0)
+    out[:, 1] = 1.0 - t * t
+    out[:, 2] = 0.5 * t * (t + 1.0)
+    return out
+
+
+_REACH_BASIS = _basis(np.linspace(-1.0, 1.0, 17))  # the fine grid of Distortion.reach_mm
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,36 @@ class ShapeField:
     inside: np.ndarray
     distance_mm: np.ndarray
     norm_radius_sq: np.ndarray
+
+
+def shape_terms(
+    axes_mm: tuple[np.ndarray, np.ndarray, np.ndarray],
+    semi_axes_mm: np.ndarray,
+    distortion: Distortion,
+) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
+    """The separable pieces of the shape on a box: w_axis = line - first - second (float32).
+
+    Per array axis: ``line``, (x / a) as a 1-D array broadcast along that axis, and the two
+    planar displacement tables (u / a) of the planes holding the axis, in ``PLANES`` order,
+    broadcast as 3-D arrays with ones on the axis they do not span. Inputs as ``evaluate_shape``.
+    """
+    a = np.asarray(semi_axes_mm, dtype=np.float64)
+    basis = [_basis(x / (2.0 * a[i])) for i, x in enumerate(axes_mm)]
+    lines, tables = [], []
+    for axis in range(3):
+        pair = []
+        for plane, (i, j) in enumerate(PLANES):
+            if axis in (i, j):
+                k = (i, j).index(axis)
+                table = basis[i] @ distortion.control_mm[plane, k] @ basis[j].T
+                bshape = [1, 1, 1]
+                bshape[i], bshape[j] = table.shape
+                pair.append((table / a[axis]).astype(np.float32).reshape(bshape))
+        line = [1, 1, 1]
+        line[axis] = -1
+        lines.append((axes_mm[axis] / a[axis]).astype(np.float32).reshape(line))
+        tables.append((pair[0], pair[1]))
+    return lines, tables
 
 
 def evaluate_shape(
@@ -83,25 +120,13 @@ def evaluate_shape(
     """
     ws = ws or Workspace()
     shape = tuple(len(x) for x in axes_mm)
-    a = np.asarray(semi_axes_mm, dtype=np.float64)
-    basis = [_basis(x / (2.0 * a[i])) for i, x in enumerate(axes_mm)]
     r2 = ws.get("r2", shape)
     w = ws.get("scratch1", shape)
-    for axis in range(3):
+    for axis, (line, (first, second)) in enumerate(zip(*shape_terms(axes_mm, semi_axes_mm,
+                                                                     distortion))):
         # w = (x - u) / a along this axis: a 1-D term minus two planar tables; the first two are
         # combined in 2-D, so only one full-size operation builds w.
-        tables = []
-        for plane, (i, j) in enumerate(PLANES):
-            if axis in (i, j):
-                k = (i, j).index(axis)
-                table = basis[i] @ distortion.control_mm[plane, k] @ basis[j].T
-                bshape = [1, 1, 1]
-                bshape[i], bshape[j] = table.shape
-                tables.append((table / a[axis]).astype(np.float32).reshape(bshape))
-        line = [1, 1, 1]
-        line[axis] = -1
-        first = (axes_mm[axis] / a[axis]).astype(np.float32).reshape(line) - tables[0]
-        np.subtract(first, tables[1], out=w)
+        np.subtract(line - first, second, out=w)
         if axis == 0:
             np.multiply(w, w, out=r2)
         else:

@@ -1,7 +1,8 @@
 """synthesize(): paste synthetic liver tumors into a CT, the whole method in one call.
 
-Pure NumPy/SciPy on arrays in memory: no files, no frameworks. Arrays are (x, y, z) voxel index
-order; sizes are millimetres, converted with the spacing, so any grid works without resampling.
+NumPy/SciPy (and numba kernels, see ``painting.py``) on arrays in memory: no files, no
+frameworks. Arrays are (x, y, z) voxel index order; sizes are millimetres, converted with the
+spacing, so any grid works without resampling.
 """
 
 from __future__ import annotations
@@ -14,25 +15,31 @@ from typing import Any
 
 import numpy as np
 
-from .effects import (
-    EffectParams,
-    capsule_rim,
-    mass_effect_warp,
-    necrotic_core,
-    soft_edge,
-    soft_edge_ball,
+from .effects import EffectParams, mass_effect_warp
+from .painting import (
+    BACKEND_VARIABLE,
+    BACKENDS,
+    EDGE_TRUNCATE,
+    LIVER,
+    TUMOR,
+    _box_axes_mm,
+    _paint,
+    _shape_kernel_terms,
+    _shared_parts,
+    _snapshots,
+    _Tumor,
+    compiled_backend,
 )
-from .morphology import box_dilate
 from .placement import LiverSites, bounding_box, find_vessels
 from .profiles import DEFAULT_TYPE_PROBS, PROFILES, SizeClass, draw_type, normalise_type_probs
 from .shape import Distortion, evaluate_shape
-from .texture import TextureParams, texture_field
+from .texture import TextureParams
 from .workspace import Workspace, workspace
 
-LIVER, TUMOR = 1, 2
-_EDGE_TRUNCATE = 3.0  # the soft edge reaches this many sigma beyond the surface
+__all__ = ["BACKENDS", "BACKEND_VARIABLE", "LIVER", "TUMOR", "SynthesisConfig", "SynthesisResult",
+           "SynthesisWarning", "TumorRecord", "compiled_backend", "synthesize"]
+
 _PROBE_MIN_VOXELS = 40_000  # tumor boxes smaller than this are not tightened
-_BALL_EDGE_RADII = 8.0  # tumors smaller than this many edge sigmas get the curved-edge profile
 
 
 class SynthesisWarning(UserWarning):
@@ -166,17 +173,6 @@ class SynthesisResult:
     params: dict[str, Any]  # the sample-level draws (drop, edge, texture, ...), for the record
 
 
-@dataclass
-class _Tumor:
-    size_class: SizeClass
-    centre: np.ndarray  # voxel indices
-    semi_axes_mm: np.ndarray
-    sigma_mm: float
-    distortion: Distortion
-    box: tuple[slice, slice, slice]
-    effects: list[str]
-
-
 def _geometry(
     spacing: Any, affine: np.ndarray | None
 ) -> tuple[tuple[float, float, float], int, np.ndarray]:
@@ -236,11 +232,15 @@ def synthesize(
     if inplace:
         out, label = _inplace_arrays(ct, liver)
     else:
-        out = ct.astype(np.float32, copy=True)
+        # the outputs: one pass over each input, nothing else of the volume's size
+        out = np.empty(ct.shape, np.float32)
+        np.copyto(out, ct, casting="unsafe")  # as astype(np.float32)
         label = np.not_equal(liver, 0).view(np.uint8)
-    liver_box = bounding_box(label)
+    liver_box = _liver_box(label)
     if liver_box is None:
         raise ValueError("liver mask is empty")
+    if inplace and label[liver_box].max() > 1:  # the box holds every non-zero voxel
+        raise ValueError("inplace=True needs a 0/1 liver array")
 
     tumor_type = config.tumor_type or draw_type(rng, normalise_type_probs(config.tumor_probs))
     edge_sigma = float(rng.uniform(*config.edge_sigma_mm))
@@ -296,10 +296,10 @@ def synthesize(
 
     # Where tumor boxes overlap, the stronger change wins (as blurring their union would):
     # that needs the CT from before any painting, kept per group of overlapping boxes.
-    originals = _snapshots(out, [t.box for t in tumors], ws)
+    shared_parts, overlaps = _shared_parts([t.box for t in tumors])
+    originals = _snapshots(out, [t.box for t in tumors], overlaps, ws)
     records = []
-    for i, (tumor, original) in enumerate(zip(tumors, originals)):
-        shared = _overlap_with_earlier(tumor.box, [t.box for t in tumors[:i]])
+    for i, (tumor, original, shared) in enumerate(zip(tumors, originals, shared_parts)):
         n_voxels, centre_ijk, change = _paint(
             out, original, shared, label, tumor, drop, edge_sigma, texture, spacing, rng,
             config, ws,
@@ -321,6 +321,23 @@ def synthesize(
     return SynthesisResult(out, label, records, tumor_type, params)
 
 
+def _liver_box(label: np.ndarray) -> tuple[slice, ...] | None:
+    """``placement.bounding_box`` of the label map; one compiled pass for contiguous maps."""
+    if not (compiled_backend() and label.dtype == np.uint8 and label.flags.c_contiguous
+            and label.size):
+        return bounding_box(label)
+    from .kernels import mask_profiles
+
+    outer, plane = mask_profiles(label)
+    box = []
+    for profile in (outer, plane.max(axis=1), plane.max(axis=0)):
+        hits = np.flatnonzero(profile)
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
 def _inplace_arrays(ct: Any, liver: Any) -> tuple[np.ndarray, np.ndarray]:
     """Check that in-place synthesis can write into ``ct`` and ``liver``; return them."""
     if not (isinstance(ct, np.ndarray) and ct.dtype in (np.float32, np.float64)
@@ -328,95 +345,7 @@ def _inplace_arrays(ct: Any, liver: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("inplace=True needs a writable float32 or float64 ct array")
     if not (isinstance(liver, np.ndarray) and liver.dtype == np.uint8 and liver.flags.writeable):
         raise ValueError("inplace=True needs a writable uint8 liver array (0/1)")
-    if liver.max(initial=0) > 1:
-        raise ValueError("inplace=True needs a 0/1 liver array")
     return ct, liver
-
-
-def _intersect(a: tuple[slice, ...], b: tuple[slice, ...]) -> bool:
-    return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b))
-
-
-def _overlap_with_earlier(
-    box: tuple[slice, ...], earlier: list[tuple[slice, ...]]
-) -> tuple[slice, ...] | None:
-    """The bounding box (in ``box``'s own coordinates) of its intersections with ``earlier``."""
-    parts = [
-        tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box, other))
-        for other in earlier
-        if _intersect(box, other)
-    ]
-    if not parts:
-        return None
-    return tuple(
-        slice(min(p[a].start for p in parts) - box[a].start,
-              max(p[a].stop for p in parts) - box[a].start)
-        for a in range(3)
-    )
-
-
-def _snapshots(
-    out: np.ndarray, boxes: list[tuple[slice, ...]], ws: Workspace
-) -> list[np.ndarray | None]:
-    """For each box: a copy of ``out`` under it if another box overlaps it, else None.
-
-    Overlapping boxes are grouped (connected components of the overlap graph) and each group's
-    bounding box is copied once into a workspace buffer; boxes get views of their group's copy.
-    """
-    group = list(range(len(boxes)))
-
-    def root(i: int) -> int:
-        while group[i] != i:
-            group[i] = group[group[i]]
-            i = group[i]
-        return i
-
-    for i in range(len(boxes)):
-        for j in range(i):
-            if _intersect(boxes[i], boxes[j]):
-                group[root(i)] = root(j)
-    members: dict[int, list[int]] = {}
-    for i in range(len(boxes)):
-        members.setdefault(root(i), []).append(i)
-    views: list[np.ndarray | None] = [None] * len(boxes)
-    for k, ids in enumerate(m for m in members.values() if len(m) > 1):
-        union = tuple(slice(min(boxes[i][a].start for i in ids), max(boxes[i][a].stop for i in ids))
-                      for a in range(3))
-        copy = ws.get(f"snapshot{k}", out[union].shape, out.dtype)
-        np.copyto(copy, out[union])
-        for i in ids:
-            views[i] = copy[tuple(slice(b.start - u.start, b.stop - u.start)
-                                  for b, u in zip(boxes[i], union))]
-    return views
-
-
-def _confine(weight: np.ndarray, inside: np.ndarray, reach: list[int], ws: Workspace) -> None:
-    """Zero ``weight`` farther than ``reach`` voxels (per axis: a box) from ``inside``."""
-    weight *= box_dilate(inside, tuple(reach), ws)
-
-
-def _count_and_centroid(mask: np.ndarray, box: tuple[slice, ...]) -> tuple[int, np.ndarray]:
-    """Voxel count and centroid (absolute voxel indices) of a box mask, from its projections."""
-    n = int(np.count_nonzero(mask))
-    centre = np.empty(3)
-    for axis in range(3):
-        profile = mask.sum(axis=tuple(a for a in range(3) if a != axis))
-        centre[axis] = box[axis].start + float(profile @ np.arange(len(profile))) / max(n, 1)
-    return n, centre
-
-
-def _box_axes_mm(
-    box: tuple[slice, ...],
-    centre: np.ndarray,
-    spacing: tuple[float, ...],
-    step: tuple[int, ...] = (1, 1, 1),
-) -> tuple[np.ndarray, ...]:
-    """Coordinates (mm) of every ``step``-th voxel centre of a box relative to the tumor centre,
-    one array per axis."""
-    return tuple(
-        (np.arange(s.start, s.stop, st) - c) * sp
-        for s, c, sp, st in zip(box, centre, spacing, step)
-    )
 
 
 def _tight_box(
@@ -437,11 +366,15 @@ def _tight_box(
     step = tuple(max(1, int(round(4.0 / sp))) for sp in spacing)
     if math.prod(s.stop - s.start for s in loose) < _PROBE_MIN_VOXELS:
         return loose  # small already: probing would cost more than it saves
-    probe = evaluate_shape(_box_axes_mm(loose, centre, spacing, step), semi_axes, distortion)
+    axes_mm = _box_axes_mm(loose, centre, spacing, step)
+    if compiled_backend():
+        distance = _probe_compiled(axes_mm, semi_axes, distortion)
+    else:
+        distance = evaluate_shape(axes_mm, semi_axes, distortion).distance_mm
     cell_mm = float(np.linalg.norm(np.array(step) * spacing))
     # A voxel within 3 sigma of the surface is at most half a cell from a probe point, so that
     # point is within 3 sigma + half a cell (x 1.25: the distance estimate is not exact).
-    near = probe.distance_mm <= 1.25 * (_EDGE_TRUNCATE * edge_sigma + 0.5 * cell_mm) + 1.0
+    near = distance <= 1.25 * (EDGE_TRUNCATE * edge_sigma + 0.5 * cell_mm) + 1.0
     found = bounding_box(near)
     if found is None:
         return loose
@@ -449,6 +382,21 @@ def _tight_box(
         slice(max(s.start, s.start + f.start * st - st), min(s.stop, s.start + f.stop * st + st))
         for s, f, st in zip(loose, found, step)
     )
+
+
+def _probe_compiled(
+    axes_mm: tuple[np.ndarray, ...], semi_axes: np.ndarray, distortion: Distortion
+) -> np.ndarray:
+    """``evaluate_shape(...).distance_mm`` by a compiled kernel (same float32 arithmetic)."""
+    from . import kernels
+
+    dims = tuple(len(x) for x in axes_mm)
+    r2, distance = np.empty(dims, np.float32), np.empty(dims, np.float32)
+    grads = tuple(kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0)
+                  for x in axes_mm)
+    kernels.probe_distance(_shape_kernel_terms(axes_mm, semi_axes, distortion), grads, r2,
+                           distance)
+    return distance
 
 
 def _place(
@@ -467,7 +415,7 @@ def _place(
     semi_axes = size_class.draw_semi_axes_mm(rng)
     sigma = size_class.draw_elastic_sigma_mm(rng)
     distortion = Distortion.draw(rng, sigma)
-    half_mm = semi_axes + distortion.reach_mm() + _EDGE_TRUNCATE * edge_sigma
+    half_mm = semi_axes + distortion.reach_mm() + EDGE_TRUNCATE * edge_sigma
     best: _Tumor | None = None
     best_overlap = np.inf
     for _ in range(max_retries + 1 if avoid is not None else 1):
@@ -509,94 +457,3 @@ def _push(
         out[box], label[box], centre, tumor.semi_axes_mm, spacing, strength, fx.mass_effect_reach
     )
     tumor.effects.append("mass_effect")
-
-
-def _paint(
-    out: np.ndarray,
-    original: np.ndarray | None,
-    shared: tuple[slice, ...] | None,
-    label: np.ndarray,
-    tumor: _Tumor,
-    drop: float,
-    edge_sigma: float,
-    texture: TextureParams,
-    spacing: tuple[float, float, float],
-    rng: np.random.Generator,
-    config: SynthesisConfig,
-    ws: Workspace,
-) -> tuple[int, np.ndarray, float]:
-    """Paint one tumor into ``out`` and ``label`` inside the liver.
-
-    original: the CT in the tumor's box before any tumor was painted (None if no other box
-    overlaps it); shared: the part of the box (box coordinates) that boxes painted earlier
-    overlap, where the stronger change wins; None: the change is simply added.
-    Returns the tumor's voxel count, centroid (voxel indices) and mean HU change.
-    """
-    box, fx = tumor.box, config.effects
-    shape = evaluate_shape(
-        _box_axes_mm(box, tumor.centre, spacing), tumor.semi_axes_mm, tumor.distortion, ws
-    )
-    dims = shape.inside.shape
-    liver = ws.get("liver", dims, np.bool_)
-    np.greater(label[box], 0, out=liver)
-    inside = shape.inside
-    inside &= liver
-    n_inside = int(np.count_nonzero(inside))
-    radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
-    if radius < _BALL_EDGE_RADII * edge_sigma:
-        weight = soft_edge_ball(shape.distance_mm, radius, edge_sigma, ws)
-    else:
-        weight = soft_edge(shape.distance_mm, edge_sigma, ws)
-    if n_inside == 0:
-        # Never let a tumor vanish (e.g. one voxel thick on a coarse grid): keep its centre.
-        local = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
-        inside[local] = liver[local]
-        weight[local] = max(float(weight[local]), 0.5)
-        n_inside = int(inside[local])
-    # The edge may reach only 3 sigma (+1 voxel for the surface between voxel centres) past the
-    # *labelled* tumor, as blurring the liver-clipped mask does in the reference: where the shape
-    # leaves the liver, folds back near itself, or its first-order surface distance is loose,
-    # nothing may darken without a label nearby. A box dilation of the label guarantees it.
-    reach = [int(np.ceil(_EDGE_TRUNCATE * edge_sigma / sp)) + 1 for sp in spacing]
-    _confine(weight, inside, reach, ws)
-    weight *= texture_field(dims, spacing, texture, rng, ws)
-    delta = weight
-    delta *= np.float32(-drop)
-    if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
-        core = necrotic_core(shape.norm_radius_sq, float(rng.uniform(*fx.necrosis_fraction)))
-        delta -= core * np.float32(rng.uniform(*fx.necrosis_hu))
-        tumor.effects.append("necrosis")
-    if config.capsule:
-        rim = capsule_rim(shape.distance_mm, float(rng.uniform(*fx.capsule_width_mm)))
-        delta += rim * np.float32(rng.uniform(*fx.capsule_hu))
-        tumor.effects.append("capsule")
-    if drop < 0:
-        tumor.effects.append("bright")
-    delta *= liver
-    target = out[box]
-    if shared is None:
-        target += delta
-        total = float(np.sum(delta, where=inside))
-    else:
-        # Where an earlier tumor's box overlaps, the stronger change (vs the CT before any
-        # tumor) wins; elsewhere the change is simply added.
-        t, o, d = target[shared], original[shared], delta[shared]
-        current = ws.get("scratch1", t.shape)
-        np.subtract(t, o, out=current)
-        np.abs(current, out=current)
-        magnitude = ws.get("scratch2", t.shape)
-        np.abs(d, out=magnitude)
-        stronger = ws.get("mask", t.shape, np.bool_)
-        np.greater(magnitude, current, out=stronger)
-        d += o
-        np.copyto(t, d, where=stronger)
-        d.fill(0.0)
-        target += delta
-        np.subtract(t, o, out=current)
-        total = float(np.sum(delta, where=inside)) + float(
-            np.sum(current, where=inside[shared])
-        )
-    change = total / max(n_inside, 1)
-    np.copyto(label[box], np.uint8(TUMOR), where=inside)
-    n_voxels, centroid = _count_and_centroid(inside, box)
-    return n_voxels, centroid, change

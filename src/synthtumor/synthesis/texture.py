@@ -124,6 +124,20 @@ def texture_field(
     box ends 3 edge sigmas past the tumor, where the texture is multiplied by zero.
     """
     ws = ws or Workspace()
+    lattice, positions = texture_lattice(shape, spacing_mm, params, rng, ws)
+    return interpolate_linear(lattice, positions, ws, "voxels")
+
+
+def texture_lattice(
+    shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    params: TextureParams,
+    rng: np.random.Generator,
+    ws: Workspace,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The texture on its lattice (float32, a view of ``ws``'s "b" buffer) and the fractional
+    lattice coordinates of the box's voxel centres per axis: ``texture_field`` without the
+    final interpolation onto the voxels (same random draws)."""
     step_b = params.sigma_b_mm / _LATTICE_SMOOTH
     step_a = max(params.sigma_a_mm / _LATTICE_SMOOTH, step_b)
 
@@ -154,5 +168,4 @@ def texture_field(
     mean = float(np.sum(b, where=above)) / n_above if n_above else float(b.mean())
     b *= np.float32(params.u0 / mean)
     np.clip(b, 0.0, 1.0, out=b)
-    positions = [_lattice_positions(n, s, step_b) for n, s in zip(shape, spacing_mm)]
-    return interpolate_linear(b, positions, ws, "voxels")
+    return b, [_lattice_positions(n, s, step_b) for n, s in zip(shape, spacing_mm)]

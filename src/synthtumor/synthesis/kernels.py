@@ -1,0 +1,319 @@
+"""Compiled per-voxel kernels (numba) for painting one tumor on its box.
+
+The NumPy path of ``synthesize`` makes about forty whole-box passes per tumor (shape, gradient,
+edge, dilation, texture interpolation, paint), each reading and writing float32 boxes of up to a
+few million voxels. These kernels fuse them into five passes and skip the arithmetic wherever the
+result is known to be zero (outside the liver, beyond the edge's reach). They repeat the NumPy
+path's float32 arithmetic operation by operation, so labels are identical and HU agree to
+within rounding of the transcendental functions (checked by a parity test on real CT).
+
+Compiled on first use and cached on disk (``cache=True``); single-threaded on purpose: the
+training loader's worker processes are the parallelism.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numba import njit
+
+_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@njit(**_OPTIONS)
+def shape_pass(lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b, label, r2, rho, inside):  # noqa: PLR0913
+    """r2 = |q / a|^2 and rho = sqrt(r2) on the box; inside = (r2 <= 1) & (label > 0).
+
+    l*: (n,) lines; t0a (nx, ny), t0b (nx, nz): the tables of axis 0; t1a (nx, ny),
+    t1b (ny, nz): axis 1; t2a (ny, nz), t2b (nx, nz): axis 2 (``shape.shape_terms`` order).
+    Returns the number of inside voxels.
+    """
+    nx, ny, nz = r2.shape
+    one = np.float32(1.0)
+    count = 0
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                w = (lx[i] - t0a[i, j]) - t0b[i, k]
+                s = w * w
+                w = (ly[j] - t1a[i, j]) - t1b[j, k]
+                s += w * w
+                w = (lz[k] - t2a[j, k]) - t2b[i, k]
+                s += w * w
+                r2[i, j, k] = s
+                rho[i, j, k] = np.sqrt(s)
+                hit = s <= one and label[i, j, k] > 0
+                inside[i, j, k] = hit
+                count += hit
+    return count
+
+
+@njit(**_OPTIONS)
+def mask_profiles(mask):
+    """For a C-contiguous (nx, ny, nz) uint8 mask: the maximum of each x plane (nx,) and the
+    maximum over x of each (y, z) column (ny, nz), in one pass of vectorised ORs (the NumPy
+    path reads the mask twice)."""
+    nx = mask.shape[0]
+    flat = mask.reshape(nx, -1)
+    m = flat.shape[1]
+    outer = np.zeros(nx, np.uint8)
+    plane = np.zeros(m, np.uint8)
+    for i in range(nx):
+        hit = np.uint8(0)
+        for p in range(m):
+            v = flat[i, p]
+            plane[p] |= v
+            hit |= v
+        outer[i] = hit
+    return outer, plane.reshape(mask.shape[1], mask.shape[2])
+
+
+@njit(**_OPTIONS)
+def probe_distance(terms, grads, r2, distance):
+    """The signed distance (mm) to the tumor surface on a (probe) grid, as
+    ``shape.evaluate_shape`` computes it: terms as ``shape_and_reach``, grads: ``neighbours``
+    per axis; ``r2`` holds rho, then r2 is not needed and is overwritten."""
+    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
+    (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
+    nx, ny, nz = r2.shape
+    zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
+    rho = r2
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                w = (lx[i] - t0a[i, j]) - t0b[i, k]
+                s = w * w
+                w = (ly[j] - t1a[i, j]) - t1b[j, k]
+                s += w * w
+                w = (lz[k] - t2a[j, k]) - t2b[i, k]
+                s += w * w
+                rho[i, j, k] = np.sqrt(s)
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                d = (rho[xh[i], j, k] - rho[xl[i], j, k]) * xf[i]
+                g = zero + d * d
+                d = (rho[i, yh[j], k] - rho[i, yl[j], k]) * yf[j]
+                g += d * d
+                d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
+                g += d * d
+                distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
+
+
+@njit(**_OPTIONS)
+def _dilate_planes(src, dst, reach):
+    """dst[i] = OR of src[i - reach .. i + reach] along axis 0 (whole contiguous planes)."""
+    n, m = src.shape
+    for i in range(n):
+        lo, hi = max(0, i - reach), min(n, i + reach + 1)
+        for k in range(m):
+            dst[i, k] = src[lo, k]
+        for s in range(lo + 1, hi):
+            for k in range(m):
+                dst[i, k] |= src[s, k]
+
+
+@njit(**_OPTIONS)
+def _dilate_rows(src, dst, reach):
+    """The same along the last axis of a (rows, n) array: shifted ORs of each row."""
+    rows, n = src.shape
+    for row in range(rows):
+        a, b = src[row], dst[row]
+        for k in range(n):
+            b[k] = a[k]
+        for d in range(1, min(reach, n - 1) + 1):
+            # views shifted by d, so that both sides use the loop index itself: the
+            # compiler vectorises that, not an offset index
+            ahead, behind = a[d:], b[: n - d]
+            for k in range(n - d):
+                behind[k] |= ahead[k]
+            ahead, behind = a[: n - d], b[d:]
+            for k in range(n - d):
+                behind[k] |= ahead[k]
+
+
+@njit(**_OPTIONS)
+def box_dilate3(mask, rx, ry, rz, out, tmp):
+    """Box dilation of a C-contiguous (nx, ny, nz) uint8 mask by (rx, ry, rz) voxels into
+    ``out``, returned (``tmp``: scratch of the same shape); as ``morphology.box_dilate``.
+    Each axis is a loop of whole-row ORs, which the compiler vectorises."""
+    nx, ny, nz = mask.shape
+    _dilate_rows(mask.reshape(nx * ny, nz), out.reshape(nx * ny, nz), rz)
+    _dilate_planes(out.reshape(nx, ny * nz), tmp.reshape(nx, ny * nz), rx)
+    for i in range(nx):  # axis 1 is the outer axis of each x plane
+        _dilate_planes(tmp[i], out[i], ry)
+    return out
+
+
+@njit(**_OPTIONS)
+def shape_and_reach(terms, label, centre, reach, r2, rho, inside, out, tmp):  # noqa: PLR0913
+    """``shape_pass`` (terms: its 9 line and table arguments), then the edge's reach: the
+    labelled tumor dilated by ``reach`` (3,) voxels (``box_dilate3`` into ``out``). A tumor
+    with no voxel inside keeps its ``centre`` voxel if that is liver. Returns the reach mask,
+    the inside count, and whether the centre was forced."""
+    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
+    count = shape_pass(lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b, label, r2, rho, inside)
+    forced = count == 0
+    if forced:
+        i, j, k = centre[0], centre[1], centre[2]
+        inside[i, j, k] = label[i, j, k] > 0
+        count = 1 if inside[i, j, k] else 0
+    mask = box_dilate3(inside.view(np.uint8), reach[0], reach[1], reach[2], out, tmp)
+    return mask, count, forced
+
+
+@njit(**_OPTIONS)
+def _cdf(t):
+    """Phi(t) in the tanh form of ``effects._normal_cdf`` (float32, same operation order)."""
+    u = t * t
+    u *= np.float32(0.044715)
+    u += np.float32(1.0)
+    u *= t
+    u *= np.float32(0.7978845608028654)
+    u = np.tanh(u)
+    u += np.float32(1.0)
+    return u * np.float32(0.5)
+
+
+@lru_cache(maxsize=1024)
+def neighbours(n: int, step_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the derivative along an axis of n voxels, as ``np.gradient`` and ``evaluate_shape``
+    take it: per index the two neighbours (central inside, one-sided at the faces) and the
+    float32 factor (1 / 2 step inside, 1 / step at the faces, 0 if n < 2). Cached: do not
+    modify."""
+    inv = np.float32(1.0 / step_mm)
+    hi = np.minimum(np.arange(n) + 1, n - 1)
+    lo = np.maximum(np.arange(n) - 1, 0)
+    factor = np.full(n, inv * np.float32(0.5), np.float32)
+    factor[[0, -1]] = inv
+    if n < 2:
+        factor[:] = 0.0
+    return hi, lo, factor
+
+
+@njit(**_OPTIONS)
+def texture_planes(lattice, idx1, w1, idx2, w2, out):
+    """The texture lattice (l0, l1, l2) interpolated onto the box's y and z voxels, (l0, ny,
+    nz): the last two of ``texture.interpolate_linear``'s three passes, in its order."""
+    l0 = lattice.shape[0]
+    ny, nz = out.shape[1], out.shape[2]
+    for a in range(l0):
+        for j in range(ny):
+            b, fb = idx1[j], w1[j]
+            for k in range(nz):
+                c, fc = idx2[k], w2[k]
+                v0 = lattice[a, b, c] + (lattice[a, b, c + 1] - lattice[a, b, c]) * fc
+                v1 = lattice[a, b + 1, c] + (lattice[a, b + 1, c + 1] - lattice[a, b + 1, c]) * fc
+                out[a, j, k] = v0 + (v1 - v0) * fb
+
+
+@njit(**_OPTIONS)
+def change_pass(rho, reach_mask, label, grad_x, grad_y, grad_z, lattice, look_x, look_y,  # noqa: PLR0913
+                look_z, planes, edge, force, distance, delta):
+    """The HU change of one tumor on its box: soft edge x confinement x texture x -drop, in
+    the liver (``painting._change_numpy`` without the optional effects).
+
+    rho: sqrt(r2) from ``shape_pass``; reach_mask: uint8, the labelled tumor dilated by the
+    edge's reach (change 0 elsewhere); label: the box's labels (change 0 outside the liver);
+    grad_*: ``neighbours`` of each axis; lattice: the texture lattice, look_*: per axis each
+    voxel's lower lattice index and float32 fraction; planes: scratch for ``texture_planes``;
+    edge: float32 (kind, inv_sigma, radius, floor_r, curvature, r_max, cdf_floor, cdf_scale,
+    scale): kind 0 = flat profile (``effects.soft_edge``), 1 = ball (``effects.soft_edge_ball``);
+    scale: the change at weight 1 (-drop, HU). force: (3,) voxel whose weight is at least 0.5
+    (a tumor that would vanish), or (-1, -1, -1).
+    Writes ``distance`` (signed, mm, every voxel: the optional effects use it) and ``delta`` (HU).
+    """
+    nx, ny, nz = rho.shape
+    texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
+    idx0, w0 = look_x
+    xh, xl, xf = grad_x
+    yh, yl, yf = grad_y
+    zh, zl, zf = grad_z
+    kind, inv_sigma, radius, floor_r = edge[0], edge[1], edge[2], edge[3]
+    curvature, r_max, cdf_floor, cdf_scale, scale = edge[4], edge[5], edge[6], edge[7], edge[8]
+    zero, one, three, tiny = np.float32(0.0), np.float32(1.0), np.float32(3.0), np.float32(1e-6)
+    deep = min(max((_cdf(three) - cdf_floor) * cdf_scale, zero), one)  # flat profile, t <= -3
+    dz = np.empty(nz, np.float32)
+    for i in range(nx):
+        a, fa, fx, xu, xd = idx0[i], w0[i], xf[i], xh[i], xl[i]
+        for j in range(ny):
+            fy, yu, yd = yf[j], yh[j], yl[j]
+            # the distance on the whole row, branch-free so that the compiler vectorises it
+            # (plain indexing: a row view per row costs more than the arithmetic on short rows)
+            for k in range(nz):
+                dz[k] = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
+            for k in range(nz):
+                d = (rho[xu, j, k] - rho[xd, j, k]) * fx
+                g = zero + d * d
+                d = (rho[i, yu, k] - rho[i, yd, k]) * fy
+                g += d * d
+                g += dz[k] * dz[k]
+                distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
+            for k in range(nz):
+                if reach_mask[i, j, k] == 0 or label[i, j, k] == 0:
+                    delta[i, j, k] = zero
+                    continue
+                dist = distance[i, j, k]
+                if kind == 0:
+                    t = dist * inv_sigma
+                    if t >= three:
+                        delta[i, j, k] = zero
+                        continue
+                    if t <= -three:
+                        w = deep
+                    else:
+                        w = min(max((_cdf(-t) - cdf_floor) * cdf_scale, zero), one)
+                else:
+                    r = max(dist + radius, floor_r)
+                    if r > r_max:
+                        delta[i, j, k] = zero
+                        continue
+                    near = (radius - r) * inv_sigma
+                    far = (radius + r) * -inv_sigma
+                    w = _cdf(near) - _cdf(far)
+                    bend = np.exp(near * near * np.float32(-0.5))
+                    bend -= np.exp(far * far * np.float32(-0.5))
+                    bend /= r
+                    w = min(max(w - bend * curvature, zero), one)
+                if i == force[0] and j == force[1] and k == force[2]:
+                    w = max(w, np.float32(0.5))
+                texture = planes[a, j, k] + (planes[a + 1, j, k] - planes[a, j, k]) * fa
+                delta[i, j, k] = (w * texture) * scale
+
+
+@njit(**_OPTIONS)
+def paint_pass(target, original, shared, label, delta, inside, tumor):  # noqa: PLR0913
+    """Paint one tumor's change into ``target`` (the CT under its box) and label it.
+
+    shared: (6,) int, the part of the box (x0, x1, y0, y1, z0, z1; box coordinates) that boxes
+    painted earlier overlap, where the stronger change vs ``original`` (the CT before any
+    tumor) wins; elsewhere ``delta`` is added. Voxels of ``inside`` get label ``tumor``.
+    Returns the sum of the change over inside (float64), the inside voxel count and the sums
+    of its x, y and z indices (``synthesize._paint`` in one pass).
+    """
+    nx, ny, nz = target.shape
+    x0, x1, y0, y1, z0, z1 = shared[0], shared[1], shared[2], shared[3], shared[4], shared[5]
+    total = 0.0
+    n = 0
+    sx = sy = sz = 0.0
+    for i in range(nx):
+        for j in range(ny):
+            rows_shared = x0 <= i < x1 and y0 <= j < y1
+            for k in range(nz):
+                d = delta[i, j, k]
+                if rows_shared and z0 <= k < z1:
+                    t, o = target[i, j, k], original[i, j, k]
+                    if abs(d) > abs(t - o):
+                        target[i, j, k] = d + o
+                    d = target[i, j, k] - o  # the change this voxel ends up with
+                elif d != 0:
+                    target[i, j, k] += d
+                if inside[i, j, k]:
+                    total += d
+                    label[i, j, k] = tumor
+                    n += 1
+                    sx += i
+                    sy += j
+                    sz += k
+    return total, n, sx, sy, sz

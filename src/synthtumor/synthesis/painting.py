@@ -1,0 +1,341 @@
+"""One tumor painted into the CT on its own box: the NumPy reference and the compiled path.
+
+Each tumor's shape, soft edge, texture and HU change are evaluated on the tumor's own box (a few
+times its volume), never on the whole image. Two implementations of the same arithmetic:
+whole-box NumPy passes (the reference, ``_change_numpy``/``_apply_numpy``) and fused numba
+kernels (``kernels.py``, ``kernels_texture.py``), chosen by ``BACKEND_VARIABLE``. They make the
+same random draws in the same order, so a seed gives the same tumors either way: identical
+labels, HU equal to within float rounding (``tests/test_synthesis_backends.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .effects import (
+    _CDF_FLOOR,
+    _TRUNCATE,
+    capsule_rim,
+    necrotic_core,
+    soft_edge,
+    soft_edge_ball,
+)
+from .morphology import box_dilate
+from .profiles import SizeClass
+from .shape import Distortion, evaluate_shape, shape_terms
+from .texture import TextureParams, texture_field
+from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .synthesize import SynthesisConfig
+
+LIVER, TUMOR = 1, 2
+EDGE_TRUNCATE = 3.0  # the soft edge reaches this many sigma beyond the surface
+_BALL_EDGE_RADII = 8.0  # tumors smaller than this many edge sigmas get the curved-edge profile
+
+#: Environment variable choosing how tumors are painted: "numba" (default: compiled kernels,
+#: ``kernels.py``) or "numpy" (the reference implementation, whole-box NumPy passes). Same
+#: draws and labels either way; HU agree to within rounding (parity-tested).
+BACKEND_VARIABLE = "SYNTHTUMOR_SYNTHESIS_BACKEND"
+BACKENDS = ("numba", "numpy")
+
+
+def compiled_backend() -> bool:
+    """Whether tumors are painted by the compiled kernels (see ``BACKEND_VARIABLE``)."""
+    backend = os.environ.get(BACKEND_VARIABLE, "numba").strip().lower() or "numba"
+    if backend not in BACKENDS:
+        raise ValueError(f"{BACKEND_VARIABLE}={backend!r}: choose one of {list(BACKENDS)}")
+    return backend == "numba"
+
+
+
+@dataclass
+class _Tumor:
+    size_class: SizeClass
+    centre: np.ndarray  # voxel indices
+    semi_axes_mm: np.ndarray
+    sigma_mm: float
+    distortion: Distortion
+    box: tuple[slice, slice, slice]
+    effects: list[str]
+
+
+def _shared_parts(
+    boxes: list[tuple[slice, ...]],
+) -> tuple[list[tuple[slice, ...] | None], np.ndarray]:
+    """Per box, the bounding box (in its own coordinates) of its intersections with the boxes
+    before it (None if none), and the (n, n) bool matrix of which boxes intersect."""
+    lo = np.array([[s.start for s in b] for b in boxes], dtype=np.int64).reshape(-1, 3)
+    hi = np.array([[s.stop for s in b] for b in boxes], dtype=np.int64).reshape(-1, 3)
+    overlaps = np.all((lo[:, None] < hi[None]) & (lo[None] < hi[:, None]), axis=2)
+    parts: list[tuple[slice, ...] | None] = []
+    for i in range(len(boxes)):
+        earlier = np.flatnonzero(overlaps[i, :i])
+        if earlier.size == 0:
+            parts.append(None)
+            continue
+        start = np.maximum(lo[earlier], lo[i]).min(axis=0) - lo[i]
+        stop = np.minimum(hi[earlier], hi[i]).max(axis=0) - lo[i]
+        parts.append(tuple(slice(int(a), int(b)) for a, b in zip(start, stop)))
+    return parts, overlaps
+
+
+def _snapshots(
+    out: np.ndarray, boxes: list[tuple[slice, ...]], overlaps: np.ndarray, ws: Workspace
+) -> list[np.ndarray | None]:
+    """For each box: a copy of ``out`` under it if another box overlaps it, else None.
+
+    Overlapping boxes are grouped (connected components of the ``overlaps`` graph) and each
+    group's bounding box is copied once into a workspace buffer; boxes get views of their
+    group's copy.
+    """
+    group = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.tril(overlaps, -1))):
+        group[root(int(i))] = root(int(j))
+    members: dict[int, list[int]] = {}
+    for i in range(len(boxes)):
+        members.setdefault(root(i), []).append(i)
+    views: list[np.ndarray | None] = [None] * len(boxes)
+    for k, ids in enumerate(m for m in members.values() if len(m) > 1):
+        union = tuple(slice(min(boxes[i][a].start for i in ids), max(boxes[i][a].stop for i in ids))
+                      for a in range(3))
+        copy = ws.get(f"snapshot{k}", out[union].shape, out.dtype)
+        np.copyto(copy, out[union])
+        for i in ids:
+            views[i] = copy[tuple(slice(b.start - u.start, b.stop - u.start)
+                                  for b, u in zip(boxes[i], union))]
+    return views
+
+
+def _confine(weight: np.ndarray, inside: np.ndarray, reach: list[int], ws: Workspace) -> None:
+    """Zero ``weight`` farther than ``reach`` voxels (per axis: a box) from ``inside``."""
+    weight *= box_dilate(inside, tuple(reach), ws)
+
+
+def _count_and_centroid(mask: np.ndarray, box: tuple[slice, ...]) -> tuple[int, np.ndarray]:
+    """Voxel count and centroid (absolute voxel indices) of a box mask, from its projections."""
+    n = int(np.count_nonzero(mask))
+    centre = np.empty(3)
+    for axis in range(3):
+        profile = mask.sum(axis=tuple(a for a in range(3) if a != axis))
+        centre[axis] = box[axis].start + float(profile @ np.arange(len(profile))) / max(n, 1)
+    return n, centre
+
+
+def _box_axes_mm(
+    box: tuple[slice, ...],
+    centre: np.ndarray,
+    spacing: tuple[float, ...],
+    step: tuple[int, ...] = (1, 1, 1),
+) -> tuple[np.ndarray, ...]:
+    """Coordinates (mm) of every ``step``-th voxel centre of a box relative to the tumor centre,
+    one array per axis."""
+    return tuple(
+        (np.arange(s.start, s.stop, st) - c) * sp
+        for s, c, sp, st in zip(box, centre, spacing, step)
+    )
+
+
+def _paint(
+    out: np.ndarray,
+    original: np.ndarray | None,
+    shared: tuple[slice, ...] | None,
+    label: np.ndarray,
+    tumor: _Tumor,
+    drop: float,
+    edge_sigma: float,
+    texture: TextureParams,
+    spacing: tuple[float, float, float],
+    rng: np.random.Generator,
+    config: SynthesisConfig,
+    ws: Workspace,
+) -> tuple[int, np.ndarray, float]:
+    """Paint one tumor into ``out`` and ``label`` inside the liver.
+
+    original: the CT in the tumor's box before any tumor was painted (None if no other box
+    overlaps it); shared: the part of the box (box coordinates) that boxes painted earlier
+    overlap, where the stronger change wins; None: the change is simply added.
+    Returns the tumor's voxel count, centroid (voxel indices) and mean HU change.
+    """
+    box, fx = tumor.box, config.effects
+    compiled = compiled_backend()
+    extra = config.capsule or (
+        config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm)
+    change = _change_compiled if compiled else _change_numpy
+    delta, inside, n_inside, r2, distance = change(
+        label, tumor, drop, edge_sigma, texture, spacing, rng, ws)
+    if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
+        core = necrotic_core(r2, float(rng.uniform(*fx.necrosis_fraction)))
+        delta -= core * np.float32(rng.uniform(*fx.necrosis_hu))
+        tumor.effects.append("necrosis")
+    if config.capsule:
+        rim = capsule_rim(distance, float(rng.uniform(*fx.capsule_width_mm)))
+        delta += rim * np.float32(rng.uniform(*fx.capsule_hu))
+        tumor.effects.append("capsule")
+    if drop < 0:
+        tumor.effects.append("bright")
+    if extra or not compiled:  # the compiled change is already zero outside the liver
+        delta *= label[box] > 0
+    if compiled:
+        from .kernels import paint_pass
+
+        bounds = np.zeros(6, np.int64)
+        if shared is not None:
+            bounds[:] = [v for part in shared for v in (part.start, part.stop)]
+        total, n_voxels, *sums = paint_pass(
+            out[box], out[box] if original is None else original, bounds, label[box], delta,
+            inside, np.uint8(TUMOR))
+        centroid = np.array([s.start for s in box]) + np.array(sums) / max(n_voxels, 1)
+        return n_voxels, centroid, total / max(n_inside, 1)
+    n_voxels, centroid, total = _apply_numpy(out, original, shared, label, box, delta, inside,
+                                             ws)
+    return n_voxels, centroid, total / max(n_inside, 1)
+
+
+def _apply_numpy(
+    out: np.ndarray, original: np.ndarray | None, shared: tuple[slice, ...] | None,
+    label: np.ndarray, box: tuple[slice, ...], delta: np.ndarray, inside: np.ndarray,
+    ws: Workspace,
+) -> tuple[int, np.ndarray, float]:
+    """Add one tumor's change to ``out`` and label it (the reference implementation of
+    ``kernels.paint_pass``): returns its voxel count, centroid and summed change (HU)."""
+    target = out[box]
+    if shared is None:
+        target += delta
+        total = float(np.sum(delta, where=inside))
+    else:
+        # Where an earlier tumor's box overlaps, the stronger change (vs the CT before any
+        # tumor) wins; elsewhere the change is simply added.
+        t, o, d = target[shared], original[shared], delta[shared]
+        current = ws.get("scratch1", t.shape)
+        np.subtract(t, o, out=current)
+        np.abs(current, out=current)
+        magnitude = ws.get("scratch2", t.shape)
+        np.abs(d, out=magnitude)
+        stronger = ws.get("mask", t.shape, np.bool_)
+        np.greater(magnitude, current, out=stronger)
+        d += o
+        np.copyto(t, d, where=stronger)
+        d.fill(0.0)
+        target += delta
+        np.subtract(t, o, out=current)
+        total = float(np.sum(delta, where=inside)) + float(
+            np.sum(current, where=inside[shared])
+        )
+    np.copyto(label[box], np.uint8(TUMOR), where=inside)
+    n_voxels, centroid = _count_and_centroid(inside, box)
+    return n_voxels, centroid, total
+
+
+def _edge_reach(edge_sigma: float, spacing: tuple[float, float, float]) -> list[int]:
+    """Voxels per axis the edge may reach past the *labelled* tumor: 3 sigma (+1 voxel for the
+    surface between voxel centres), as blurring the liver-clipped mask does in the reference.
+
+    Where the shape leaves the liver, folds back near itself, or its first-order surface
+    distance is loose, nothing may darken without a label nearby; a box dilation of the label
+    guarantees it."""
+    return [int(np.ceil(EDGE_TRUNCATE * edge_sigma / sp)) + 1 for sp in spacing]
+
+
+def _change_numpy(
+    label: np.ndarray, tumor: _Tumor, drop: float, edge_sigma: float, texture: TextureParams,
+    spacing: tuple[float, float, float], rng: np.random.Generator, ws: Workspace,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+    """The reference implementation of one tumor's HU change on its box (whole-box NumPy
+    passes): returns the change (float32, before clipping to the liver), the labelled tumor
+    (bool), its voxel count, and the shape's r2 and signed distance (mm) for the effects."""
+    box = tumor.box
+    shape = evaluate_shape(
+        _box_axes_mm(box, tumor.centre, spacing), tumor.semi_axes_mm, tumor.distortion, ws
+    )
+    dims = shape.inside.shape
+    liver = ws.get("liver", dims, np.bool_)
+    np.greater(label[box], 0, out=liver)
+    inside = shape.inside
+    inside &= liver
+    n_inside = int(np.count_nonzero(inside))
+    radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
+    if radius < _BALL_EDGE_RADII * edge_sigma:
+        weight = soft_edge_ball(shape.distance_mm, radius, edge_sigma, ws)
+    else:
+        weight = soft_edge(shape.distance_mm, edge_sigma, ws)
+    if n_inside == 0:
+        # Never let a tumor vanish (e.g. one voxel thick on a coarse grid): keep its centre.
+        local = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
+        inside[local] = liver[local]
+        weight[local] = max(float(weight[local]), 0.5)
+        n_inside = int(inside[local])
+    _confine(weight, inside, _edge_reach(edge_sigma, spacing), ws)
+    weight *= texture_field(dims, spacing, texture, rng, ws)
+    delta = weight
+    delta *= np.float32(-drop)
+    return delta, inside, n_inside, shape.norm_radius_sq, shape.distance_mm
+
+
+def _change_compiled(
+    label: np.ndarray, tumor: _Tumor, drop: float, edge_sigma: float, texture: TextureParams,
+    spacing: tuple[float, float, float], rng: np.random.Generator, ws: Workspace,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+    """``_change_numpy`` in four fused passes (numba), already zero outside the liver."""
+    from . import kernels, kernels_texture
+
+    box = tumor.box
+    axes_mm = _box_axes_mm(box, tumor.centre, spacing)
+    dims = tuple(len(x) for x in axes_mm)
+    terms = _shape_kernel_terms(axes_mm, tumor.semi_axes_mm, tumor.distortion)
+    r2, rho = ws.get("r2", dims), ws.get("k_rho", dims)
+    inside, labels = ws.get("inside", dims, np.bool_), label[box]
+    # never let a tumor vanish: if nothing is inside, its centre is kept (as _change_numpy)
+    centre = np.array([int(c - s.start) for c, s in zip(tumor.centre, box)], np.int64)
+    reach, n_inside, forced = kernels.shape_and_reach(
+        terms, labels, centre, np.array(_edge_reach(edge_sigma, spacing), np.int64),
+        r2, rho, inside, ws.get("k_reach", dims, np.uint8), ws.get("k_tmp", dims, np.uint8))
+    force = centre if forced else np.full(3, -1, np.int64)
+    lattice, positions = kernels_texture.texture_lattice(dims, spacing, texture, rng, ws)
+    lookup = kernels_texture.lattice_lookup(positions, lattice.shape)
+    grads = [kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0) for x in axes_mm]
+    distance, delta = ws.get("distance", dims), ws.get("edge", dims)
+    kernels.change_pass(rho, reach, labels, *grads, lattice, *lookup,
+                        ws.get("k_planes", (lattice.shape[0], *dims[1:])),
+                        _edge_constants(tumor, edge_sigma, drop), force, distance, delta)
+    return delta, inside, n_inside, r2, distance
+
+
+def _shape_kernel_terms(
+    axes_mm: tuple[np.ndarray, ...], semi_axes_mm: np.ndarray, distortion: Distortion
+) -> tuple[np.ndarray, ...]:
+    """``shape.shape_terms`` as the kernels take them: per axis the 1-D line and its two
+    tables as 2-D arrays over the two axes each spans."""
+    lines, tables = shape_terms(axes_mm, semi_axes_mm, distortion)
+    return (lines[0].ravel(), tables[0][0][:, :, 0], tables[0][1][:, 0, :],
+            lines[1].ravel(), tables[1][0][:, :, 0], tables[1][1][0],
+            lines[2].ravel(), tables[2][0][0], tables[2][1][:, 0, :])
+
+
+def _edge_constants(tumor: _Tumor, edge_sigma: float, drop: float) -> np.ndarray:
+    """The ``kernels.change_pass`` edge parameters, as the NumPy edge functions compute them."""
+    radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
+    ball = radius < _BALL_EDGE_RADII * edge_sigma
+    values = [
+        1.0 if ball else 0.0,
+        np.float32(1.0 / edge_sigma),
+        np.float32(radius),
+        np.float32(0.05 * edge_sigma**2 / radius),
+        np.float32(edge_sigma / np.sqrt(2.0 * np.pi)),
+        np.float32(radius + _TRUNCATE * edge_sigma),
+        np.float32(_CDF_FLOOR),
+        np.float32(1.0 / (1.0 - 2.0 * _CDF_FLOOR)),
+        np.float32(-drop),
+    ]
+    return np.array(values, dtype=np.float32)

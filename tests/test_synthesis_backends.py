@@ -1,0 +1,149 @@
+"""The compiled synthesis kernels (numba) against the NumPy reference implementation."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import DICOM_DIR, DICOM_ORGANS, TS_CT, TS_LIVER, TS_ORGANS, Case
+
+from synthtumor.imaging import read_ct, read_mask
+from synthtumor.synthesis import SynthesisConfig, SynthesisWarning, synthesize
+from synthtumor.synthesis.kernels import box_dilate3
+from synthtumor.synthesis.kernels_texture import texture_lattice as compiled_lattice
+from synthtumor.synthesis.morphology import box_dilate
+from synthtumor.synthesis.synthesize import BACKEND_VARIABLE
+from synthtumor.synthesis.texture import TextureParams, texture_lattice
+from synthtumor.synthesis.workspace import Workspace
+
+TYPES = ("tiny", "small", "medium", "large", "mix")
+HU_TOLERANCE = 0.5
+
+
+def _both(monkeypatch: pytest.MonkeyPatch, case: Case, config: SynthesisConfig, seed: int,
+          inplace: bool):
+    results = {}
+    for backend in ("numpy", "numba"):
+        monkeypatch.setenv(BACKEND_VARIABLE, backend)
+        ct, liver = (case.ct.copy(), case.liver.copy()) if inplace else (case.ct, case.liver)
+        results[backend] = synthesize(ct, liver, np.random.default_rng(seed), config,
+                                      affine=case.affine, inplace=inplace)
+    return results["numpy"], results["numba"]
+
+
+def _assert_parity(reference, compiled) -> None:
+    assert np.array_equal(reference.label, compiled.label)
+    assert np.abs(reference.ct - compiled.ct).max() <= HU_TOLERANCE
+    assert reference.params == compiled.params
+    assert len(reference.tumors) == len(compiled.tumors)
+    for a, b in zip(reference.tumors, compiled.tumors):
+        assert (a.volume_ml, a.centre_voxel, a.effects) == (b.volume_ml, b.centre_voxel, b.effects)
+        assert np.allclose(a.centre_mm, b.centre_mm, atol=2e-3)
+        assert abs(a.mean_hu_change - b.mean_hu_change) <= 0.01
+
+
+@pytest.mark.parametrize("inplace", [True, False], ids=["inplace", "default"])
+@pytest.mark.parametrize("tumor_type", TYPES)
+def test_compiled_kernels_match_the_numpy_reference(
+    monkeypatch: pytest.MonkeyPatch, totalseg_1mm: Case, tumor_type: str, inplace: bool
+) -> None:
+    """Same seed: identical labels, HU within 0.5, same records, for every tumor type."""
+    config = SynthesisConfig(tumor_type=tumor_type)
+    for seed in range(3):
+        reference, compiled = _both(monkeypatch, totalseg_1mm, config, seed, inplace)
+        assert (reference.label == 2).any()
+        _assert_parity(reference, compiled)
+
+
+def test_compiled_kernels_match_with_every_effect(
+    monkeypatch: pytest.MonkeyPatch, totalseg_1mm: Case
+) -> None:
+    """Mass effect, capsule, necrosis and bright tumors (NumPy steps on the compiled change)."""
+    for seed, kind in ((1, "large"), (2, "mix")):
+        config = SynthesisConfig.realistic(tumor_type=kind, avoid_vessels=False,
+                                           bright_probability=0.5)
+        reference, compiled = _both(monkeypatch, totalseg_1mm, config, seed, inplace=False)
+        _assert_parity(reference, compiled)
+
+
+def test_compiled_kernels_match_on_an_anisotropic_float64_ct(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The contrast DICOM series (0.98 x 0.98 x 2 mm, no resampling), float64 CT in place."""
+    ct = read_ct(DICOM_DIR)
+    liver = (read_mask(DICOM_ORGANS, ct, label=TS_LIVER).array > 0).astype(np.uint8)
+    case = Case(ct.array.astype(np.float64), liver, ct.affine)
+    for seed, kind in enumerate(TYPES):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SynthesisWarning)  # the 20-slice liver is thin
+            reference, compiled = _both(monkeypatch, case, SynthesisConfig(tumor_type=kind),
+                                        seed, inplace=True)
+        assert compiled.ct.dtype == np.float64 and (compiled.label == 2).any()
+        _assert_parity(reference, compiled)
+
+
+def test_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch, totalseg_3mm: Case) -> None:
+    monkeypatch.setenv(BACKEND_VARIABLE, "cuda")
+    with pytest.raises(ValueError, match=BACKEND_VARIABLE):
+        synthesize(totalseg_3mm.ct, totalseg_3mm.liver, np.random.default_rng(0),
+                   affine=totalseg_3mm.affine)
+
+
+@pytest.mark.parametrize("shape, reach", [((9, 1, 13), (2, 3, 0)), ((30, 22, 17), (4, 1, 5)),
+                                          ((3, 40, 8), (5, 5, 9))])
+def test_compiled_box_dilation_equals_numpy(shape, reach) -> None:
+    mask = np.random.default_rng(1).random(shape) > 0.97
+    out, tmp = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
+    got = box_dilate3(mask.view(np.uint8), *reach, out, tmp)
+    assert np.array_equal(got.view(bool), box_dilate(mask, reach))
+
+
+@pytest.mark.parametrize("sigma_a", [3, 9, 15])
+@pytest.mark.parametrize("sigma_b", [4, 7])
+def test_compiled_texture_lattice_equals_numpy(sigma_a: int, sigma_b: int) -> None:
+    """Same draws, same lattice to float32 rounding, on an anisotropic box."""
+    params = TextureParams(sigma_a, sigma_b, 0.2, 0.05, 0.52)
+    for shape in ((40, 31, 12), (2, 5, 60)):
+        b, positions = texture_lattice(shape, (0.8, 0.8, 2.5), params,
+                                       np.random.default_rng(4), Workspace())
+        b2, positions2 = compiled_lattice(shape, (0.8, 0.8, 2.5), params,
+                                          np.random.default_rng(4), Workspace())
+        assert np.abs(b - b2).max() < 1e-5
+        assert all(np.array_equal(p, q) for p, q in zip(positions, positions2))
+
+
+@pytest.mark.parametrize("half", [(2, 2), (0, 3), (4, 1), (9, 9)])
+def test_square_erosion_equals_the_minimum_filter(half) -> None:
+    """Placement's shifted-AND erosion is the minimum filter with mode "nearest" (the border
+    does not erode), on a real liver slice and on noise."""
+    from scipy import ndimage as ndi
+
+    from synthtumor.synthesis.placement import _erode_square
+
+    liver = read_mask(TS_ORGANS, read_ct(TS_CT), label=TS_LIVER).array
+    planes = [liver[:, :, liver.shape[2] // 2] > 0, liver[:, 40, :] > 0,
+              np.random.default_rng(2).random((17, 5)) > 0.2]
+    for plane in planes:
+        expected = plane
+        for axis, h in enumerate(half):
+            if h:
+                expected = ndi.minimum_filter1d(expected, 2 * h + 1, axis=axis, mode="nearest")
+        assert np.array_equal(_erode_square(plane, list(half)), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.uint8, np.int16, np.float32])
+def test_bounding_box_of_any_mask(dtype) -> None:
+    """The uint8-reduced bounding box equals the box of the non-zero voxels, for contiguous and
+    strided masks of every dtype, and None for an empty mask."""
+    from synthtumor.synthesis.placement import bounding_box
+
+    mask = np.zeros((30, 20, 25), dtype)
+    mask[4, 7, 11] = 2
+    mask[20, 4, 19] = 1
+    for view in (mask, mask[::2, :, ::-1], np.transpose(mask, (2, 0, 1))):
+        hits = np.argwhere(view != 0)
+        expected = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(hits.min(0), hits.max(0)))
+        assert bounding_box(view) == expected
+    assert bounding_box(np.zeros((4, 0, 3), dtype)) is None
+    assert bounding_box(np.zeros((4, 5, 3), dtype)) is None
