@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .appearance import Appearance, Look
+from .attenuation import look_change, match_contrast
 from .effects import (
     EffectParams,
     capsule_rim,
@@ -22,9 +24,14 @@ from .effects import (
     soft_edge,
     soft_edge_ball,
 )
+from .generic import GENERIC_APPEARANCE
+from .heterogeneity import heterogeneity_field
+from .margin import displace_surface, margin_reach_mm
 from .morphology import box_dilate
+from .phase import liver_enhancement_hu, liver_median_hu, phase_name
 from .placement import LiverSites, bounding_box, find_vessels
 from .profiles import DEFAULT_TYPE_PROBS, PROFILES, SizeClass, draw_type, normalise_type_probs
+from .satellites import draw_satellites
 from .shape import Distortion, evaluate_shape
 from .texture import TextureParams, texture_field
 from .workspace import Workspace, workspace
@@ -52,6 +59,9 @@ class SynthesisConfig:
     mass_effect, capsule, necrosis, bright_probability: options beyond the reference.
     profiles: type -> size classes (e.g. a profile fitted to real tumors); None: the built-in
         table ``PROFILES`` (the reference).
+    appearance: the per-tumor appearance model (heterogeneity, margin, attenuation class, phase
+        awareness, satellites; ``appearance.Appearance``); None: the reference intensity
+        (drop_hu, edge_sigma_mm and the reference texture), which it replaces when given.
     """
 
     tumor_type: str | None = None
@@ -69,6 +79,7 @@ class SynthesisConfig:
     bright_probability: float = 0.0
     effects: EffectParams = field(default_factory=EffectParams)
     profiles: Mapping[str, tuple[SizeClass, ...]] | None = None
+    appearance: Appearance | None = None
 
     def __post_init__(self) -> None:
         if self.tumor_type is not None and self.tumor_type not in PROFILES:
@@ -86,9 +97,13 @@ class SynthesisConfig:
 
     @classmethod
     def realistic(cls, **overrides: Any) -> SynthesisConfig:
-        """All effects on: mass effect, capsule, necrosis, 20 % bright tumors, vessel avoidance."""
+        """A generic realistic setting, not fitted to any data set: the generic appearance
+        model (``GENERIC_APPEARANCE``: heterogeneous, irregular, every attenuation class,
+        phase-aware, satellites), mass effect, capsule, necrosis, vessel avoidance. Bright
+        tumors come from the appearance's hyper class (``bright_probability`` is unused
+        with an appearance)."""
         base = cls(mass_effect=True, capsule=True, necrosis=True, bright_probability=0.2,
-                   avoid_vessels=True)
+                   avoid_vessels=True, appearance=GENERIC_APPEARANCE)
         return replace(base, **overrides)
 
 
@@ -107,9 +122,14 @@ class TumorRecord:
     # tumor painted later over the same voxels can only deepen the change there
     mean_hu_change: float
     effects: tuple[str, ...]
+    # the drawn look (appearance model), None for the reference intensity
+    look: Look | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.look is None:
+            del out["look"]  # reference records stay as they were
+        return out
 
 
 @dataclass
@@ -130,6 +150,7 @@ class _Tumor:
     distortion: Distortion
     box: tuple[slice, slice, slice]
     effects: list[str]
+    look: Look | None = None
 
 
 def _geometry(
@@ -221,6 +242,13 @@ def synthesize(
         )
         params["vessel_voxels"] = int(avoid[liver_box].sum())
 
+    enhancement = 0.0
+    if config.appearance is not None:
+        liver_hu = liver_median_hu(out[liver_box], label[liver_box])
+        enhancement = liver_enhancement_hu(liver_hu)
+        params |= {"liver_hu": round(liver_hu, 2), "phase": phase_name(liver_hu),
+                   "liver_enhancement_hu": round(enhancement, 2)}
+
     ws = workspace()
     sites = LiverSites(label[liver_box], spacing, cc_axis, config.band, config.erosion_mm)
     offset = np.array([s.start for s in liver_box])
@@ -237,13 +265,20 @@ def synthesize(
             )
         n = config.count or size_class.draw_count(rng)
         for _ in range(n):
-            tumor = _place(size_class, rng, sites, offset, spacing, liver_box, edge_sigma,
-                           avoid, config.max_retries, ws)
+            look = (None if config.appearance is None
+                    else config.appearance.draw_look(rng, enhancement))
+            tumor = _place(size_class, rng, sites, offset, spacing, liver_box,
+                           _box_edge(edge_sigma, look, size_class.radius_mm), avoid,
+                           config.max_retries, ws)
             if tumor is None:
                 warnings.warn(f"no room for a {size_class.name} tumor in the liver band",
                               SynthesisWarning, stacklevel=2)
                 continue
+            tumor.look = look
             tumors.append(tumor)
+    if config.appearance is not None:
+        tumors += _satellites(tumors, config.appearance, rng, label[liver_box] > 0, offset,
+                              spacing, liver_box)
 
     if config.mass_effect:
         for tumor in tumors:
@@ -271,6 +306,7 @@ def synthesize(
                 volume_ml=round(n_voxels * float(np.prod(spacing)) / 1000.0, 6),
                 mean_hu_change=round(change, 3),
                 effects=tuple(tumor.effects),
+                look=tumor.look,
             )
         )
     return SynthesisResult(out, label, records, tumor_type, params)
@@ -445,6 +481,43 @@ def _place(
     return best
 
 
+def _box_edge(edge_sigma: float, look: Look | None, radius_mm: float) -> float:
+    """The edge sigma that sizes a tumor's box: its own edge, plus a third of how far an
+    irregular margin may move its surface (the box reaches 3 edge sigmas past the shape)."""
+    if look is None:
+        return edge_sigma
+    return look.edge_mm + margin_reach_mm(look.irregularity, 1.25 * radius_mm) / 3.0
+
+
+_SATELLITE = SizeClass("satellite", 3.0, (1, 1), (0.5, 0.5), integer_sigma=False)
+
+
+def _satellites(
+    parents: list[_Tumor],
+    appearance: Appearance,
+    rng: np.random.Generator,
+    liver: np.ndarray,
+    offset: np.ndarray,
+    spacing: tuple[float, float, float],
+    limit: tuple[slice, ...],
+) -> list[_Tumor]:
+    """Satellite nodules around the large tumors of ``parents``; each looks like its parent.
+    liver: the liver mask of the ``limit`` box; offset: that box's corner (voxel indices)."""
+    out = []
+    for parent in parents:
+        radius = float(np.prod(parent.semi_axes_mm) ** (1.0 / 3.0))
+        found = draw_satellites(rng, appearance, parent.centre - offset, radius, spacing, liver)
+        for local, semi_axes in found:
+            centre = local + offset
+            distortion = Distortion.draw(rng, 0.5)
+            edge = _box_edge(0.0, parent.look, float(semi_axes.mean()))
+            half_mm = semi_axes + distortion.reach_mm() + _EDGE_TRUNCATE * edge
+            box = _tight_box(centre, semi_axes, distortion, half_mm, spacing, limit, edge)
+            out.append(_Tumor(_SATELLITE, centre, semi_axes, 0.5, distortion, box,
+                              ["satellite"], parent.look))
+    return out
+
+
 def _push(
     out: np.ndarray,
     label: np.ndarray,
@@ -487,17 +560,23 @@ def _paint(
     overlap, where the stronger change wins; None: the change is simply added.
     Returns the tumor's voxel count, centroid (voxel indices) and mean HU change.
     """
-    box, fx = tumor.box, config.effects
+    box, fx, look = tumor.box, config.effects, tumor.look
     shape = evaluate_shape(
         _box_axes_mm(box, tumor.centre, spacing), tumor.semi_axes_mm, tumor.distortion, ws
     )
     dims = shape.inside.shape
+    radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
+    if look is not None:
+        edge_sigma = look.edge_mm
+        if look.irregularity > 0:
+            displace_surface(shape.distance_mm, spacing, radius, look.irregularity,
+                             look.lobe_scale, rng, ws)
+            np.less_equal(shape.distance_mm, np.float32(0.0), out=shape.inside)
     liver = ws.get("liver", dims, np.bool_)
     np.greater(label[box], 0, out=liver)
     inside = shape.inside
     inside &= liver
     n_inside = int(np.count_nonzero(inside))
-    radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
     if radius < _BALL_EDGE_RADII * edge_sigma:
         weight = soft_edge_ball(shape.distance_mm, radius, edge_sigma, ws)
     else:
@@ -514,9 +593,15 @@ def _paint(
     # nothing may darken without a label nearby. A box dilation of the label guarantees it.
     reach = [int(np.ceil(_EDGE_TRUNCATE * edge_sigma / sp)) + 1 for sp in spacing]
     _confine(weight, inside, reach, ws)
-    weight *= texture_field(dims, spacing, texture, rng, ws)
-    delta = weight
-    delta *= np.float32(-drop)
+    if look is None:
+        weight *= texture_field(dims, spacing, texture, rng, ws)
+        delta = weight
+        delta *= np.float32(-drop)
+    else:
+        app = config.appearance
+        field = heterogeneity_field(dims, spacing, look.corr_mm, app.scales, app.coarse_weight,
+                                    rng, ws)
+        delta = look_change(weight, inside, out[box], shape.distance_mm, field, look, ws)
     if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
         core = necrotic_core(shape.norm_radius_sq, float(rng.uniform(*fx.necrosis_fraction)))
         delta -= core * np.float32(rng.uniform(*fx.necrosis_hu))
@@ -525,7 +610,10 @@ def _paint(
         rim = capsule_rim(shape.distance_mm, float(rng.uniform(*fx.capsule_width_mm)))
         delta += rim * np.float32(rng.uniform(*fx.capsule_hu))
         tumor.effects.append("capsule")
-    if drop < 0:
+    if look is not None:
+        match_contrast(delta, weight, inside, look.contrast_hu)
+        tumor.effects.append(look.attenuation)
+    elif drop < 0:
         tumor.effects.append("bright")
     delta *= liver
     target = out[box]
