@@ -88,3 +88,110 @@ def test_heterogeneity_and_margin_are_what_was_drawn(totalseg_1mm: Case) -> None
     b = _measure(totalseg_1mm, replace(base, appearance=rough), range(4))
     assert np.median(a["std_hu"]) == pytest.approx(25.0, abs=3.0)
     assert np.median(b["sphericity"]) < np.median(a["sphericity"]) - 0.05
+
+
+# ---- profile format 2: fitted appearance, validation -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lits_real():
+    import nibabel as nib
+    from conftest import LITS_CT, LITS_LABEL
+
+    from synthtumor.realism.sets import StatsSet
+
+    img = nib.load(LITS_CT)
+    found = tumor_statistics(img.get_fdata(dtype=np.float32),
+                             np.asarray(nib.load(LITS_LABEL).dataobj), img.affine, "lits117")
+    return StatsSet("lits117", "real", found.tumors)
+
+
+def test_fit_v2_recovers_the_real_appearance_and_moves_synthetic_tumors_to_it(
+    lits_real, totalseg_1mm: Case
+) -> None:
+    from synthtumor.realism.compare import distance
+    from synthtumor.realism.fit import apply_profile, fit_profile
+
+    profile, summary = fit_profile(lits_real, fixed_phase=True)
+    look = profile.appearance
+    real = {k: lits_real.values(k) for k in ("std_hu", "sphericity", "contrast_hu")}
+    # LiTS 117's lesions are all hypodense; its contrast is measured at a ~120 HU liver
+    assert [c.name for c in look.classes] == ["hypo"]
+    assert 50.0 < look.enhancement_hu < 80.0
+    assert look.std_hu.knots[len(look.std_hu.knots) // 2] == pytest.approx(
+        np.median(real["std_hu"]), abs=1.0)
+    assert np.median(look.irregularity.knots) > 0.05  # real lesions are not round
+    assert np.median(look.edge_mm.knots) < 1.5  # and their edges are sharp
+    assert summary["appearance"]["attenuation_tumors"]["hypo"] == len(lits_real.tumors)
+
+    fitted = apply_profile(SynthesisConfig(tumor_type="mix"), profile)
+    synth = _measure(totalseg_1mm, fitted, range(2))
+    ref = _measure(totalseg_1mm, SynthesisConfig(tumor_type="mix"), range(6))
+    for key in ("std_hu", "sphericity", "contrast_hu"):
+        ks_fit = distance(real[key], synth[key])["ks"]
+        ks_ref = distance(real[key], ref[key])["ks"]
+        assert ks_fit <= 0.35 and ks_fit < ks_ref, (key, ks_fit, ks_ref)
+
+
+def test_profile_v2_round_trips_and_bad_appearance_is_one_line(tmp_path, lits_real) -> None:
+    import json
+
+    from synthtumor.errors import InputError
+    from synthtumor.realism.fit import fit_profile, read_profile, write_profile
+
+    profile, _ = fit_profile(lits_real)
+    path = tmp_path / "p.json"
+    write_profile(path, profile, {"set": "lits117"})
+    data = json.loads(path.read_text())
+    assert data["format"] == "synthtumor-profile/2"
+    again = read_profile(path)
+    assert again.appearance == profile.appearance and again.table == profile.table
+
+    data["appearance"]["std_hu"] = [20.0, 10.0]
+    data["appearance"]["scales"] = 9
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError) as err:
+        read_profile(bad)
+    message = str(err.value)
+    assert "\n" not in message and "bad.json" in message
+    assert "appearance.std_hu" in message and "knots must not decrease" in message
+    data["appearance"]["std_hu"] = [10.0, 20.0]
+    data["appearance"]["scales"] = 2
+    data["format"] = "synthtumor-profile/1"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="'appearance' needs"):
+        read_profile(bad)
+
+
+def test_gallery_crops_are_centred_on_the_tumors_and_drawn(lits_real, tmp_path) -> None:
+    import struct
+
+    import nibabel as nib
+    from conftest import LITS_CT, LITS_LABEL
+
+    from synthtumor.realism.gallery import CROP_MM, add_crops, draw_gallery
+
+    img = nib.load(LITS_CT)
+    ct = img.get_fdata(dtype=np.float32)
+    label = np.asarray(nib.load(LITS_LABEL).dataobj)
+    tumors = [dict(t) for t in lits_real.tumors]
+    add_crops(ct, label, img.affine, tumors)
+    centred = 0
+    for t in tumors:
+        for view in ("axial", "coronal"):
+            hu, mask = t["_crop"][view]
+            assert hu.shape == mask.shape and hu.shape[0] * 1.0 == pytest.approx(CROP_MM, abs=1.5)
+            centred += bool(mask[hu.shape[0] // 2, hu.shape[1] // 2])
+            # the crop holds the CT's own HU around the tumor
+            assert np.isclose(hu[mask > 0].mean(), t["mean_hu"], atol=25.0) or mask.sum() < 8
+    assert centred >= 0.9 * 2 * len(tumors)  # centroids of compact lesions lie inside them
+
+    from synthtumor.realism.sets import StatsSet
+
+    path = tmp_path / "gallery.png"
+    draw_gallery([StatsSet("real", "real", tumors), StatsSet("copy", "synthetic", tumors)],
+                 path)
+    png = path.read_bytes()
+    width, height = struct.unpack(">II", png[16:24])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and width > 3 * height > 600

@@ -99,7 +99,10 @@ class Appearance:
     times the amplitude of the finer one. satellite_*: around a tumor of at least
     ``satellite_min_radius_mm`` (geometric mean semi-axis), with ``satellite_probability``, a
     number of small nodules (radius ``satellite_radius_mm``) ``satellite_distance`` radii from
-    its centre, looking like their parent.
+    its centre, looking like their parent. enhancement_hu: None (phase-aware): the liver
+    enhancement is estimated from each scan's liver HU; a number: every scan is treated as
+    having this liver enhancement (the contrasts of the phase a profile was fitted on, in any
+    scan).
     """
 
     classes: tuple[AttenuationClass, ...]
@@ -115,6 +118,7 @@ class Appearance:
     satellite_radius_mm: Spread = field(default_factory=lambda: Spread.of(2.0, 5.0))
     satellite_distance: Spread = field(default_factory=lambda: Spread.of(1.2, 1.8))
     satellite_min_radius_mm: float = 15.0
+    enhancement_hu: float | None = None
 
     def __post_init__(self) -> None:
         if not self.classes:
@@ -140,7 +144,10 @@ class Appearance:
         return {c.name: c.probability / total for c in self.classes}
 
     def draw_look(self, rng: np.random.Generator, liver_enhancement_hu: float) -> Look:
-        """One tumor's look in a scan whose liver enhanced by ``liver_enhancement_hu`` HU."""
+        """One tumor's look in a scan whose liver enhanced by ``liver_enhancement_hu`` HU
+        (replaced by ``enhancement_hu`` when that is set)."""
+        if self.enhancement_hu is not None:
+            liver_enhancement_hu = self.enhancement_hu
         probs = np.array([c.probability for c in self.classes], dtype=float)
         cls = self.classes[int(rng.choice(len(self.classes), p=probs / probs.sum()))]
         c0 = cls.unenhanced_contrast_hu.draw(rng)
