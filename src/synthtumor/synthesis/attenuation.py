@@ -1,13 +1,13 @@
 """The HU change that paints one tumor of a drawn ``Look`` (appearance model).
 
-change = w * (-C + A * n) + rim * R, with w the soft edge (1 inside, 0 beyond 3 edge sigmas),
-n the unit-std heterogeneity field, R the rim HU. C and A are set from the look so that what
-``realism`` measures comes out as drawn:
-- the mean change over the tumor's voxels is -contrast (C = contrast / mean w inside: a soft
-  edge would otherwise dilute a small tumor's contrast);
-- the HU std over the tumor's voxels is std_hu: the host's own std s_h there and the edge
-  ramp's spread add to the texture's, so A^2 = (std^2 - s_h^2 - C^2 var(w)) / mean(w^2),
-  and A = 0 when the host alone is already as heterogeneous.
+change = w * (-C + A * n) + rim * R (+ the optional effects: capsule, necrotic core), with w
+the soft edge (1 inside, 0 beyond 3 edge sigmas), n the unit-std heterogeneity field, R the rim
+HU. C and A are set from the look so that what ``realism`` measures comes out as drawn:
+- the HU std over the tumor's voxels is std_hu: the host's own texture there and the spread of
+  the deterministic part (edge ramp, rims, cores) add to the texture's, so
+  A^2 = (std^2 - var(host + deterministic part)) / mean(w^2), and A = 0 when that alone is
+  already as heterogeneous;
+- the mean change over the tumor's voxels is -contrast (``match_contrast``, last).
 """
 
 from __future__ import annotations
@@ -21,39 +21,46 @@ from .workspace import Workspace
 _RIM_WIDTH_MM = 1.2
 
 
-def look_change(
-    weight: np.ndarray,
-    inside: np.ndarray,
-    host: np.ndarray,
-    distance_mm: np.ndarray,
-    texture: np.ndarray,
-    look: Look,
+def base_change(
+    weight: np.ndarray, inside: np.ndarray, distance_mm: np.ndarray, look: Look,
     ws: Workspace | None = None,
 ) -> np.ndarray:
-    """The HU change (float32, box shape) for one tumor, in a new (workspace) buffer.
+    """The deterministic part of a tumor's HU change: -w C (+ rim), in a workspace buffer.
 
-    weight: soft edge in [0, 1]; inside: bool tumor voxels (clipped to the liver); host: the CT
-    in the box before this tumor; distance_mm: signed surface distance (mm, negative inside);
-    texture: unit-std heterogeneity field. All (nx, ny, nz). ``texture`` is overwritten.
+    weight: soft edge in [0, 1]; inside: bool tumor voxels (clipped to the liver);
+    distance_mm: signed surface distance (mm, negative inside); all (nx, ny, nz).
     """
     ws = ws or Workspace()
     delta = ws.get("look_delta", weight.shape)
     w_in = weight[inside]
-    if w_in.size == 0:
-        delta.fill(0.0)
-        return delta
-    mean_w = max(float(w_in.mean()), 0.05)
-    mean_w2 = max(float(np.mean(np.square(w_in, dtype=np.float64))), 0.05**2)
-    contrast = look.contrast_hu / mean_w
-    host_var = float(host[inside].var()) if w_in.size > 1 else 0.0
-    ramp_var = contrast**2 * max(mean_w2 - mean_w**2, 0.0)
-    amplitude = float(np.sqrt(max(look.std_hu**2 - host_var - ramp_var, 0.0) / mean_w2))
-    texture *= np.float32(amplitude)
-    texture -= np.float32(contrast)
-    np.multiply(weight, texture, out=delta)
+    mean_w = max(float(w_in.mean()), 0.05) if w_in.size else 1.0
+    np.multiply(weight, np.float32(-look.contrast_hu / mean_w), out=delta)
     if look.rim_hu > 0:
         delta += capsule_rim(distance_mm, _RIM_WIDTH_MM) * np.float32(look.rim_hu)
     return delta
+
+
+def add_texture(
+    delta: np.ndarray, weight: np.ndarray, inside: np.ndarray, host: np.ndarray,
+    texture: np.ndarray, look: Look,
+) -> float:
+    """Add w A n to ``delta`` with A set so that the tumor's HU std is ``look.std_hu``.
+
+    host: the CT in the box before this tumor; texture: unit-std field n (overwritten). The
+    host's own variance and the variance of ``delta`` so far (edge ramp, rims, cores) count
+    towards the std. Returns A (HU).
+    """
+    w_in = weight[inside]
+    if w_in.size < 2:
+        return 0.0
+    mean_w2 = max(float(np.mean(np.square(w_in, dtype=np.float64))), 0.05**2)
+    before = host[inside].astype(np.float64) + delta[inside]
+    amplitude = float(np.sqrt(max(look.std_hu**2 - float(before.var()), 0.0) / mean_w2))
+    if amplitude > 0:
+        texture *= weight
+        texture *= np.float32(amplitude)
+        delta += texture
+    return amplitude
 
 
 def match_contrast(

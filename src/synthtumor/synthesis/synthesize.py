@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .appearance import Appearance, Look
-from .attenuation import look_change, match_contrast
+from .attenuation import add_texture, base_change, match_contrast
 from .effects import (
     EffectParams,
     capsule_rim,
@@ -598,10 +598,7 @@ def _paint(
         delta = weight
         delta *= np.float32(-drop)
     else:
-        app = config.appearance
-        field = heterogeneity_field(dims, spacing, look.corr_mm, app.scales, app.coarse_weight,
-                                    rng, ws)
-        delta = look_change(weight, inside, out[box], shape.distance_mm, field, look, ws)
+        delta = base_change(weight, inside, shape.distance_mm, look, ws)
     if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
         core = necrotic_core(shape.norm_radius_sq, float(rng.uniform(*fx.necrosis_fraction)))
         delta -= core * np.float32(rng.uniform(*fx.necrosis_hu))
@@ -611,6 +608,10 @@ def _paint(
         delta += rim * np.float32(rng.uniform(*fx.capsule_hu))
         tumor.effects.append("capsule")
     if look is not None:
+        app = config.appearance
+        field = heterogeneity_field(dims, spacing, look.corr_mm, app.scales, app.coarse_weight,
+                                    rng, ws)
+        add_texture(delta, weight, inside, out[box], field, look)
         match_contrast(delta, weight, inside, look.contrast_hu)
         tumor.effects.append(look.attenuation)
     elif drop < 0:
