@@ -195,3 +195,15 @@ def test_gallery_crops_are_centred_on_the_tumors_and_drawn(lits_real, tmp_path) 
     png = path.read_bytes()
     width, height = struct.unpack(">II", png[16:24])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and width > 3 * height > 600
+
+
+def test_cranio_caudal_halves_split_the_lesions_by_height(lits_real) -> None:
+    from synthtumor.realism.sets import cranio_caudal_half
+
+    upper = cranio_caudal_half(lits_real, "cranial")
+    lower = cranio_caudal_half(lits_real, "caudal")
+    assert len(upper.tumors) + len(lower.tumors) == len(lits_real.tumors)
+    assert abs(len(upper.tumors) - len(lower.tumors)) <= 1 + len(lits_real.tumors) // 10
+    z_up = [t["centroid_mm"][2] for t in upper.tumors]
+    z_low = [t["centroid_mm"][2] for t in lower.tumors]
+    assert min(z_up) > max(z_low) and upper.settings["half"] == "cranial"

@@ -3,9 +3,10 @@ length, to be scaled to the HU standard deviation a tumor should show.
 
 Each scale is Gaussian-smoothed white noise: smoothing std ``s`` mm gives a field whose
 correlation at lag h mm is exp(-h^2 / (4 s^2)). Scales at or below half a voxel are per-voxel
-white noise; coarser ones are drawn on a lattice of s / 2 mm (smoothed there by 2 cells, as
-``texture`` does) and interpolated with ``texture.interpolate_linear``, which keeps the cost of a
-coarse scale independent of the voxel count except for one interpolation pass.
+white noise; coarser ones are drawn on a lattice of s / 2 mm, never finer than the voxels
+(smoothed there by s / step cells, 2 at most, as ``texture`` does), and interpolated with
+``texture.interpolate_linear`` unless the lattice is the voxel grid itself: a coarse scale
+costs one interpolation pass over the voxels.
 """
 
 from __future__ import annotations
@@ -36,13 +37,17 @@ def smooth_noise(
         out = ws.get(f"{name}_white", shape)
         rng.standard_normal(shape, dtype=np.float32, out=out)
         return out
-    step = sigma_mm / _LATTICE_SMOOTH
+    # never finer than the voxels: a fine scale is smoothed by fewer lattice cells instead
+    step = max(sigma_mm / _LATTICE_SMOOTH, min(spacing_mm))
     lattice = tuple(int(np.floor((n - 1) * s / step)) + 2 for n, s in zip(shape, spacing_mm))
     noise = rng.standard_normal(lattice, dtype=np.float32, out=ws.get(f"{name}_noise", lattice))
     smooth = ws.get(f"{name}_smooth", lattice)
-    ndi.gaussian_filter(noise, _LATTICE_SMOOTH, output=smooth, truncate=3.0, mode="wrap")
-    positions = [np.arange(n) * (s / step) for n, s in zip(shape, spacing_mm)]
-    field = interpolate_linear(smooth, positions, ws, name)
+    ndi.gaussian_filter(noise, sigma_mm / step, output=smooth, truncate=3.0, mode="wrap")
+    if all(s == step for s in spacing_mm):  # the lattice is the voxel grid: no interpolation
+        field = smooth[: shape[0], : shape[1], : shape[2]]
+    else:
+        positions = [np.arange(n) * (s / step) for n, s in zip(shape, spacing_mm)]
+        field = interpolate_linear(smooth, positions, ws, name)
     _standardise(field)
     return field
 

@@ -15,7 +15,7 @@ from .heterogeneity import smooth_noise
 from .workspace import Workspace
 
 #: How far (in std of the displacement) the surface may move: the tumor box must allow it.
-REACH_STD = 3.0
+REACH_STD = 2.5
 
 
 def margin_reach_mm(irregularity: float, radius_mm: float) -> float:
