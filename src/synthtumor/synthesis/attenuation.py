@@ -40,6 +40,21 @@ def base_change(
     return delta
 
 
+def _pattern_scale(base: np.ndarray, pattern: np.ndarray, budget: float) -> float:
+    """k in [0, 1] with var(base + k pattern) = budget (1 if it fits as is, 0 if even the
+    base alone exceeds it): var = v0 + 2 k c + k^2 vp."""
+    vp = float(pattern.var())
+    if vp <= 1e-6 * budget:  # no rim, capsule or core: nothing to scale
+        return 1.0
+    v0 = float(base.var())
+    c = float(np.mean((base - base.mean()) * (pattern - pattern.mean())))
+    if v0 + 2 * c + vp <= budget:
+        return 1.0
+    if v0 >= budget:
+        return 0.0
+    return float(np.clip((-c + np.sqrt(max(c * c - vp * (v0 - budget), 0.0))) / vp, 0.0, 1.0))
+
+
 def add_texture(
     delta: np.ndarray, weight: np.ndarray, inside: np.ndarray, host: np.ndarray,
     texture: np.ndarray, look: Look,
@@ -48,14 +63,27 @@ def add_texture(
 
     host: the CT in the box before this tumor; texture: unit-std field n (overwritten). The
     host's own variance and the variance of ``delta`` so far (edge ramp, rims, cores) count
-    towards the std. Returns A (HU).
+    towards the std. Rims, capsules and cores (what ``delta`` holds beyond -w C) are scaled
+    down when they alone would exceed it: they shape the drawn heterogeneity, not add to it.
+    Returns A (HU).
     """
     w_in = weight[inside]
     if w_in.size < 2:
         return 0.0
+    budget = look.std_hu**2
+    mean_w = max(float(w_in.mean()), 0.05)
+    base_in = host[inside].astype(np.float64) - (look.contrast_hu / mean_w) * w_in
+    pattern_in = delta[inside] - (base_in - host[inside])
+    k = _pattern_scale(base_in, pattern_in, budget)
+    if k < 1.0:
+        # delta = base + k (delta - base): scale the pattern part in place, whole box
+        base = weight * np.float32(-look.contrast_hu / mean_w)
+        delta -= base
+        delta *= np.float32(k)
+        delta += base
+    before = base_in + k * pattern_in
     mean_w2 = max(float(np.mean(np.square(w_in, dtype=np.float64))), 0.05**2)
-    before = host[inside].astype(np.float64) + delta[inside]
-    amplitude = float(np.sqrt(max(look.std_hu**2 - float(before.var()), 0.0) / mean_w2))
+    amplitude = float(np.sqrt(max(budget - float(before.var()), 0.0) / mean_w2))
     if amplitude > 0:
         texture *= weight
         texture *= np.float32(amplitude)
