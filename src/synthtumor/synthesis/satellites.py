@@ -22,9 +22,9 @@ def draw_satellites(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(centre voxel indices, semi-axes mm) of the satellites of one parent tumor.
 
-    parent_centre: (3,) voxel indices in ``liver``'s (x, y, z) grid; parent_radius_mm: its
-    geometric mean semi-axis. Returns [] (and draws nothing) unless the parent is at least
-    ``satellite_min_radius_mm`` and the satellite coin comes up.
+    liver: (x, y, z) mask, non-zero = liver; parent_centre: (3,) voxel indices in its grid;
+    parent_radius_mm: its geometric mean semi-axis. Returns [] (and draws nothing) unless the
+    parent is at least ``satellite_min_radius_mm`` and the satellite coin comes up.
     """
     if (appearance.satellite_probability <= 0
             or parent_radius_mm < appearance.satellite_min_radius_mm):

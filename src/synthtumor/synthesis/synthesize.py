@@ -277,7 +277,7 @@ def synthesize(
             tumor.look = look
             tumors.append(tumor)
     if config.appearance is not None:
-        tumors += _satellites(tumors, config.appearance, rng, label[liver_box] > 0, offset,
+        tumors += _satellites(tumors, config.appearance, rng, label[liver_box], offset,
                               spacing, liver_box)
 
     if config.mass_effect:
@@ -502,7 +502,8 @@ def _satellites(
     limit: tuple[slice, ...],
 ) -> list[_Tumor]:
     """Satellite nodules around the large tumors of ``parents``; each looks like its parent.
-    liver: the liver mask of the ``limit`` box; offset: that box's corner (voxel indices)."""
+    liver: the liver mask (non-zero) of the ``limit`` box; offset: that box's corner (voxel
+    indices)."""
     out = []
     for parent in parents:
         radius = float(np.prod(parent.semi_axes_mm) ** (1.0 / 3.0))
