@@ -207,3 +207,23 @@ def test_cranio_caudal_halves_split_the_lesions_by_height(lits_real) -> None:
     z_up = [t["centroid_mm"][2] for t in upper.tumors]
     z_low = [t["centroid_mm"][2] for t in lower.tumors]
     assert min(z_up) > max(z_low) and upper.settings["half"] == "cranial"
+
+
+def test_satellites_surround_a_large_tumor_and_look_like_it(totalseg_1mm: Case) -> None:
+    look = replace(GENERIC_APPEARANCE, classes=(HYPO,), satellite_probability=1.0,
+                   satellite_count=(3, 3))
+    config = SynthesisConfig(tumor_type="large", count=1, appearance=look)
+    found = 0
+    for seed in range(3):
+        result = synthesize(totalseg_1mm.ct, totalseg_1mm.liver, np.random.default_rng(seed),
+                            config, affine=totalseg_1mm.affine)
+        parent, *satellites = result.tumors
+        assert parent.size_class == "large" and len(satellites) <= 3
+        radius = float(np.prod(parent.semi_axes_mm) ** (1 / 3))
+        for s in satellites:
+            assert s.size_class == "satellite" and "satellite" in s.effects
+            assert s.look == parent.look and max(s.semi_axes_mm) <= 5.0 * 1.15 + 1e-6
+            gap = np.linalg.norm(np.subtract(s.centre_voxel, parent.centre_voxel))  # 1 mm grid
+            assert 1.1 * radius - 2.0 <= gap <= 1.5 * radius + 2.0
+            found += 1
+    assert found >= 5  # most satellites land in the liver

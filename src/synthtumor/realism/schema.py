@@ -40,7 +40,7 @@ class SatelliteModel(_Strict):
     probability: float = Field(0.0, ge=0.0, le=1.0)
     count: tuple[Annotated[int, Field(ge=0, le=50)], Annotated[int, Field(ge=0, le=50)]] = (1, 4)
     radius_mm: _knots(0.5, 30.0) = [2.0, 5.0]
-    distance: _knots(0.5, 5.0) = [1.2, 1.8]
+    distance: _knots(0.5, 5.0) = [1.1, 1.5]
     min_radius_mm: float = Field(15.0, gt=0.0, le=200.0)
 
 

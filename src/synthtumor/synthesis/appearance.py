@@ -116,7 +116,7 @@ class Appearance:
     satellite_probability: float = 0.0
     satellite_count: tuple[int, int] = (1, 4)
     satellite_radius_mm: Spread = field(default_factory=lambda: Spread.of(2.0, 5.0))
-    satellite_distance: Spread = field(default_factory=lambda: Spread.of(1.2, 1.8))
+    satellite_distance: Spread = field(default_factory=lambda: Spread.of(1.1, 1.5))
     satellite_min_radius_mm: float = 15.0
     enhancement_hu: float | None = None
 

@@ -2,7 +2,8 @@
 
 Where they go is geometry only (the painting is the parent's look): each satellite sits
 ``distance`` parent radii from the parent's centre in a uniformly random direction, with a
-ball-like radius; a centre outside the liver is dropped.
+ball-like radius; a centre outside the liver is redrawn (``_TRIES`` times at most, then
+dropped).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .appearance import Appearance
+
+_TRIES = 5
 
 
 def draw_satellites(
@@ -34,13 +37,15 @@ def draw_satellites(
     lo, hi = appearance.satellite_count
     out = []
     for _ in range(int(rng.integers(lo, hi, endpoint=True))):
-        direction = rng.standard_normal(3)
-        direction /= max(float(np.linalg.norm(direction)), 1e-9)
-        reach_mm = appearance.satellite_distance.draw(rng) * parent_radius_mm
         radius = appearance.satellite_radius_mm.draw(rng)
         semi_axes = radius * rng.uniform(0.85, 1.15, size=3)
-        centre = np.round(parent_centre + direction * reach_mm / np.asarray(spacing_mm))
-        centre = centre.astype(np.intp)
-        if np.all(centre >= 0) and np.all(centre < liver.shape) and liver[tuple(centre)]:
-            out.append((centre, semi_axes))
+        for _ in range(_TRIES):
+            direction = rng.standard_normal(3)
+            direction /= max(float(np.linalg.norm(direction)), 1e-9)
+            reach_mm = appearance.satellite_distance.draw(rng) * parent_radius_mm
+            centre = np.round(parent_centre + direction * reach_mm / np.asarray(spacing_mm))
+            centre = centre.astype(np.intp)
+            if np.all(centre >= 0) and np.all(centre < liver.shape) and liver[tuple(centre)]:
+                out.append((centre, semi_axes))
+                break
     return out
