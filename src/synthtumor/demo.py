@@ -56,8 +56,10 @@ PRESETS: dict[str, DemoPreset] = {
 }
 
 #: Held-out test tumors: every size class ("mix") with the shape effects, never bright (a model
-#: trained on dark tumors only is not expected to find hyper-attenuating ones).
-TEST_TUMORS = SynthesisConfig.realistic(tumor_type="mix", bright_probability=0.0)
+#: trained on dark tumors only is not expected to find hyper-attenuating ones), so with the
+#: reference intensity rather than the appearance model's attenuation classes.
+TEST_TUMORS = SynthesisConfig.realistic(tumor_type="mix", bright_probability=0.0,
+                                        appearance=None)
 
 
 @dataclass(frozen=True)

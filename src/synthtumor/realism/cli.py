@@ -20,6 +20,9 @@ from synthtumor.synthesis_options import (
 if TYPE_CHECKING:
     from .sets import StatsSet
 
+_HALVES = ("cranial", "caudal")
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
     app.command("realism")(realism)
@@ -50,6 +53,14 @@ def realism(
         "labels).")] = None,
     fit: Annotated[bool, typer.Option(
         "--fit", help="Fit a synthesis profile to the real tumors: OUT/profile.json.")] = False,
+    fit_fixed_phase: Annotated[bool, typer.Option(
+        "--fit-fixed-phase", help="With --fit: keep the real scans' liver enhancement in the "
+        "profile, so its tumors get the fitted contrasts in any scan (default: phase-aware, "
+        "contrasts follow each scan's liver HU).")] = False,
+    half: Annotated[str | None, typer.Option(
+        "--half", help="Use only the real tumors of one cranio-caudal half (cranial or "
+        "caudal, split at the median height of their centroids): fit on one, compare on the "
+        "other.")] = None,
     spacing: Annotated[float, typer.Option(
         "--spacing", min=0.0, help="Measure on this isotropic grid (mm); 0: each case's own "
         "grid.")] = 1.0,
@@ -59,8 +70,9 @@ def realism(
     """Per-tumor statistics of real and synthetic tumors, their comparison, a fitted profile.
 
     Writes OUT/real_stats.json, OUT/synthetic_stats.json (synthetic2_stats.json, ...),
-    OUT/comparison.json and OUT/realism.png when both sides are given, OUT/profile.json with
-    --fit. Tumors are 26-connected components of label 2; everything is in mm, ml and HU.
+    OUT/comparison.json and OUT/realism.png when both sides are given, OUT/gallery.png (tumor
+    crops side by side) when images were measured, OUT/profile.json with --fit. Tumors are
+    26-connected components of label 2; everything is in mm, ml and HU.
     """
     from synthtumor.console import console, user_errors
     from synthtumor.errors import InputError
@@ -74,6 +86,10 @@ def realism(
                              "--synthesize-into")
         if fit and real is None:
             raise InputError(None, "--fit needs the real tumors (--real)")
+        if half is not None and half not in _HALVES:
+            raise ValueError(f"--half must be one of {', '.join(_HALVES)}, got {half!r}")
+        if half is not None and real is None:
+            raise InputError(None, "--half needs the real tumors (--real)")
         if real_label is not None and real is None:
             raise InputError(real_label, "--real-label needs the CT as --real")
         grid = spacing if spacing > 0 else None
@@ -84,6 +100,8 @@ def realism(
             real_set = None
             if real is not None:
                 real_set = sets.load_set(real, "real", grid, real_label, progress)
+                if half is not None:
+                    real_set = sets.cranio_caudal_half(real_set, half)
             synth_sets = [sets.load_set(p, "synthetic", grid, None, progress)
                           for p in synthetic or []]
             if synthesize_into is not None:
@@ -121,10 +139,15 @@ def realism(
         draw_comparison(all_sets, out / "realism.png",
                         title=" vs ".join(f"{s.name}" for s in all_sets))
         written.append("realism.png")
+        from .gallery import draw_gallery, has_crops
+
+        if any(has_crops(s) for s in all_sets):
+            draw_gallery(all_sets, out / "gallery.png")
+            written.append("gallery.png")
         if fit:
             from .fit import fit_profile, write_profile
 
-            fitted, summary = fit_profile(real_set)
+            fitted, summary = fit_profile(real_set, fixed_phase=fit_fixed_phase)
             write_profile(out / "profile.json", fitted, {"set": real_set.name,
                                                          "fit": summary})
             written.append("profile.json")

@@ -7,7 +7,8 @@ cases, of how many tumors of that class a case has; the elastic distortion stays
 built-in class's. Type probabilities: a case with tumors of one class counts for that type, a
 case with several classes for "mix". drop_hu: the real contrast's 10-90 % range divided by
 ``CONTRAST_PER_DROP``, because a synthetic tumor's measured contrast is only a fraction of the
-drop d (texture and soft edge).
+drop d (texture and soft edge). Format 2 adds the appearance (``fit_appearance``):
+heterogeneity, edge width, margin irregularity and the attenuation classes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from synthtumor.synthesis.profiles import (
     profile_to_dict,
 )
 
+from .fit_appearance import fit_appearance
+from .schema import check_profile
 from .sets import StatsSet
 
 #: Measured contrast (``stats.tumor_statistics``) per HU of drop d: median over 53 tumors of 12
@@ -48,9 +51,12 @@ def size_class_of(radius_mm: float) -> str:
     return CLASS_NAMES[int(np.argmin(np.abs(np.log(radii) - math.log(max(radius_mm, 1e-3)))))]
 
 
-def fit_profile(real: StatsSet, contrast_per_drop: float = CONTRAST_PER_DROP
-                ) -> tuple[SynthesisProfile, dict[str, Any]]:
+def fit_profile(real: StatsSet, contrast_per_drop: float = CONTRAST_PER_DROP, *,
+                fixed_phase: bool = False) -> tuple[SynthesisProfile, dict[str, Any]]:
     """Estimate a profile from the real set's tumors (see the module docstring).
+
+    fixed_phase: pin the appearance's liver enhancement to the real scans' (their contrasts
+    in any scan) instead of following each scan's phase.
 
     Returns the profile and a summary of the fit (per class: tumors, median radius, count
     range; the cases' types; the real contrast range in HU).
@@ -99,7 +105,15 @@ def fit_profile(real: StatsSet, contrast_per_drop: float = CONTRAST_PER_DROP
         else [round(float(v), 1) for v in np.percentile(contrast, [10, 90])],
         "contrast_per_drop": contrast_per_drop,
     }
-    return SynthesisProfile(table, probs, drop), summary
+    appearance = None
+    if len(real.values("std_hu")) >= 2:
+        radii_sigma = {n: (c.radius_mm, float(np.mean(c.elastic_sigma_mm)))
+                       for n, c in fitted.items()}
+        appearance, summary["appearance"] = fit_appearance(real, radii_sigma)
+        enhancement = summary["appearance"]["liver_enhancement_hu"]
+        if fixed_phase and enhancement is not None:
+            appearance = replace(appearance, enhancement_hu=float(enhancement))
+    return SynthesisProfile(table, probs, drop, appearance), summary
 
 
 def write_profile(path: Path, profile: SynthesisProfile, source: dict[str, Any]) -> None:
@@ -112,13 +126,16 @@ def read_profile(path: str | Path) -> SynthesisProfile:
     p = Path(path)
     data = read_json_file(p, "profile")
     try:
+        check_profile(data)
         return profile_from_dict(data)
     except ValueError as err:
         raise InputError(p, f"bad profile: {err}") from None
 
 
 def apply_profile(config: SynthesisConfig, profile: SynthesisProfile) -> SynthesisConfig:
-    """``config`` drawing its size classes, type probabilities and (if given) drop from
-    ``profile``; every other setting (effects, ``tumor_type``, ``count``) is kept."""
+    """``config`` drawing its size classes, type probabilities and (if given) drop and
+    appearance from ``profile``; every other setting (effects, ``tumor_type``, ``count``) is
+    kept."""
     return replace(config, profiles=dict(profile.table), tumor_probs=dict(profile.type_probs),
-                   drop_hu=profile.drop_hu or config.drop_hu)
+                   drop_hu=profile.drop_hu or config.drop_hu,
+                   appearance=profile.appearance or config.appearance)

@@ -29,6 +29,7 @@ from synthtumor.imaging import (
 from synthtumor.synthesis import SynthesisConfig, synthesize
 from synthtumor.synthesis.placement import bounding_box
 
+from .gallery import add_crops
 from .stats import CONNECTIVITY, GLCM_LEVELS, GLCM_WINDOW_HU, SHELL_MM, STAT_KEYS, spacing_of
 from .stats import tumor_statistics as _tumor_statistics
 
@@ -62,7 +63,8 @@ class StatsSet:
             "synthtumor_version": __version__, "set": self.name, "kind": self.kind,
             "n_tumors": len(self.tumors), "n_cases": len({t["case"] for t in self.tumors}),
             "settings": self.settings, "notes": self.notes, "statistics": list(STAT_KEYS),
-            "tumors": [{k: _json_number(v) for k, v in t.items()} for t in self.tumors],
+            "tumors": [{k: _json_number(v) for k, v in t.items() if not k.startswith("_")}
+                       for t in self.tumors],
         }
 
 
@@ -159,6 +161,7 @@ def measure_cases(
             progress(i, len(cases), f"measuring {case.case_id}")
         ct, lab, affine = read_case(case.image, case.label, spacing_mm)
         found = _tumor_statistics(ct, lab, affine, case.case_id)
+        add_crops(ct, lab, affine, found.tumors)
         if found.skipped_small:
             notes.append(f"{case.case_id}: {found.skipped_small} component(s) under "
                          "8 voxels not measured")
@@ -207,6 +210,18 @@ def _stem(p: Path) -> str:
     return p.stem
 
 
+def cranio_caudal_half(stats_set: StatsSet, half: str) -> StatsSet:
+    """The tumors of one half of a set, split at the median height (world z, mm) of their
+    centroids: "cranial" (above, z > median) or "caudal" (the rest)."""
+    z = np.array([float(t["centroid_mm"][2]) for t in stats_set.tumors])
+    if z.size < 2:
+        raise InputError(None, f"{stats_set.name}: too few tumors to split in halves")
+    keep = z > np.median(z) if half == "cranial" else z <= np.median(z)
+    tumors = [t for t, k in zip(stats_set.tumors, keep) if k]
+    return StatsSet(f"{stats_set.name}-{half}", stats_set.kind, tumors, stats_set.notes,
+                    stats_set.settings | {"half": half})
+
+
 def synthesize_into(
     healthy: str | Path,
     samples: int,
@@ -248,6 +263,7 @@ def synthesize_into(
             result = synthesize(ct, lab, np.random.default_rng([seed, i]), config, affine=affine)
         notes |= {f"{case.case_id}: {w.message}" for w in caught}
         found = _tumor_statistics(result.ct, result.label, affine, f"{case.case_id}#{i}")
+        add_crops(result.ct, result.label, affine, found.tumors)
         for t in found.tumors:
             t["sample"] = i
             t["tumor_type"] = result.tumor_type

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .appearance import Appearance, AttenuationClass, Spread
+
 
 @dataclass(frozen=True)
 class SizeClass:
@@ -85,7 +87,8 @@ def draw_type(rng: np.random.Generator, probs: Mapping[str, float]) -> str:
 # profiles as data: a size-class table, type probabilities and an intensity-drop range, e.g.
 # fitted to real tumors by ``synthtumor realism --fit`` (the JSON file is read at the edge)
 
-PROFILE_FORMAT = "synthtumor-profile/1"
+PROFILE_FORMAT = "synthtumor-profile/2"
+PROFILE_FORMATS = ("synthtumor-profile/1", PROFILE_FORMAT)  # read both; write the newest
 _MAX_RADIUS_MM = 200.0
 _MAX_COUNT = 500
 _MAX_HU = 1000.0
@@ -98,11 +101,13 @@ class SynthesisProfile:
     table: type -> size classes, the built-in table where the profile names no classes.
     type_probs: probability of each type (types the profile does not name: 0).
     drop_hu: range of the intensity drop d (HU), or None to keep the configured one.
+    appearance: the per-tumor appearance model (format 2), or None (reference intensity).
     """
 
     table: Mapping[str, tuple[SizeClass, ...]]
     type_probs: Mapping[str, float]
     drop_hu: tuple[float, float] | None = None
+    appearance: Appearance | None = None
 
 
 def _number_pair(value: object, what: str, lo: float, hi: float,
@@ -145,11 +150,12 @@ def _size_class(data: object, where: str) -> SizeClass:
 def profile_from_dict(data: object) -> SynthesisProfile:
     """Validate a profile (the parsed JSON) and build it; ValueError (one line) if it is bad.
 
-    Format: {"format": "synthtumor-profile/1", "types": {TYPE: {"probability": p, "classes":
+    Format: {"format": "synthtumor-profile/1" or "/2", "types": {TYPE: {"probability": p, "classes":
     [{"name", "radius_mm", "count": [lo, hi], "elastic_sigma_mm": [lo, hi], "integer_sigma"},
-    ...]}, ...}, "drop_hu": [lo, hi] (optional)}; TYPE one of the built-in types.
+    ...]}, ...}, "drop_hu": [lo, hi] (optional), "appearance": {...} (format 2, optional: see
+    ``appearance_from_dict``)}; TYPE one of the built-in types.
     """
-    if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in PROFILE_FORMATS:
         raise ValueError(f"not a synthesis profile (needs \"format\": \"{PROFILE_FORMAT}\")")
     types = data.get("types")
     if not isinstance(types, dict) or not types:
@@ -173,7 +179,11 @@ def profile_from_dict(data: object) -> SynthesisProfile:
         raise ValueError("all type probabilities are 0")
     drop = data.get("drop_hu")
     drop_hu = None if drop is None else _number_pair(drop, "drop_hu", -_MAX_HU, _MAX_HU)
-    return SynthesisProfile(table, normalise_type_probs(probs), drop_hu)
+    look = data.get("appearance")
+    if look is not None and data["format"] != PROFILE_FORMAT:
+        raise ValueError(f"'appearance' needs \"format\": \"{PROFILE_FORMAT}\"")
+    appearance = None if look is None else appearance_from_dict(look)
+    return SynthesisProfile(table, normalise_type_probs(probs), drop_hu, appearance)
 
 
 def profile_to_dict(profile: SynthesisProfile, **extra: object) -> dict[str, object]:
@@ -190,4 +200,51 @@ def profile_to_dict(profile: SynthesisProfile, **extra: object) -> dict[str, obj
     out: dict[str, object] = {"format": PROFILE_FORMAT, **extra, "types": types}
     if profile.drop_hu is not None:
         out["drop_hu"] = [float(v) for v in profile.drop_hu]
+    if profile.appearance is not None:
+        out["appearance"] = appearance_to_dict(profile.appearance)
     return out
+
+
+_SPREADS = ("std_hu", "corr_mm", "edge_mm", "irregularity", "lobe_scale")
+_CLASS_SPREADS = ("unenhanced_contrast_hu", "enhancement_ratio", "rim_ratio")
+_SATELLITE_KEYS = {"probability": "satellite_probability", "count": "satellite_count",
+                   "radius_mm": "satellite_radius_mm", "distance": "satellite_distance",
+                   "min_radius_mm": "satellite_min_radius_mm"}
+
+
+def appearance_to_dict(appearance: Appearance) -> dict[str, object]:
+    """The JSON form of an appearance: spreads as knot lists (see ``appearance.Spread``)."""
+    out: dict[str, object] = {k: list(getattr(appearance, k).knots) for k in _SPREADS}
+    out |= {"scales": appearance.scales, "coarse_weight": appearance.coarse_weight,
+            "enhancement_hu": appearance.enhancement_hu}
+    out["classes"] = [{"name": c.name, "probability": round(c.probability, 6),
+                       **{k: list(getattr(c, k).knots) for k in _CLASS_SPREADS}}
+                      for c in appearance.classes]
+    sat = {k: getattr(appearance, attr) for k, attr in _SATELLITE_KEYS.items()}
+    out["satellites"] = {k: list(v.knots) if isinstance(v, Spread)
+                         else list(v) if isinstance(v, tuple) else v for k, v in sat.items()}
+    return out
+
+
+def appearance_from_dict(data: object) -> Appearance:
+    """Build an appearance from its JSON form (already validated at the file edge, e.g. by
+    ``realism.schema``); ValueError for what the model itself refuses."""
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
+        raise ValueError("appearance must be an object with a 'classes' list")
+    try:
+        classes = tuple(
+            AttenuationClass(str(c["name"]), float(c["probability"]),
+                             *(Spread.of(*c.get(k, [0.0])) for k in _CLASS_SPREADS))
+            for c in data["classes"])
+        kwargs: dict[str, object] = {k: Spread.of(*data[k]) for k in _SPREADS if k in data}
+        for k in ("scales", "coarse_weight", "enhancement_hu"):
+            if k in data:
+                kwargs[k] = data[k]
+        for k, attr in _SATELLITE_KEYS.items():
+            v = (data.get("satellites") or {}).get(k)
+            if v is not None:
+                kwargs[attr] = (Spread.of(*v) if k in ("radius_mm", "distance")
+                                else tuple(int(x) for x in v) if k == "count" else float(v))
+        return Appearance(classes=classes, **kwargs)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"appearance: malformed entry ({err})") from None

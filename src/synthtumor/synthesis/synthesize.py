@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from .appearance import Appearance, Look
 from .effects import EffectParams, mass_effect_warp
+from .generic import GENERIC_APPEARANCE
+from .margin import margin_reach_mm
 from .painting import (
     BACKEND_VARIABLE,
     BACKENDS,
@@ -30,8 +33,18 @@ from .painting import (
     _Tumor,
     compiled_backend,
 )
+from .phase import liver_enhancement_hu, liver_median_hu, phase_name
 from .placement import LiverSites, bounding_box, find_vessels
-from .profiles import DEFAULT_TYPE_PROBS, PROFILES, SizeClass, draw_type, normalise_type_probs
+from .profiles import (
+    DEFAULT_TYPE_PROBS,
+    PROFILES,
+    SizeClass,
+    appearance_from_dict,
+    appearance_to_dict,
+    draw_type,
+    normalise_type_probs,
+)
+from .satellites import draw_satellites
 from .shape import Distortion, evaluate_shape
 from .texture import TextureParams
 from .workspace import Workspace, workspace
@@ -59,6 +72,9 @@ class SynthesisConfig:
     mass_effect, capsule, necrosis, bright_probability: options beyond the reference.
     profiles: type -> size classes (e.g. a profile fitted to real tumors); None: the built-in
         table ``PROFILES`` (the reference).
+    appearance: the per-tumor appearance model (heterogeneity, margin, attenuation class, phase
+        awareness, satellites; ``appearance.Appearance``); None: the reference intensity
+        (drop_hu, edge_sigma_mm and the reference texture), which it replaces when given.
     """
 
     tumor_type: str | None = None
@@ -76,6 +92,7 @@ class SynthesisConfig:
     bright_probability: float = 0.0
     effects: EffectParams = field(default_factory=EffectParams)
     profiles: Mapping[str, tuple[SizeClass, ...]] | None = None
+    appearance: Appearance | None = None
 
     def __post_init__(self) -> None:
         if self.tumor_type is not None and self.tumor_type not in PROFILES:
@@ -93,14 +110,21 @@ class SynthesisConfig:
 
     @classmethod
     def realistic(cls, **overrides: Any) -> SynthesisConfig:
-        """All effects on: mass effect, capsule, necrosis, 20 % bright tumors, vessel avoidance."""
+        """A generic realistic setting, not fitted to any data set: the generic appearance
+        model (``GENERIC_APPEARANCE``: heterogeneous, irregular, every attenuation class,
+        phase-aware, satellites), mass effect, capsule, necrosis, vessel avoidance. Bright
+        tumors come from the appearance's hyper class (``bright_probability`` is unused
+        with an appearance)."""
         base = cls(mass_effect=True, capsule=True, necrosis=True, bright_probability=0.2,
-                   avoid_vessels=True)
+                   avoid_vessels=True, appearance=GENERIC_APPEARANCE)
         return replace(base, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (plain dicts, lists, numbers); ``from_dict`` inverts it exactly."""
-        return _plain(asdict(self))
+        data = _plain(asdict(self))
+        if self.appearance is not None:  # its own JSON form (the profile file's)
+            data["appearance"] = _plain(appearance_to_dict(self.appearance))
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SynthesisConfig:
@@ -112,7 +136,9 @@ class SynthesisConfig:
             raise ValueError(f"unknown synthesis setting(s) {unknown}")
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
-            if name == "profiles" and value is not None:
+            if name == "appearance" and value is not None:
+                value = appearance_from_dict(value)
+            elif name == "profiles" and value is not None:
                 value = {t: tuple(SizeClass(**_tuples(c)) for c in classes)
                          for t, classes in value.items()}
             else:
@@ -159,9 +185,14 @@ class TumorRecord:
     # tumor painted later over the same voxels can only deepen the change there
     mean_hu_change: float
     effects: tuple[str, ...]
+    # the drawn look (appearance model), None for the reference intensity
+    look: Look | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.look is None:
+            del out["look"]  # reference records stay as they were
+        return out
 
 
 @dataclass
@@ -266,6 +297,13 @@ def synthesize(
         )
         params["vessel_voxels"] = int(avoid[liver_box].sum())
 
+    enhancement = 0.0
+    if config.appearance is not None:
+        liver_hu = liver_median_hu(out[liver_box], label[liver_box])
+        enhancement = liver_enhancement_hu(liver_hu)
+        params |= {"liver_hu": round(liver_hu, 2), "phase": phase_name(liver_hu),
+                   "liver_enhancement_hu": round(enhancement, 2)}
+
     ws = workspace()
     sites = LiverSites(label[liver_box], spacing, cc_axis, config.band, config.erosion_mm)
     offset = np.array([s.start for s in liver_box])
@@ -282,13 +320,20 @@ def synthesize(
             )
         n = config.count or size_class.draw_count(rng)
         for _ in range(n):
-            tumor = _place(size_class, rng, sites, offset, spacing, liver_box, edge_sigma,
-                           avoid, config.max_retries, ws)
+            look = (None if config.appearance is None
+                    else config.appearance.draw_look(rng, enhancement))
+            tumor = _place(size_class, rng, sites, offset, spacing, liver_box,
+                           _box_edge(edge_sigma, look, size_class.radius_mm), avoid,
+                           config.max_retries, ws)
             if tumor is None:
                 warnings.warn(f"no room for a {size_class.name} tumor in the liver band",
                               SynthesisWarning, stacklevel=2)
                 continue
+            tumor.look = look
             tumors.append(tumor)
+    if config.appearance is not None:
+        tumors += _satellites(tumors, config.appearance, rng, label[liver_box], offset,
+                              spacing, liver_box)
 
     if config.mass_effect:
         for tumor in tumors:
@@ -316,6 +361,7 @@ def synthesize(
                 volume_ml=round(n_voxels * float(np.prod(spacing)) / 1000.0, 6),
                 mean_hu_change=round(change, 3),
                 effects=tuple(tumor.effects),
+                look=tumor.look,
             )
         )
     return SynthesisResult(out, label, records, tumor_type, params)
@@ -436,6 +482,44 @@ def _place(
     if avoid is not None and best is not None:
         best.effects.append("vessel_avoidance" if best_overlap == 0 else "vessel_overlap")
     return best
+
+
+def _box_edge(edge_sigma: float, look: Look | None, radius_mm: float) -> float:
+    """The edge sigma that sizes a tumor's box: its own edge, plus a third of how far an
+    irregular margin may move its surface (the box reaches 3 edge sigmas past the shape)."""
+    if look is None:
+        return edge_sigma
+    return look.edge_mm + margin_reach_mm(look.irregularity, 1.25 * radius_mm) / 3.0
+
+
+_SATELLITE = SizeClass("satellite", 3.0, (1, 1), (0.5, 0.5), integer_sigma=False)
+
+
+def _satellites(
+    parents: list[_Tumor],
+    appearance: Appearance,
+    rng: np.random.Generator,
+    liver: np.ndarray,
+    offset: np.ndarray,
+    spacing: tuple[float, float, float],
+    limit: tuple[slice, ...],
+) -> list[_Tumor]:
+    """Satellite nodules around the large tumors of ``parents``; each looks like its parent.
+    liver: the liver mask (non-zero) of the ``limit`` box; offset: that box's corner (voxel
+    indices)."""
+    out = []
+    for parent in parents:
+        radius = float(np.prod(parent.semi_axes_mm) ** (1.0 / 3.0))
+        found = draw_satellites(rng, appearance, parent.centre - offset, radius, spacing, liver)
+        for local, semi_axes in found:
+            centre = local + offset
+            distortion = Distortion.draw(rng, 0.5)
+            edge = _box_edge(0.0, parent.look, float(semi_axes.mean()))
+            half_mm = semi_axes + distortion.reach_mm() + EDGE_TRUNCATE * edge
+            box = _tight_box(centre, semi_axes, distortion, half_mm, spacing, limit, edge)
+            out.append(_Tumor(_SATELLITE, centre, semi_axes, 0.5, distortion, box,
+                              ["satellite"], parent.look))
+    return out
 
 
 def _push(

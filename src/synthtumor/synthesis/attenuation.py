@@ -1,0 +1,106 @@
+"""The HU change that paints one tumor of a drawn ``Look`` (appearance model).
+
+change = w * (-C + A * n) + rim * R (+ the optional effects: capsule, necrotic core), with w
+the soft edge (1 inside, 0 beyond 3 edge sigmas), n the unit-std heterogeneity field, R the rim
+HU. C and A are set from the look so that what ``realism`` measures comes out as drawn:
+- the HU std over the tumor's voxels is std_hu: the host's own texture there and the spread of
+  the deterministic part (edge ramp, rims, cores) add to the texture's, so
+  A^2 = (std^2 - var(host + deterministic part)) / mean(w^2), and A = 0 when that alone is
+  already as heterogeneous;
+- the mean change over the tumor's voxels is -contrast (``match_contrast``, last).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .appearance import Look
+from .effects import capsule_rim
+from .workspace import Workspace
+
+_RIM_WIDTH_MM = 1.2
+
+
+def base_change(
+    weight: np.ndarray, inside: np.ndarray, distance_mm: np.ndarray, look: Look,
+    ws: Workspace | None = None,
+) -> np.ndarray:
+    """The deterministic part of a tumor's HU change: -w C (+ rim), in a workspace buffer.
+
+    weight: soft edge in [0, 1]; inside: bool tumor voxels (clipped to the liver);
+    distance_mm: signed surface distance (mm, negative inside); all (nx, ny, nz).
+    """
+    ws = ws or Workspace()
+    delta = ws.get("look_delta", weight.shape)
+    w_in = weight[inside]
+    mean_w = max(float(w_in.mean()), 0.05) if w_in.size else 1.0
+    np.multiply(weight, np.float32(-look.contrast_hu / mean_w), out=delta)
+    if look.rim_hu > 0:
+        delta += capsule_rim(distance_mm, _RIM_WIDTH_MM) * np.float32(look.rim_hu)
+    return delta
+
+
+def _pattern_scale(base: np.ndarray, pattern: np.ndarray, budget: float) -> float:
+    """k in [0, 1] with var(base + k pattern) = budget (1 if it fits as is, 0 if even the
+    base alone exceeds it): var = v0 + 2 k c + k^2 vp."""
+    vp = float(pattern.var())
+    if vp <= 1e-6 * budget:  # no rim, capsule or core: nothing to scale
+        return 1.0
+    v0 = float(base.var())
+    c = float(np.mean((base - base.mean()) * (pattern - pattern.mean())))
+    if v0 + 2 * c + vp <= budget:
+        return 1.0
+    if v0 >= budget:
+        return 0.0
+    return float(np.clip((-c + np.sqrt(max(c * c - vp * (v0 - budget), 0.0))) / vp, 0.0, 1.0))
+
+
+def add_texture(
+    delta: np.ndarray, weight: np.ndarray, inside: np.ndarray, host: np.ndarray,
+    texture: np.ndarray, look: Look,
+) -> float:
+    """Add w A n to ``delta`` with A set so that the tumor's HU std is ``look.std_hu``.
+
+    host: the CT in the box before this tumor; texture: unit-std field n (overwritten). The
+    host's own variance and the variance of ``delta`` so far (edge ramp, rims, cores) count
+    towards the std. Rims, capsules and cores (what ``delta`` holds beyond -w C) are scaled
+    down when they alone would exceed it: they shape the drawn heterogeneity, not add to it.
+    Returns A (HU).
+    """
+    w_in = weight[inside]
+    if w_in.size < 2:
+        return 0.0
+    budget = look.std_hu**2
+    mean_w = max(float(w_in.mean()), 0.05)
+    base_in = host[inside].astype(np.float64) - (look.contrast_hu / mean_w) * w_in
+    pattern_in = delta[inside] - (base_in - host[inside])
+    k = _pattern_scale(base_in, pattern_in, budget)
+    if k < 1.0:
+        # delta = base + k (delta - base): scale the pattern part in place, whole box
+        base = weight * np.float32(-look.contrast_hu / mean_w)
+        delta -= base
+        delta *= np.float32(k)
+        delta += base
+    before = base_in + k * pattern_in
+    mean_w2 = max(float(np.mean(np.square(w_in, dtype=np.float64))), 0.05**2)
+    amplitude = float(np.sqrt(max(budget - float(before.var()), 0.0) / mean_w2))
+    if amplitude > 0:
+        texture *= weight
+        texture *= np.float32(amplitude)
+        delta += texture
+    return amplitude
+
+
+def match_contrast(
+    delta: np.ndarray, weight: np.ndarray, inside: np.ndarray, contrast_hu: float
+) -> None:
+    """Shift ``delta`` by a multiple of ``weight`` so that its mean over ``inside`` is
+    -``contrast_hu``: rims, cores and capsules change the pattern, not the drawn contrast."""
+    w_in = weight[inside]
+    if w_in.size == 0:
+        return
+    mean_w = float(w_in.mean())
+    if mean_w <= 0.05:
+        return
+    shift = (-contrast_hu - float(delta[inside].mean())) / mean_w
+    delta += weight * np.float32(shift)

@@ -1,0 +1,97 @@
+"""Multi-scale tumor heterogeneity: a zero-mean, unit-std random field with a set correlation
+length, to be scaled to the HU standard deviation a tumor should show.
+
+Each scale is Gaussian-smoothed white noise: smoothing std ``s`` mm gives a field whose
+correlation at lag h mm is exp(-h^2 / (4 s^2)). Scales at or below half a voxel are per-voxel
+white noise; coarser ones are drawn on a lattice of s / 2 mm, never finer than the voxels
+(smoothed there by s / step cells, 2 at most, as ``texture`` does), and interpolated with
+``texture.interpolate_linear`` unless the lattice is the voxel grid itself: a coarse scale
+costs one interpolation pass over the voxels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .texture import interpolate_linear
+from .workspace import Workspace
+
+_LATTICE_SMOOTH = 2.0  # smoothing std in lattice cells
+_WHITE_BELOW = 0.5  # smoothing std (in voxels) under which a scale is plain white noise
+
+
+def smooth_noise(
+    shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    sigma_mm: float,
+    rng: np.random.Generator,
+    ws: Workspace,
+    name: str,
+) -> np.ndarray:
+    """Zero-mean unit-std noise smoothed by a Gaussian of ``sigma_mm`` (float32, ``shape``).
+
+    The result is a workspace buffer (``name``-prefixed), valid until that name is reused.
+    """
+    if sigma_mm <= _WHITE_BELOW * min(spacing_mm):
+        out = ws.get(f"{name}_white", shape)
+        rng.standard_normal(shape, dtype=np.float32, out=out)
+        return out
+    # never finer than the voxels: a fine scale is smoothed by fewer lattice cells instead
+    step = max(sigma_mm / _LATTICE_SMOOTH, min(spacing_mm))
+    lattice = tuple(int(np.floor((n - 1) * s / step)) + 2 for n, s in zip(shape, spacing_mm))
+    noise = rng.standard_normal(lattice, dtype=np.float32, out=ws.get(f"{name}_noise", lattice))
+    smooth = ws.get(f"{name}_smooth", lattice)
+    ndi.gaussian_filter(noise, sigma_mm / step, output=smooth, truncate=3.0, mode="wrap")
+    if all(s == step for s in spacing_mm):  # the lattice is the voxel grid: no interpolation
+        field = smooth[: shape[0], : shape[1], : shape[2]]
+    else:
+        positions = [np.arange(n) * (s / step) for n, s in zip(shape, spacing_mm)]
+        field = interpolate_linear(smooth, positions, ws, name)
+    _standardise(field)
+    return field
+
+
+def _standardise(field: np.ndarray) -> None:
+    """Shift and scale ``field`` in place to mean 0 and std 1 (a constant field becomes 0)."""
+    sub = field[::2, ::2, ::2] if field.size > 50_000 else field
+    mean, std = float(sub.mean()), float(sub.std())
+    field -= np.float32(mean)
+    field *= np.float32(1.0 / std if std > 0 else 0.0)
+
+
+def heterogeneity_field(
+    shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    corr_mm: float,
+    scales: int,
+    coarse_weight: float,
+    rng: np.random.Generator,
+    ws: Workspace | None = None,
+) -> np.ndarray:
+    """Sum of ``scales`` octaves of smooth noise (smoothing ``corr_mm``, 2 ``corr_mm``, ...,
+    each ``coarse_weight`` times the amplitude of the finer one), rescaled to unit std.
+
+    Returns float32 of ``shape``, a workspace buffer ("het_total") valid until reused.
+    """
+    ws = ws or Workspace()
+    total = ws.get("het_total", shape)
+    total.fill(0.0)
+    weight = 1.0
+    norm = 0.0
+    for k in range(scales):
+        part = smooth_noise(shape, spacing_mm, corr_mm * 2.0**k, rng, ws, f"het{k}")
+        if weight != 1.0:
+            part *= np.float32(weight)
+        total += part
+        norm += weight**2
+        weight *= coarse_weight
+    total *= np.float32(1.0 / np.sqrt(norm))
+    return total
+
+
+def correlation_at_lag(corr_mm: float, lag_mm: float) -> float:
+    """Correlation of one smooth-noise scale at ``lag_mm`` (its smoothing std ``corr_mm``)."""
+    if corr_mm <= 0:
+        return 0.0
+    return float(np.exp(-(lag_mm**2) / (4.0 * corr_mm**2)))

@@ -1,0 +1,50 @@
+"""Tumor margins: irregular or lobulated surfaces, from a noise-displaced surface distance.
+
+The distorted ellipsoid of ``shape`` gives a signed distance d (mm, negative inside). Moving its
+surface outwards by a smooth random amount D(x) = irregularity * radius * n(x), with n a
+unit-std field of correlation length lobe_scale * radius (``heterogeneity.smooth_noise``),
+gives the new distance d - D: small lobe scales make a rough margin, large ones lobes.
+Sphericity falls as the irregularity grows (``realism.fit`` calibrates one to the other).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .heterogeneity import smooth_noise
+from .workspace import Workspace
+
+#: How far (in std of the displacement) the surface may move: the tumor box must allow it.
+REACH_STD = 2.5
+
+
+def margin_reach_mm(irregularity: float, radius_mm: float) -> float:
+    """The largest outward move of the surface (mm) to allow for in the tumor's box."""
+    return REACH_STD * irregularity * radius_mm
+
+
+def displace_surface(
+    distance_mm: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    radius_mm: float,
+    irregularity: float,
+    lobe_scale: float,
+    rng: np.random.Generator,
+    ws: Workspace | None = None,
+) -> np.ndarray:
+    """Subtract the random displacement from ``distance_mm`` in place and return it.
+
+    distance_mm: (nx, ny, nz) float32 signed distance to the surface in mm. The displacement is
+    clipped to +-``REACH_STD`` std, so the surface never leaves the box sized with
+    ``margin_reach_mm``. irregularity 0 changes nothing and draws nothing.
+    """
+    if irregularity <= 0:
+        return distance_mm
+    ws = ws or Workspace()
+    amplitude = irregularity * radius_mm
+    noise = smooth_noise(distance_mm.shape, spacing_mm, max(lobe_scale * radius_mm, 0.3),
+                         rng, ws, "margin")
+    np.clip(noise, -REACH_STD, REACH_STD, out=noise)
+    noise *= np.float32(amplitude)
+    distance_mm -= noise
+    return distance_mm

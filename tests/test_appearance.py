@@ -1,0 +1,229 @@
+"""The appearance model on real CT: iso tumors, phase awareness, heterogeneity, margins."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import DICOM_DIR, DICOM_ORGANS, TS_LIVER, Case
+
+from synthtumor.imaging import read_ct, read_mask, resample_to_spacing
+from synthtumor.realism.stats import tumor_statistics
+from synthtumor.synthesis import SynthesisConfig, synthesize
+from synthtumor.synthesis.appearance import Appearance, AttenuationClass, Spread
+from synthtumor.synthesis.generic import GENERIC_APPEARANCE
+from synthtumor.synthesis.phase import (
+    NON_CONTRAST_LIVER_HU,
+    PORTAL_VENOUS_LIVER_HU,
+    PUBLISHED_CONTRAST_HU,
+    liver_median_hu,
+)
+
+HYPO = AttenuationClass("hypo", 1.0, Spread.of(15.0, 45.0), Spread.of(0.2, 0.6))
+ISO = AttenuationClass("iso", 1.0, Spread.of(-6.0, 8.0), Spread.of(0.9, 1.1))
+
+
+@pytest.fixture(scope="module")
+def dicom_1mm() -> Case:
+    """The contrast-enhanced DICOM series (liver ~93 HU) on a 1 mm grid, like training."""
+    ct = read_ct(DICOM_DIR)
+    liver = read_mask(DICOM_ORGANS, ct, label=TS_LIVER)
+    ct1 = resample_to_spacing(ct, 1.0, order=1)
+    liver1 = resample_to_spacing(liver, 1.0, order=0)
+    return Case(ct1.array.astype(np.float32), (liver1.array > 0).astype(np.uint8), ct1.affine)
+
+
+def _measure(case: Case, config: SynthesisConfig, seeds: range) -> dict[str, np.ndarray]:
+    tumors = []
+    for seed in seeds:
+        result = synthesize(case.ct, case.liver, np.random.default_rng(seed), config,
+                            affine=case.affine)
+        tumors += tumor_statistics(result.ct, result.label, case.affine).tumors
+    return {k: np.array([t[k] for t in tumors], dtype=float)
+            for k in ("contrast_hu", "std_hu", "sphericity")}
+
+
+def test_iso_tumors_measure_within_15_hu(totalseg_1mm: Case, dicom_1mm: Case) -> None:
+    """An appearance that asks for iso tumors only: >= 90 % of them measure |contrast| <= 15
+    HU, in the non-contrast and in the contrast-enhanced case."""
+    config = SynthesisConfig(tumor_type="small", count=4,
+                             appearance=replace(GENERIC_APPEARANCE, classes=(ISO,)))
+    for case in (totalseg_1mm, dicom_1mm):
+        contrast = _measure(case, config, range(6))["contrast_hu"]
+        contrast = contrast[np.isfinite(contrast)]
+        assert contrast.size >= 15
+        assert np.mean(np.abs(contrast) <= 15.0) >= 0.9, np.round(contrast, 1)
+
+
+def test_same_profile_gives_each_phase_its_published_contrast(
+    totalseg_1mm: Case, dicom_1mm: Case
+) -> None:
+    """One hypo appearance; the non-contrast liver (~46 HU) and the portal-venous one (~93 HU)
+    are told apart by their HU, and the measured contrasts fall in each phase's range."""
+    config = SynthesisConfig(tumor_type="small", count=4,
+                             appearance=replace(GENERIC_APPEARANCE, classes=(HYPO,)))
+    medians = {}
+    for phase, case in (("non-contrast", totalseg_1mm), ("portal venous", dicom_1mm)):
+        liver_hu = liver_median_hu(case.ct, case.liver)
+        expected = NON_CONTRAST_LIVER_HU if phase == "non-contrast" else (80.0, 130.0)
+        assert expected[0] <= liver_hu <= expected[1], (phase, liver_hu)
+        contrast = _measure(case, config, range(6))["contrast_hu"]
+        contrast = contrast[np.isfinite(contrast)]
+        lo, hi = PUBLISHED_CONTRAST_HU[phase]
+        assert np.mean((contrast >= lo) & (contrast <= hi)) >= 0.85, (phase, contrast)
+        medians[phase] = float(np.median(contrast))
+    assert medians["portal venous"] > medians["non-contrast"] + 10.0, medians
+    assert PORTAL_VENOUS_LIVER_HU[0] > NON_CONTRAST_LIVER_HU[1]
+
+
+def test_heterogeneity_and_margin_are_what_was_drawn(totalseg_1mm: Case) -> None:
+    """The HU std inside the tumor is the drawn one (host texture included); an irregular
+    margin lowers the sphericity of the same tumors."""
+    smooth = Appearance(classes=(HYPO,), std_hu=Spread.of(25.0), corr_mm=Spread.of(0.5),
+                        edge_mm=Spread.of(0.5), irregularity=Spread.of(0.0))
+    rough = replace(smooth, irregularity=Spread.of(0.25), lobe_scale=Spread.of(0.4))
+    base = SynthesisConfig(tumor_type="medium", count=2)
+    a = _measure(totalseg_1mm, replace(base, appearance=smooth), range(4))
+    b = _measure(totalseg_1mm, replace(base, appearance=rough), range(4))
+    assert np.median(a["std_hu"]) == pytest.approx(25.0, abs=3.0)
+    assert np.median(b["sphericity"]) < np.median(a["sphericity"]) - 0.05
+
+
+# ---- profile format 2: fitted appearance, validation -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lits_real():
+    import nibabel as nib
+    from conftest import LITS_CT, LITS_LABEL
+
+    from synthtumor.realism.sets import StatsSet
+
+    img = nib.load(LITS_CT)
+    found = tumor_statistics(img.get_fdata(dtype=np.float32),
+                             np.asarray(nib.load(LITS_LABEL).dataobj), img.affine, "lits117")
+    return StatsSet("lits117", "real", found.tumors)
+
+
+def test_fit_v2_recovers_the_real_appearance_and_moves_synthetic_tumors_to_it(
+    lits_real, totalseg_1mm: Case
+) -> None:
+    from synthtumor.realism.compare import distance
+    from synthtumor.realism.fit import apply_profile, fit_profile
+
+    profile, summary = fit_profile(lits_real, fixed_phase=True)
+    look = profile.appearance
+    real = {k: lits_real.values(k) for k in ("std_hu", "sphericity", "contrast_hu")}
+    # LiTS 117's lesions are all hypodense; its contrast is measured at a ~120 HU liver
+    assert [c.name for c in look.classes] == ["hypo"]
+    assert 50.0 < look.enhancement_hu < 80.0
+    assert look.std_hu.knots[len(look.std_hu.knots) // 2] == pytest.approx(
+        np.median(real["std_hu"]), abs=1.0)
+    assert np.median(look.irregularity.knots) > 0.05  # real lesions are not round
+    assert np.median(look.edge_mm.knots) < 1.5  # and their edges are sharp
+    assert summary["appearance"]["attenuation_tumors"]["hypo"] == len(lits_real.tumors)
+
+    fitted = apply_profile(SynthesisConfig(tumor_type="mix"), profile)
+    synth = _measure(totalseg_1mm, fitted, range(2))
+    ref = _measure(totalseg_1mm, SynthesisConfig(tumor_type="mix"), range(6))
+    for key in ("std_hu", "sphericity", "contrast_hu"):
+        ks_fit = distance(real[key], synth[key])["ks"]
+        ks_ref = distance(real[key], ref[key])["ks"]
+        assert ks_fit <= 0.35 and ks_fit < ks_ref, (key, ks_fit, ks_ref)
+
+
+def test_profile_v2_round_trips_and_bad_appearance_is_one_line(tmp_path, lits_real) -> None:
+    import json
+
+    from synthtumor.errors import InputError
+    from synthtumor.realism.fit import fit_profile, read_profile, write_profile
+
+    profile, _ = fit_profile(lits_real)
+    path = tmp_path / "p.json"
+    write_profile(path, profile, {"set": "lits117"})
+    data = json.loads(path.read_text())
+    assert data["format"] == "synthtumor-profile/2"
+    again = read_profile(path)
+    assert again.appearance == profile.appearance and again.table == profile.table
+
+    data["appearance"]["std_hu"] = [20.0, 10.0]
+    data["appearance"]["scales"] = 9
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError) as err:
+        read_profile(bad)
+    message = str(err.value)
+    assert "\n" not in message and "bad.json" in message
+    assert "appearance.std_hu" in message and "knots must not decrease" in message
+    data["appearance"]["std_hu"] = [10.0, 20.0]
+    data["appearance"]["scales"] = 2
+    data["format"] = "synthtumor-profile/1"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="'appearance' needs"):
+        read_profile(bad)
+
+
+def test_gallery_crops_are_centred_on_the_tumors_and_drawn(lits_real, tmp_path) -> None:
+    import struct
+
+    import nibabel as nib
+    from conftest import LITS_CT, LITS_LABEL
+
+    from synthtumor.realism.gallery import CROP_MM, add_crops, draw_gallery
+
+    img = nib.load(LITS_CT)
+    ct = img.get_fdata(dtype=np.float32)
+    label = np.asarray(nib.load(LITS_LABEL).dataobj)
+    tumors = [dict(t) for t in lits_real.tumors]
+    add_crops(ct, label, img.affine, tumors)
+    centred = 0
+    for t in tumors:
+        for view in ("axial", "coronal"):
+            hu, mask = t["_crop"][view]
+            assert hu.shape == mask.shape and hu.shape[0] * 1.0 == pytest.approx(CROP_MM, abs=1.5)
+            centred += bool(mask[hu.shape[0] // 2, hu.shape[1] // 2])
+            # the crop holds the CT's own HU around the tumor
+            assert np.isclose(hu[mask > 0].mean(), t["mean_hu"], atol=25.0) or mask.sum() < 8
+    assert centred >= 0.9 * 2 * len(tumors)  # centroids of compact lesions lie inside them
+
+    from synthtumor.realism.sets import StatsSet
+
+    path = tmp_path / "gallery.png"
+    draw_gallery([StatsSet("real", "real", tumors), StatsSet("copy", "synthetic", tumors)],
+                 path)
+    png = path.read_bytes()
+    width, height = struct.unpack(">II", png[16:24])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and width > 3 * height > 600
+
+
+def test_cranio_caudal_halves_split_the_lesions_by_height(lits_real) -> None:
+    from synthtumor.realism.sets import cranio_caudal_half
+
+    upper = cranio_caudal_half(lits_real, "cranial")
+    lower = cranio_caudal_half(lits_real, "caudal")
+    assert len(upper.tumors) + len(lower.tumors) == len(lits_real.tumors)
+    assert abs(len(upper.tumors) - len(lower.tumors)) <= 1 + len(lits_real.tumors) // 10
+    z_up = [t["centroid_mm"][2] for t in upper.tumors]
+    z_low = [t["centroid_mm"][2] for t in lower.tumors]
+    assert min(z_up) > max(z_low) and upper.settings["half"] == "cranial"
+
+
+def test_satellites_surround_a_large_tumor_and_look_like_it(totalseg_1mm: Case) -> None:
+    look = replace(GENERIC_APPEARANCE, classes=(HYPO,), satellite_probability=1.0,
+                   satellite_count=(3, 3))
+    config = SynthesisConfig(tumor_type="large", count=1, appearance=look)
+    found = 0
+    for seed in range(3):
+        result = synthesize(totalseg_1mm.ct, totalseg_1mm.liver, np.random.default_rng(seed),
+                            config, affine=totalseg_1mm.affine)
+        parent, *satellites = result.tumors
+        assert parent.size_class == "large" and len(satellites) <= 3
+        radius = float(np.prod(parent.semi_axes_mm) ** (1 / 3))
+        for s in satellites:
+            assert s.size_class == "satellite" and "satellite" in s.effects
+            assert s.look == parent.look and max(s.semi_axes_mm) <= 5.0 * 1.15 + 1e-6
+            gap = np.linalg.norm(np.subtract(s.centre_voxel, parent.centre_voxel))  # 1 mm grid
+            assert 1.1 * radius - 2.0 <= gap <= 1.5 * radius + 2.0
+            found += 1
+    assert found >= 5  # most satellites land in the liver
