@@ -15,6 +15,7 @@ so rows are the same on every machine.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from dataclasses import dataclass
@@ -134,6 +135,13 @@ class Recorder:
 
     def check(self) -> list[str]:
         """Rows that differ from docs/bad-inputs.md (rewritten instead when UPDATE)."""
+        if UPDATE:  # pytest-xdist workers rewrite the file in turn, not over each other
+            with open(DOC.with_suffix(".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                return self._check()
+        return self._check()
+
+    def _check(self) -> list[str]:
         committed = read_doc()
         mine = {r.key: r.markdown() for r in self.rows}
         stale = [k for k in committed if k.rsplit("#", 1)[0] == self.nodeid and k not in mine]
