@@ -12,6 +12,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from synthtumor.choices import Device
 from synthtumor.console import console, err_console, user_errors
 from synthtumor.synthesis import SynthesisResult
 from synthtumor.synthesis_options import (
@@ -22,7 +23,6 @@ from synthtumor.synthesis_options import (
     TypeOpt,
     build_config,
 )
-from synthtumor.train.cli import Device
 
 app = typer.Typer(
     add_completion=False,

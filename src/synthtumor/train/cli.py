@@ -6,12 +6,12 @@ runs it alone (that is what ``torchrun`` launches, one process per GPU).
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from synthtumor.choices import Cache, Device, Mode, ModelName
 from synthtumor.console import user_errors
 from synthtumor.synthesis_options import (
     CountLongOpt,
@@ -23,29 +23,6 @@ from synthtumor.synthesis_options import (
     options_given,
     profile_source,
 )
-
-
-class Mode(StrEnum):
-    synthetic = "synthetic"
-    real = "real"
-    mixed = "mixed"
-
-
-class ModelName(StrEnum):
-    unet = "unet"
-    swin_unetr = "swin_unetr"
-
-
-class Cache(StrEnum):
-    memory = "memory"
-    disk = "disk"
-    none = "none"
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def train(

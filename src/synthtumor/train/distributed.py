@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler, Sampler
 
+from synthtumor.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -35,17 +37,6 @@ class DistInfo:
 
 def launched_by_torchrun() -> bool:
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-
-
-def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA (this process's local GPU) when present, else CPU."""
-    if choice not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {choice!r}")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available")
-    if choice == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
 def init(device_choice: str) -> tuple[DistInfo, torch.device]:
