@@ -11,16 +11,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 
+from synthtumor.conventions import TUMOR, orientation, spacing_of  # noqa: E402
+
 WINDOW_HU = (-100.0, 250.0)
 _MARGIN_MM = 25.0
 
 
 def to_ras(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reorder/flip array axes to RAS+ order; returns the array and its spacing (mm) per axis."""
-    ornt = nib.orientations.io_orientation(affine)
+    ornt = orientation(affine)
     ras = nib.orientations.apply_orientation(array, ornt)
     spacing = np.empty(3)
-    spacing[ornt[:, 0].astype(int)] = np.linalg.norm(affine[:3, :3], axis=0)
+    spacing[ornt[:, 0]] = spacing_of(affine)
     return ras, spacing
 
 
@@ -28,7 +30,7 @@ def _ras_index(
     ijk: tuple[int, int, int], shape: tuple[int, ...], affine: np.ndarray
 ) -> tuple[int, int, int]:
     """Where voxel ``ijk`` of the input array lands in the RAS-reordered array of ``to_ras``."""
-    ornt = nib.orientations.io_orientation(affine)
+    ornt = orientation(affine)
     out = [0, 0, 0]
     for axis, (target, flip) in enumerate(ornt.astype(int)):
         out[target] = shape[axis] - 1 - ijk[axis] if flip < 0 else ijk[axis]
@@ -51,7 +53,7 @@ def save_preview(
     centre_voxel: voxel indices in the input array; default: the label's tumor centroid.
     """
     if centre_voxel is None:
-        idx = np.argwhere(label == 2)
+        idx = np.argwhere(label == TUMOR)
         if idx.size == 0:
             idx = np.argwhere(label > 0)
         centre_voxel = tuple(int(v) for v in np.round(idx.mean(axis=0))) if idx.size else tuple(
@@ -83,8 +85,8 @@ def save_preview(
                       aspect=row_mm / col_mm, interpolation="nearest")
             if row == 1 and (lab > 0).any():
                 ax.contour(lab > 0, levels=[0.5], colors="#3fa7ff", linewidths=0.6)
-            if row == 1 and (lab == 2).any():
-                ax.contour(lab == 2, levels=[0.5], colors="#ff3030", linewidths=1.2)
+            if row == 1 and (lab == TUMOR).any():
+                ax.contour(lab == TUMOR, levels=[0.5], colors="#ff3030", linewidths=1.2)
             ax.axis("off")
         axes[0, col].set_title(name, color="white", fontsize=10)
     fig.suptitle(

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from synthtumor.conventions import TUMOR
 from synthtumor.synthesis import SynthesisConfig, SynthesisResult, SynthesisWarning, synthesize
 
-TUMOR = 2
 # Seeds for numpy.random.default_rng, below 2**63 so RandomState.randint/torch.randint give int64.
 SEED_LIMIT = 2**62
 # Label affines loaded by another reader may differ by float rounding, never by a voxel.

@@ -21,6 +21,7 @@ import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
 from synthtumor.adapters._common import synthesize_step
+from synthtumor.conventions import TUMOR
 from synthtumor.synthesis import SynthesisConfig, SynthesisResult
 
 
@@ -95,7 +96,7 @@ def synthesize_normalised(
     changed = result.ct != hu
     image[changed] = intensity.from_hu(result.ct[changed])
     new = result.label
-    seg[new == 2] = tumor_label
+    seg[new == TUMOR] = tumor_label
     # mass effect may move the liver border: follow it, leaving other organs alone
     seg[(seg == liver_label) & (new == 0)] = 0
     seg[(seg == 0) & (new == 1)] = liver_label
