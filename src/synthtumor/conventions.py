@@ -10,7 +10,7 @@ index order with a 4x4 affine mapping homogeneous voxel indices to world RAS+ mi
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import numpy as np
 import numpy.typing as npt
@@ -86,14 +86,16 @@ def label_problem(label: npt.ArrayLike, *, max_id: int = TUMOR) -> str | None:
     )
 
 
-def check_labels(label: npt.ArrayLike, path: str | Path | None, *, max_id: int = TUMOR) -> None:
+def check_labels(
+    label: npt.ArrayLike, path: str | os.PathLike[str] | None, *, max_id: int = TUMOR
+) -> None:
     """Raise :class:`~synthtumor.errors.InputError` naming ``path`` if ``label`` is not 0/1/2.
 
     Parameters
     ----------
     label : array_like
         Label map (or its unique values).
-    path : str, Path or None
+    path : str, os.PathLike or None
         The file it came from, named in the error.
     max_id : int, optional
         Highest id allowed (default 2).

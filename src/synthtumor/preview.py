@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -56,9 +57,8 @@ def save_preview(
         idx = np.argwhere(label == TUMOR)
         if idx.size == 0:
             idx = np.argwhere(label > 0)
-        centre_voxel = tuple(int(v) for v in np.round(idx.mean(axis=0))) if idx.size else tuple(
-            s // 2 for s in ct.shape
-        )
+        mid = np.round(idx.mean(axis=0)) if idx.size else np.asarray(ct.shape) // 2
+        centre_voxel = (int(mid[0]), int(mid[1]), int(mid[2]))
     ct_r, spacing = to_ras(ct, affine)
     lab_r, _ = to_ras(label, affine)
     cx, cy, cz = _ras_index(centre_voxel, ct.shape, affine)
@@ -67,8 +67,9 @@ def save_preview(
     liver_idx = np.argwhere(lab_r > 0)
     lo = np.maximum(liver_idx.min(axis=0) - np.ceil(_MARGIN_MM / spacing), 0).astype(int)
     hi = np.minimum(liver_idx.max(axis=0) + np.ceil(_MARGIN_MM / spacing) + 1, ct_r.shape)
-    crop = tuple(slice(a, int(b)) for a, b in zip(lo, hi))
-    views = [  # name, 2-D slice (rows = screen vertical after transposing), row mm, column mm
+    crop = [slice(int(a), int(b)) for a, b in zip(lo, hi)]
+    # name, 2-D slice (rows = screen vertical after transposing), row mm, column mm
+    views: list[tuple[str, tuple[Any, ...], float, float]] = [
         ("axial", np.s_[crop[0], crop[1], cz], spacing[1], spacing[0]),
         ("coronal", np.s_[crop[0], cy, crop[2]], spacing[2], spacing[0]),
         ("sagittal", np.s_[cx, crop[1], crop[2]], spacing[2], spacing[1]),

@@ -137,10 +137,10 @@ def run_synthesis(
 def _nearest_tumor_voxel(label: np.ndarray, tumor: Any) -> tuple[int, int, int]:
     """The drawn centre if it is tumor, else the tumor voxel closest to it."""
     centre = np.array(tumor.centre_voxel)
-    if label[tuple(centre)] == TUMOR:
-        return tuple(int(v) for v in centre)
-    idx = np.argwhere(label == TUMOR)
-    return tuple(int(v) for v in idx[np.argmin(((idx - centre) ** 2).sum(axis=1))])
+    if label[tuple(centre)] != TUMOR:
+        idx = np.argwhere(label == TUMOR)
+        centre = idx[np.argmin(((idx - centre) ** 2).sum(axis=1))]
+    return (int(centre[0]), int(centre[1]), int(centre[2]))
 
 
 def _config_dict(config: SynthesisConfig) -> dict[str, Any]:

@@ -232,9 +232,9 @@ def record_json(
         "applied": applied,
         "reason": None if applied else reason,
         "seed": seed if applied else None,
-        "tumor_type": result.tumor_type if applied else None,
-        "tumors": [t.to_dict() for t in result.tumors] if applied else [],
-        "params": result.params if applied else {},
+        "tumor_type": result.tumor_type if result is not None else None,
+        "tumors": [t.to_dict() for t in result.tumors] if result is not None else [],
+        "params": result.params if result is not None else {},
     }
     return json.dumps(body, default=_json_default)
 

@@ -15,7 +15,7 @@ synthesized.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -134,8 +134,8 @@ class RandomTumorSynthesis(RandomTransform):
     def apply_transform(self, subject: Subject) -> Subject:
         # Drawn first, always, so that the torch stream advances the same for every subject.
         seed = int(torch.randint(0, SEED_LIMIT, (1,)).item())
-        image = subject[self.image_name]
-        label = subject[self.label_name]
+        image = cast(Image, subject[self.image_name])
+        label = cast(Image, subject[self.label_name])
         ct = _single_channel(image, self.image_name)
         lab = _single_channel(label, self.label_name)
         if ct.shape != lab.shape:

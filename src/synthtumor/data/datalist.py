@@ -195,7 +195,7 @@ def read_header(path: str | os.PathLike[str]) -> tuple[tuple[int, int, int], np.
     lower = p.name.lower()
     try:
         if lower.endswith((".nii.gz", ".nii")):
-            img = nib.load(str(p))
+            img: Any = nib.load(str(p))  # nibabel types load() loosely
             shape, affine = tuple(int(n) for n in img.shape), np.asarray(img.affine, float)
         else:
             reader = sitk.ImageFileReader()

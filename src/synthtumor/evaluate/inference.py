@@ -82,7 +82,7 @@ def to_training_grid(volume: Volume, spacing: float, *, label: bool = False) -> 
     from monai.transforms import Orientation, ScaleIntensityRange, Spacing
 
     array = np.ascontiguousarray(volume.array, dtype=np.float32)
-    image = MetaTensor(torch.from_numpy(array)[None], affine=torch.as_tensor(volume.affine))
+    image: Any = MetaTensor(torch.from_numpy(array)[None], affine=torch.as_tensor(volume.affine))
     image = Orientation(axcodes="RAS", labels=RAS_LABELS)(image)
     image = Spacing(pixdim=(spacing,) * 3, mode="nearest" if label else "bilinear")(image)
     if not label:

@@ -11,7 +11,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import nibabel as nib
 import numpy as np
@@ -312,7 +312,7 @@ def write_nifti(
 def _read_nifti(p: Path) -> Volume:
     try:
         # mmap=False: read everything now, so truncation shows up here and no file stays mapped
-        img = nib.load(str(p), mmap=False)
+        img: Any = nib.load(str(p), mmap=False)  # a Nifti1/2Image (nibabel types it loosely)
         stored = np.dtype(img.get_data_dtype())
         # nibabel only decompresses (and discovers truncation) when the data is read
         arr = np.asanyarray(img.dataobj)

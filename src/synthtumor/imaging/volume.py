@@ -59,7 +59,8 @@ class Volume:
             float64 array of the same shape: world coordinates in mm (R, A, S).
         """
         pts = np.asarray(ijk, dtype=np.float64)
-        return pts @ self.affine[:3, :3].T + self.affine[:3, 3]
+        world: np.ndarray = pts @ self.affine[:3, :3].T + self.affine[:3, 3]
+        return world
 
     def axis_codes(self) -> tuple[str, str, str]:
         """Anatomical direction each array axis points to, e.g. ``('R', 'A', 'S')``."""

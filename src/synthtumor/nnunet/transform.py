@@ -14,7 +14,7 @@ import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -136,7 +136,8 @@ class SynthesisTransform(BasicTransform):
         self.affine = patch_affine(spacing, cc_axis)
         self.probability = float(probability)
         self.config = config or SynthesisConfig()
-        self.seed = int(np.random.SeedSequence().entropy if seed is None else seed)
+        # a fresh SeedSequence's entropy is one int (128 bits from the OS)
+        self.seed = int(cast(int, np.random.SeedSequence().entropy) if seed is None else seed)
         self.channel = channel
         self.liver_label = liver_label
         self.tumor_label = tumor_label

@@ -91,7 +91,7 @@ def train(
             profile_content = profile_source(profile)
     config = TrainConfig(
         data=data, out=out, mode=mode.value, real_data=real_data, real_fraction=real_fraction,
-        model=model.value, feature_size=feature_size, roi=tuple(roi), spacing=spacing,
+        model=model.value, feature_size=feature_size, roi=roi, spacing=spacing,
         batch_size=batch_size, steps=steps, lr=lr, warmup=warmup, synth_prob=synth_prob,
         synthesis=synthesis, synthesis_profile=profile_content,
         val_data=val_data, val_every=val_every, save_every=save_every, workers=workers,

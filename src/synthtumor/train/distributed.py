@@ -52,7 +52,7 @@ def init(device_choice: str) -> tuple[DistInfo, torch.device]:
         dist.init_process_group(
             backend="nccl" if device.type == "cuda" else "gloo",
             timeout=timedelta(minutes=30),  # rank 0 may cache a large dataset alone
-            **({"device_id": device} if device.type == "cuda" else {}),
+            device_id=device if device.type == "cuda" else None,
         )
     # CPU: share the cores between the processes instead of oversubscribing them.
     if device.type == "cpu":
@@ -88,8 +88,8 @@ class InfiniteSampler(Sampler[int]):
     ) -> None:
         self.size, self.info, self.seed, self.start = size, info, seed, start
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-        self._base = DistributedSampler(
-            range(size), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed,
+        self._base: DistributedSampler[int] = DistributedSampler(
+            range(size),  # type: ignore[arg-type]  # a sized range is all the sampler reads num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed,
         )
 
     def _pass(self, epoch: int) -> Iterator[int]:

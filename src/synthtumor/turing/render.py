@@ -80,7 +80,8 @@ def find_lesions(
         centre = np.asarray(affine)[:3, :3] @ np.asarray(centroids[idx]) + np.asarray(affine)[:3, 3]
         if any(np.linalg.norm(centre - np.asarray(t.centre_mm)) < min_distance_mm for t in taken):
             continue
-        taken.append(Lesion(tuple(float(v) for v in centre), float(sizes[idx] * voxel_ml),
+        taken.append(Lesion((float(centre[0]), float(centre[1]), float(centre[2])),
+                            float(sizes[idx] * voxel_ml),
                             int(sizes[idx])))
     return taken
 

@@ -122,7 +122,7 @@ def download(
         return DownloadResult(ds, src, extracted, size, digest, False, 0, tuple(warnings))
 
     final = dest / ds.archive
-    if extract and _marker_matches(marker, None, ds.sha256):
+    if extract and marker is not None and _marker_matches(marker, None, ds.sha256):
         # already unpacked from a verified archive: no network needed
         return DownloadResult(
             ds, final, out_dir, int(marker["size_bytes"]), str(marker["sha256"]), False, 0, ()
