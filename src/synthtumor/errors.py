@@ -12,6 +12,6 @@ class InputError(ValueError):
     """
 
     def __init__(self, path: str | os.PathLike[str] | None, problem: str) -> None:
-        self.path = None if path is None else os.fspath(path)
+        self.path = None if path is None else str(path)
         self.problem = " ".join(problem.split())  # always one line
         super().__init__(self.problem if self.path is None else f"{self.path}: {self.problem}")
