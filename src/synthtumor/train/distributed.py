@@ -89,7 +89,8 @@ class InfiniteSampler(Sampler[int]):
         self.size, self.info, self.seed, self.start = size, info, seed, start
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
         self._base: DistributedSampler[int] = DistributedSampler(
-            range(size),  # type: ignore[arg-type]  # a sized range is all the sampler reads num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed,
+            range(size),  # type: ignore[arg-type]  # a sized range is all the sampler reads
+            num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed,
         )
 
     def _pass(self, epoch: int) -> Iterator[int]:
