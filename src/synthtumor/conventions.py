@@ -23,7 +23,10 @@ __all__ = [
     "label_problem", "orientation", "spacing_of",
 ]
 
-BACKGROUND, LIVER, TUMOR = 0, 1, 2
+# label ids of a label map
+BACKGROUND = 0
+LIVER = 1
+TUMOR = 2
 LABEL_NAMES: dict[int, str] = {BACKGROUND: "background", LIVER: "liver", TUMOR: "tumor"}
 
 # Training/inference CT window (method.md): HU clipped to [-21, 189], then scaled to [0, 1].
