@@ -12,6 +12,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from synthtumor.choices import Device
 from synthtumor.cli_help import reflow_help
 from synthtumor.console import console, err_console, user_errors
 from synthtumor.synthesis import SynthesisResult
@@ -23,7 +24,6 @@ from synthtumor.synthesis_options import (
     TypeOpt,
     build_config,
 )
-from synthtumor.train.cli import Device
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 
 class InputError(ValueError):
@@ -11,7 +11,7 @@ class InputError(ValueError):
     The CLI prints it and exits with status 2; nothing is written.
     """
 
-    def __init__(self, path: str | Path | None, problem: str) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, problem: str) -> None:
         self.path = None if path is None else str(path)
         self.problem = " ".join(problem.split())  # always one line
         super().__init__(self.problem if self.path is None else f"{self.path}: {self.problem}")

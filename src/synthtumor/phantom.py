@@ -1196,6 +1196,19 @@ def make_phantom(
     Returns:
         A :class:`Phantom`; ``ct`` has shape ``round(shape_mm / spacing)`` in (x, y, z) order,
         +x = patient right (RAS+), liver in the high-x half.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ph = make_phantom(0, spacing=(4.0, 4.0, 4.0))
+    >>> ph.ct.shape, ph.ct.dtype, ph.liver.dtype
+    ((75, 55, 50), dtype('float32'), dtype('uint8'))
+    >>> np.diag(ph.affine).tolist()
+    [4.0, 4.0, 4.0, 1.0]
+    >>> bool(50 < np.median(ph.ct[ph.liver == 1]) < 150)  # liver in HU, portal-venous phase
+    True
+    >>> bool(1000 < ph.liver.sum() * 4.0**3 / 1000 < 2500)  # liver volume in ml
+    True
     """
     sp = _check3("spacing", spacing)
     fov = _check3("shape_mm", shape_mm)

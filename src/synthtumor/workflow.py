@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from synthtumor import __version__
+from synthtumor.conventions import TUMOR
 from synthtumor.errors import InputError
 from synthtumor.files import check_output_folder, staged_folder
 from synthtumor.imaging import (
@@ -122,7 +123,7 @@ def load_healthy_case(image: str | Path, label: str | Path) -> tuple[Volume, np.
     """
     ct = read_ct(image)
     labels = read_case_labels(label, ct).array
-    if (labels == 2).any():
+    if (labels == TUMOR).any():
         raise InputError(label, "holds tumor voxels (label 2); a healthy case needs a "
                          "tumor-free liver")
     liver = (labels == 1).astype(np.uint8)
@@ -204,10 +205,10 @@ def run_synthesis(
 def _nearest_tumor_voxel(label: np.ndarray, tumor: Any) -> tuple[int, int, int]:
     """The drawn centre if it is tumor, else the tumor voxel closest to it."""
     centre = np.array(tumor.centre_voxel)
-    if label[tuple(centre)] == 2:
-        return tuple(int(v) for v in centre)
-    idx = np.argwhere(label == 2)
-    return tuple(int(v) for v in idx[np.argmin(((idx - centre) ** 2).sum(axis=1))])
+    if label[tuple(centre)] != TUMOR:
+        idx = np.argwhere(label == TUMOR)
+        centre = idx[np.argmin(((idx - centre) ** 2).sum(axis=1))]
+    return (int(centre[0]), int(centre[1]), int(centre[2]))
 
 
 def _config_dict(config: SynthesisConfig) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from synthtumor.conventions import TUMOR
 from synthtumor.synthesis import SynthesisConfig, SynthesisResult, SynthesisWarning, synthesize
 
-TUMOR = 2
 # Seeds for numpy.random.default_rng, below 2**63 so RandomState.randint/torch.randint give int64.
 SEED_LIMIT = 2**62
 # Label affines loaded by another reader may differ by float rounding, never by a voxel.
@@ -232,9 +232,9 @@ def record_json(
         "applied": applied,
         "reason": None if applied else reason,
         "seed": seed if applied else None,
-        "tumor_type": result.tumor_type if applied else None,
-        "tumors": [t.to_dict() for t in result.tumors] if applied else [],
-        "params": result.params if applied else {},
+        "tumor_type": result.tumor_type if result is not None else None,
+        "tumors": [t.to_dict() for t in result.tumors] if result is not None else [],
+        "params": result.params if result is not None else {},
     }
     return json.dumps(body, default=_json_default)
 

@@ -116,6 +116,27 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
     ``Compose.set_random_state`` or MONAI's ``DataLoader`` worker seeding): ``randomize`` draws
     the coin and a 63-bit seed for ``numpy.random.default_rng``, on every call, so the stream
     advances the same way whether or not a sample gets tumors.
+
+    Examples
+    --------
+    >>> import json, numpy as np, torch
+    >>> x, y, z = np.ogrid[:64, :64, :48]  # a toy ellipsoid liver of 60 HU in air, 2 mm voxels
+    >>> liver = ((x - 32) / 28) ** 2 + ((y - 32) / 24) ** 2 + ((z - 24) / 20) ** 2 <= 1
+    >>> ct = np.random.default_rng(0).normal(60.0, 12.0, liver.shape).astype(np.float32)
+    >>> ct[~liver] = -1000.0
+    >>> from monai.data import MetaTensor
+    >>> affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64))
+    >>> sample = {"image": MetaTensor(ct[None], affine=affine),
+    ...           "label": MetaTensor(liver[None].astype(np.uint8), affine=affine)}
+    >>> synth = RandTumorSynthesisd(keys="image", label_key="label", prob=1.0,
+    ...                             tumor_probs={"small": 1.0})
+    >>> _ = synth.set_random_state(seed=0)
+    >>> out = synth(sample)
+    >>> torch.unique(out["label"]).tolist(), out["image"].dtype
+    ([0, 1, 2], torch.float32)
+    >>> record = json.loads(out["label_tumors"])
+    >>> record["applied"], record["tumor_type"], len(record["tumors"]) > 0
+    (True, 'small', True)
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]

@@ -15,7 +15,7 @@ synthesized.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -76,6 +76,26 @@ class RandomTumorSynthesis(RandomTransform):
     ``p``) seeds ``numpy.random.default_rng``, so ``torch.manual_seed`` reproduces the tumors
     and DataLoader workers, each with its own torch seed, draw different ones. Not invertible
     (no ``invert_transform`` attribute), and not written to the subject's history.
+
+    Examples
+    --------
+    >>> import json, numpy as np, torch
+    >>> x, y, z = np.ogrid[:64, :64, :48]  # a toy ellipsoid liver of 60 HU in air, 2 mm voxels
+    >>> liver = ((x - 32) / 28) ** 2 + ((y - 32) / 24) ** 2 + ((z - 24) / 20) ** 2 <= 1
+    >>> ct = np.random.default_rng(0).normal(60.0, 12.0, liver.shape).astype(np.float32)
+    >>> ct[~liver] = -1000.0
+    >>> import torchio as tio
+    >>> affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    >>> subject = tio.Subject(
+    ...     ct=tio.ScalarImage(tensor=torch.from_numpy(ct[None]), affine=affine),
+    ...     label=tio.LabelMap(tensor=torch.from_numpy(liver[None].astype(np.uint8)),
+    ...                        affine=affine))
+    >>> _ = torch.manual_seed(0)
+    >>> out = RandomTumorSynthesis(tumor_probs={"small": 1.0}, record_key="tumors")(subject)
+    >>> out["label"].data.unique().tolist(), out["ct"].data.dtype
+    ([0, 1, 2], torch.float32)
+    >>> json.loads(out["tumors"])["applied"]
+    True
     """
 
     def __init__(
@@ -114,8 +134,8 @@ class RandomTumorSynthesis(RandomTransform):
     def apply_transform(self, subject: Subject) -> Subject:
         # Drawn first, always, so that the torch stream advances the same for every subject.
         seed = int(torch.randint(0, SEED_LIMIT, (1,)).item())
-        image = subject[self.image_name]
-        label = subject[self.label_name]
+        image = cast(Image, subject[self.image_name])
+        label = cast(Image, subject[self.label_name])
         ct = _single_channel(image, self.image_name)
         lab = _single_channel(label, self.label_name)
         if ct.shape != lab.shape:

@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# Mirrors synthtumor.train.transforms (kept literal so this module imports without MONAI/torch).
-HU_MIN, HU_MAX = -21.0, 189.0
-AIR_HU = -1024.0
-RAS_LABELS = [["L", "R"], ["P", "A"], ["I", "S"]]
-CLASS_NAMES = {"0": "background", "1": "liver", "2": "tumor"}
+from synthtumor import conventions
+
+# The training's conventions, as JSON-able values (conventions imports without MONAI/torch).
+HU_MIN, HU_MAX = conventions.HU_WINDOW
+AIR_HU = conventions.AIR_HU
+RAS_LABELS = [list(pair) for pair in conventions.RAS_LABELS]
+CLASS_NAMES = {str(k): v for k, v in conventions.LABEL_NAMES.items()}
 # Sliding-window settings of inference: Gaussian blending of overlapping ROI patches.
 SW_OVERLAP = 0.5
 SW_BATCH = 2

@@ -28,6 +28,8 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
+from synthtumor.conventions import LABEL_NAMES as _LABEL_NAMES
+from synthtumor.conventions import LPS_TO_RAS, TUMOR, check_labels
 from synthtumor.errors import InputError
 from synthtumor.files import make_folder, read_json_file, write_json_atomic
 from synthtumor.imaging import read_image
@@ -46,8 +48,7 @@ _FOLD_RE = re.compile(r"^fold_(\d+)\.json$")
 # Image and label grids agree when every grid corner maps to the same world point within
 # this fraction of the smallest voxel spacing (absorbs float32 rounding in headers).
 GRID_TOLERANCE_VOXELS = 0.1
-LABEL_NAMES = {"0": "background", "1": "liver", "2": "tumor"}
-TUMOR_LABEL = 2
+LABEL_NAMES = {str(k): v for k, v in _LABEL_NAMES.items()}  # datalist JSON "labels" entry
 _MAX_LISTED = 10
 
 ProgressFn = Callable[[int, int, str], None]
@@ -194,7 +195,7 @@ def read_header(path: str | os.PathLike[str]) -> tuple[tuple[int, int, int], np.
     lower = p.name.lower()
     try:
         if lower.endswith((".nii.gz", ".nii")):
-            img = nib.load(str(p))
+            img: Any = nib.load(str(p))  # nibabel types load() loosely
             shape, affine = tuple(int(n) for n in img.shape), np.asarray(img.affine, float)
         else:
             reader = sitk.ImageFileReader()
@@ -221,7 +222,7 @@ def _itk_affine(reader: sitk.ImageFileReader) -> np.ndarray:
     lps = np.eye(4)
     lps[:3, :3] = direction * np.asarray(reader.GetSpacing()[:3], float)[None, :]
     lps[:3, 3] = reader.GetOrigin()[:3]
-    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    return LPS_TO_RAS @ lps
 
 
 def check_pair(case: Case) -> None:
@@ -249,26 +250,15 @@ def check_pair(case: Case) -> None:
         )
 
 
-def label_has_tumor(path: str | os.PathLike[str], tumor_label: int = TUMOR_LABEL) -> bool:
+def label_has_tumor(path: str | os.PathLike[str], tumor_label: int = TUMOR) -> bool:
     """Read a 0/1/2 label map and say whether it holds tumor voxels.
 
     Raises:
         InputError: unreadable file, or values other than 0, 1, 2 (a label map that was not
             converted with ``synthtumor data labels``).
     """
-    vol = read_image(path)
-    arr = vol.array
-    if arr.dtype.kind == "f" and (not np.all(np.isfinite(arr)) or np.any(arr != np.rint(arr))):
-        raise InputError(path, "holds non-integer values; expected a 0/1/2 label map")
-    if arr.dtype.kind not in "biuf":
-        raise InputError(path, f"holds {arr.dtype} values; expected a 0/1/2 label map")
-    if arr.min() < 0 or arr.max() > max(2, tumor_label):
-        bad = np.unique(arr[(arr < 0) | (arr > max(2, tumor_label))])[:_MAX_LISTED]
-        raise InputError(
-            path,
-            f"has unexpected label ids {[int(v) for v in bad]} (expected 0 background, 1 "
-            "liver, 2 tumor); convert it with `synthtumor data labels` first",
-        )
+    arr = read_image(path).array
+    check_labels(arr, path, max_id=max(TUMOR, tumor_label))
     return bool(np.any(arr == tumor_label))
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from synthtumor.conventions import LIVER, TUMOR
 from synthtumor.errors import InputError
 from synthtumor.files import make_folder, write_json_atomic
 from synthtumor.imaging import read_image, write_nifti
@@ -298,8 +299,8 @@ def _convert_one(path: Path, rel: Path, out: Path, rule: LabelRule) -> Outcome:
             dst.unlink()  # an earlier run's output for a file now skipped
         detail = str(err if isinstance(err, InputError) else InputError(path, str(err)))
         return Outcome(rel.as_posix(), "skipped", reason=reason, detail=detail)
-    n_liver = int(np.count_nonzero(mask == 1))
-    n_tumor = int(np.count_nonzero(mask == 2))
+    n_liver = int(np.count_nonzero(mask == LIVER))
+    n_tumor = int(np.count_nonzero(mask == TUMOR))
     return Outcome(rel.as_posix(), "converted", dst_rel.as_posix(), n_liver, n_tumor)
 
 

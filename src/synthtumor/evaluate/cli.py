@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
+from synthtumor.choices import Device, ModelName
 from synthtumor.console import console, user_errors
-from synthtumor.train.cli import Device, ModelName
 
 
 def evaluate(

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthtumor.conventions import HU_WINDOW, RAS_LABELS
 from synthtumor.imaging import Volume
 from synthtumor.train import checkpoint as ckpt
-from synthtumor.train.transforms import HU_MAX, HU_MIN, RAS_LABELS
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -82,11 +82,11 @@ def to_training_grid(volume: Volume, spacing: float, *, label: bool = False) -> 
     from monai.transforms import Orientation, ScaleIntensityRange, Spacing
 
     array = np.ascontiguousarray(volume.array, dtype=np.float32)
-    image = MetaTensor(torch.from_numpy(array)[None], affine=torch.as_tensor(volume.affine))
+    image: Any = MetaTensor(torch.from_numpy(array)[None], affine=torch.as_tensor(volume.affine))
     image = Orientation(axcodes="RAS", labels=RAS_LABELS)(image)
     image = Spacing(pixdim=(spacing,) * 3, mode="nearest" if label else "bilinear")(image)
     if not label:
-        image = ScaleIntensityRange(a_min=HU_MIN, a_max=HU_MAX, b_min=0.0, b_max=1.0,
+        image = ScaleIntensityRange(a_min=HU_WINDOW[0], a_max=HU_WINDOW[1], b_min=0.0, b_max=1.0,
                                     clip=True)(image)
     affine = np.asarray(image.affine, dtype=np.float64)
     return torch.as_tensor(image.as_tensor(), dtype=torch.float32), affine

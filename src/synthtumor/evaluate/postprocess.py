@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from synthtumor.conventions import TUMOR
 from synthtumor.evaluate.lesions import label_lesions
 
 TUMOR_MARGIN_MM = 30.0
@@ -42,7 +43,7 @@ def postprocess(
     labels = np.asarray(labels)
     liver = largest_component(labels > 0)
     out = np.where(liver, labels, 0).astype(np.uint8)
-    stray = (labels == 2) & ~liver
+    stray = (labels == TUMOR) & ~liver
     if not liver.any() or not stray.any():
         return out
     # distances only in the liver's box grown by the margin: nothing farther can be kept

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from synthtumor.conventions import TUMOR
 from synthtumor.evaluate.lesions import SIZE_BINS, label_lesions
 from synthtumor.files import csv_cell, write_text_atomic
 from synthtumor.preview import WINDOW_HU, to_ras
@@ -84,7 +85,7 @@ def detection_figure(path: Path, bins: dict[str, dict[str, Any]], title: str = "
 def _slice_index(truth: np.ndarray | None, pred: np.ndarray) -> int:
     """Axial index (RAS z) through the largest real lesion, else the largest predicted one,
     else the liver's middle, else the volume's middle."""
-    for mask in ([] if truth is None else [truth == 2]) + [pred == 2, pred > 0] + (
+    for mask in ([] if truth is None else [truth == TUMOR]) + [pred == TUMOR, pred > 0] + (
             [] if truth is None else [truth > 0]):
         if mask.any():
             lab, n = label_lesions(mask)
@@ -122,7 +123,7 @@ def case_slice_png(ct: np.ndarray, pred: np.ndarray, truth: np.ndarray | None,
         layers.insert(0, (truth_r, "cyan", "lime", "solid"))
     for lab, liver_colour, tumor_colour, style in layers:
         sl = lab[:, :, k]
-        for mask, colour, width in ((sl > 0, liver_colour, 0.8), (sl == 2, tumor_colour, 1.4)):
+        for mask, colour, width in ((sl > 0, liver_colour, 0.8), (sl == TUMOR, tumor_colour, 1.4)):
             if mask.any() and not mask.all():
                 ax.contour(xs, ys, mask.T.astype(float), levels=[0.5], colors=colour,
                            linewidths=width, linestyles=style)

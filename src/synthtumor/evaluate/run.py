@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from synthtumor import __version__
+from synthtumor.conventions import TUMOR
 from synthtumor.data.datalist import Case, load_datalist, read_header, strip_image_suffix
+from synthtumor.device import resolve_device
 from synthtumor.errors import InputError
 from synthtumor.evaluate import metrics as m
 from synthtumor.evaluate.lesions import Detection, detect_lesions, sensitivity_by_size
@@ -32,7 +34,6 @@ from synthtumor.evaluate.report import (
 )
 from synthtumor.files import check_output_folder, staged_folder, write_json_atomic
 from synthtumor.imaging import Volume, read_case_labels, read_ct, same_grid, write_nifti
-from synthtumor.train.distributed import resolve_device
 
 
 @dataclass
@@ -152,7 +153,7 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, floa
 
     Liver = label 1 or 2. Returns (row values, lesion detection, tumor overlap counts).
     """
-    p_tumor, t_tumor = pred == 2, truth == 2
+    p_tumor, t_tumor = pred == TUMOR, truth == TUMOR
     voxel_mm3 = float(np.prod(spacing))
     detection = detect_lesions(p_tumor, t_tumor, voxel_mm3)
     counts = m.overlap_counts(p_tumor, t_tumor)

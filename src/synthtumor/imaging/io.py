@@ -11,13 +11,14 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 from nibabel.openers import ImageOpener
 
+from synthtumor.conventions import LPS_TO_RAS, check_labels
 from synthtumor.errors import InputError
 from synthtumor.files import staging_prefix
 from synthtumor.imaging.resample import resample_nearest
@@ -26,8 +27,6 @@ from synthtumor.imaging.volume import Volume
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 
-# SimpleITK stores LPS world coordinates; NIfTI/nibabel use RAS: negate x and y.
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 # A DICOM series whose slice positions deviate from uniform by more than this fraction of the
 # slice spacing (missing or duplicated slices) is rejected: ITK would silently use a mean
@@ -120,6 +119,21 @@ def read_ct(path: PathLike, *, series_uid: str | None = None) -> Volume:
     Raises:
         InputError: any ``read_image`` problem, NaN/inf voxels, or values that do not look
             like HU (see ``looks_like_hu``).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from synthtumor.imaging import write_nifti
+    >>> hu = np.full((8, 6, 4), -1000, dtype=np.int16); hu[2:6, 1:5, 1:3] = 60
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "ct.nii.gz"
+    ...     write_nifti(path, hu, np.diag([-0.75, -0.75, 2.5, 1.0]), kind="ct")
+    ...     vol = read_ct(path)
+    >>> vol.array.dtype, vol.shape, vol.spacing, vol.axis_codes()
+    (dtype('float32'), (8, 6, 4), (0.75, 0.75, 2.5), ('L', 'P', 'S'))
+    >>> float(vol.array.max())
+    60.0
     """
     vol = read_image(path, series_uid=series_uid)
     arr = vol.array
@@ -243,11 +257,7 @@ def read_case_labels(path: PathLike, reference: Volume) -> Volume:
         InputError: as ``read_labels``, or ids other than 0, 1, 2 (naming them).
     """
     labels = read_labels(path, reference)
-    extra = sorted(int(v) for v in np.unique(labels.array) if v not in (0, 1, 2))
-    if extra:
-        raise InputError(labels.path, f"holds label id(s) {_format_labels(extra)}; expected 0 "
-                         "background, 1 liver, 2 tumor (convert it with `synthtumor data "
-                         "labels`)")
+    check_labels(labels.array, labels.path)
     return labels
 
 
@@ -346,7 +356,7 @@ def _read_nifti(p: Path) -> Volume:
     _check_nifti_spacing(p)
     try:
         # mmap=False: read everything now, so truncation shows up here and no file stays mapped
-        img = nib.load(str(p), mmap=False)
+        img: Any = nib.load(str(p), mmap=False)  # a Nifti1/2Image (nibabel types it loosely)
         stored = np.dtype(img.get_data_dtype())
         # nibabel only decompresses (and discovers truncation) when the data is read
         arr = np.asanyarray(img.dataobj)
@@ -472,7 +482,7 @@ def _from_sitk(img: sitk.Image, p: Path) -> tuple[np.ndarray, np.ndarray]:
     lps = np.eye(4)
     lps[:3, :3] = direction * spacing[None, :]
     lps[:3, 3] = img.GetOrigin()[:3]
-    return arr, _LPS_TO_RAS @ lps
+    return arr, LPS_TO_RAS @ lps
 
 
 def _finish(arr: np.ndarray, affine: np.ndarray, p: Path) -> Volume:

@@ -121,7 +121,7 @@ def _resample_general(
     cval for any coordinate outside [0, n-1], e.g. -0.4, whose nearest voxel is 0.
     """
     work = src.view(np.uint8) if src.dtype == np.bool_ else src
-    out = ndimage.affine_transform(
+    out: np.ndarray = ndimage.affine_transform(
         work, mapping, output_shape=shape, order=0, mode="grid-constant", cval=0
     )
     return out.view(np.bool_) if src.dtype == np.bool_ else out

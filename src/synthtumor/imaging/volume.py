@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import nibabel as nib
 import numpy as np
+
+from synthtumor import conventions
 
 
 # eq=False: the default __eq__ would compare arrays element-wise and then fail on `bool()`.
@@ -43,8 +44,7 @@ class Volume:
     @property
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size in mm along array axes (x, y, z): column norms of ``affine[:3, :3]``."""
-        norms = np.linalg.norm(self.affine[:3, :3], axis=0)
-        return (float(norms[0]), float(norms[1]), float(norms[2]))
+        return conventions.spacing_of(self.affine)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -62,15 +62,13 @@ class Volume:
             float64 array of the same shape: world coordinates in mm (R, A, S).
         """
         pts = np.asarray(ijk, dtype=np.float64)
-        return pts @ self.affine[:3, :3].T + self.affine[:3, 3]
+        world: np.ndarray = pts @ self.affine[:3, :3].T + self.affine[:3, 3]
+        return world
 
     def axis_codes(self) -> tuple[str, str, str]:
         """Anatomical direction each array axis points to, e.g. ``('R', 'A', 'S')``."""
-        codes = nib.aff2axcodes(self.affine)
-        return (str(codes[0]), str(codes[1]), str(codes[2]))
+        return conventions.axis_codes(self.affine)
 
     def cranio_caudal_axis(self) -> int:
         """Index (0, 1 or 2) of the array axis whose direction is closest to world S (or I)."""
-        # direction cosines: divide by the spacing so a coarse axis doesn't win by length alone
-        cosines = np.abs(self.affine[2, :3]) / np.linalg.norm(self.affine[:3, :3], axis=0)
-        return int(np.argmax(cosines))
+        return conventions.cranio_caudal_axis(self.affine)

@@ -149,7 +149,7 @@ def _settings(
         out = Path(os.environ["nnUNet_raw"])
     missing = [flag for flag, v in (("--dataset-id", dataset_id), ("--name", name),
                                     ("--variants", variants)) if v is None]
-    if missing:
+    if missing or dataset_id is None or name is None or variants is None:  # (narrows types)
         raise ValueError(f"missing {', '.join(missing)}")
     settings = ExportSettings(healthy, out, dataset_id, name, variants, seed, realistic,
                               synthesis)

@@ -14,13 +14,14 @@ import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
 from synthtumor.adapters._common import synthesize_step
+from synthtumor.conventions import TUMOR
 from synthtumor.synthesis import SynthesisConfig, SynthesisResult
 
 
@@ -95,7 +96,7 @@ def synthesize_normalised(
     changed = result.ct != hu
     image[changed] = intensity.from_hu(result.ct[changed])
     new = result.label
-    seg[new == 2] = tumor_label
+    seg[new == TUMOR] = tumor_label
     # mass effect may move the liver border: follow it, leaving other organs alone
     seg[(seg == liver_label) & (new == 0)] = 0
     seg[(seg == 0) & (new == 1)] = liver_label
@@ -135,7 +136,8 @@ class SynthesisTransform(BasicTransform):
         self.affine = patch_affine(spacing, cc_axis)
         self.probability = float(probability)
         self.config = config or SynthesisConfig()
-        self.seed = int(np.random.SeedSequence().entropy if seed is None else seed)
+        # a fresh SeedSequence's entropy is one int (128 bits from the OS)
+        self.seed = int(cast(int, np.random.SeedSequence().entropy) if seed is None else seed)
         self.channel = channel
         self.liver_label = liver_label
         self.tumor_label = tumor_label

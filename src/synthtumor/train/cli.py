@@ -6,12 +6,12 @@ runs it alone (that is what ``torchrun`` launches, one process per GPU).
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from synthtumor.choices import Cache, Device, Mode, ModelName
 from synthtumor.console import user_errors
 from synthtumor.synthesis_options import (
     CountLongOpt,
@@ -23,29 +23,6 @@ from synthtumor.synthesis_options import (
     options_given,
     profile_source,
 )
-
-
-class Mode(StrEnum):
-    synthetic = "synthetic"
-    real = "real"
-    mixed = "mixed"
-
-
-class ModelName(StrEnum):
-    unet = "unet"
-    swin_unetr = "swin_unetr"
-
-
-class Cache(StrEnum):
-    memory = "memory"
-    disk = "disk"
-    none = "none"
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def train(
@@ -117,7 +94,7 @@ def train(
             profile_content = profile_source(profile)
     config = TrainConfig(
         data=data, out=out, mode=mode.value, real_data=real_data, real_fraction=real_fraction,
-        model=model.value, feature_size=feature_size, roi=tuple(roi), spacing=spacing,
+        model=model.value, feature_size=feature_size, roi=roi, spacing=spacing,
         batch_size=batch_size, steps=steps, lr=lr, warmup=warmup, synth_prob=synth_prob,
         synthesis=synthesis, synthesis_profile=profile_content,
         val_data=val_data, val_every=val_every, save_every=save_every, workers=workers,

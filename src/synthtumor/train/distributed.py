@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler, Sampler
 
+from synthtumor.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -37,17 +39,6 @@ def launched_by_torchrun() -> bool:
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
 
 
-def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA (this process's local GPU) when present, else CPU."""
-    if choice not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got {choice!r}")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available")
-    if choice == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
-
-
 def init(device_choice: str) -> tuple[DistInfo, torch.device]:
     """Join the torchrun process group if launched by torchrun; pick the device."""
     if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) < 2:
@@ -61,7 +52,7 @@ def init(device_choice: str) -> tuple[DistInfo, torch.device]:
         dist.init_process_group(
             backend="nccl" if device.type == "cuda" else "gloo",
             timeout=timedelta(minutes=30),  # rank 0 may cache a large dataset alone
-            **({"device_id": device} if device.type == "cuda" else {}),
+            device_id=device if device.type == "cuda" else None,
         )
     # CPU: share the cores between the processes instead of oversubscribing them.
     if device.type == "cpu":
@@ -97,8 +88,9 @@ class InfiniteSampler(Sampler[int]):
     ) -> None:
         self.size, self.info, self.seed, self.start = size, info, seed, start
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-        self._base = DistributedSampler(
-            range(size), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed,
+        self._base: DistributedSampler[int] = DistributedSampler(
+            range(size),  # type: ignore[arg-type]  # a sized range is all the sampler reads
+            num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed,
         )
 
     def _pass(self, epoch: int) -> Iterator[int]:

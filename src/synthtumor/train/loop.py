@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthtumor.choices import CACHES, MODES
+from synthtumor.conventions import BACKGROUND, LIVER, TUMOR
 from synthtumor.data.datalist import label_has_tumor, load_datalist
 from synthtumor.errors import InputError
 from synthtumor.files import check_not_inputs, csv_cell, read_json, write_text_atomic
@@ -38,9 +40,7 @@ from synthtumor.train.transforms import (
     val_transform,
 )
 
-MODES = ("synthetic", "real", "mixed")
 _REPLACED = (ckpt.LAST, ckpt.PREV, ckpt.BEST, "log.csv")  # what --overwrite deletes
-CACHES = ("memory", "disk", "none")
 LOG_COLUMNS = ("step", "loss", "lr", "samples_per_s", "val_tumor_dice", "val_liver_dice")
 # Fields that define a run: a RUN_DIR holding another combination is refused without --overwrite.
 IDENTITY = ("data", "real_data", "mode", "real_fraction", "model", "feature_size", "roi",
@@ -449,7 +449,7 @@ def evaluate(model: torch.nn.Module, loader: Any, roi: tuple[int, int, int],
 
 def _channels(lab: torch.Tensor) -> torch.Tensor:
     """(B, 1, ...) 0/1/2 -> (B, 3, ...) [background, liver incl. tumor, tumor]."""
-    return torch.cat([lab == 0, lab >= 1, lab == 2], dim=1).float()
+    return torch.cat([lab == BACKGROUND, lab >= LIVER, lab == TUMOR], dim=1).float()
 
 
 # --------------------------------------------------------------------------------------------

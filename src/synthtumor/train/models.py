@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
+from synthtumor.choices import MODEL_NAMES
+
 NUM_CLASSES = 3  # 0 background, 1 liver, 2 tumor
-MODEL_NAMES = ("unet", "swin_unetr")
 UNET_CHANNELS = (16, 32, 64, 128, 256)
 UNET_STRIDES = (2, 2, 2, 2)
 UNET_RES_UNITS = 2

@@ -42,17 +42,15 @@ from monai.transforms import (
 )
 
 from synthtumor.adapters.monai import RandTumorSynthesisd
+from synthtumor.conventions import AIR_HU, HU_WINDOW, LIVER, RAS_LABELS, TUMOR, check_labels
 from synthtumor.errors import InputError
 from synthtumor.synthesis import SynthesisConfig
 
 KEYS = ("image", "label")
-# Axis letters of MONAI's world frame (RAS+); explicit so a MONAI default change cannot flip it.
-RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
-# Training window (method.md): HU clipped to [-21, 189], scaled to [0, 1].
-HU_MIN, HU_MAX = -21.0, 189.0
-AIR_HU = -1024.0  # padding value of the image: outside the scan is air
+# Training window (method.md): HU clipped to [-21, 189], scaled to [0, 1]; padding is air.
+HU_MIN, HU_MAX = HU_WINDOW
 # Highest label id allowed per kind of case: healthy livers 0/1, real tumors 0/1/2.
-MAX_LABEL = {"healthy": 1, "real": 2}
+MAX_LABEL = {"healthy": LIVER, "real": TUMOR}
 
 
 class CheckLabelsd(MapTransform):
@@ -73,14 +71,7 @@ class CheckLabelsd(MapTransform):
             label = d[key]
             values = torch.unique(torch.as_tensor(label)).tolist()
             name = getattr(label, "meta", {}).get("filename_or_obj", str(key))
-            bad = [v for v in values if v != int(v) or not 0 <= v <= 2]
-            if bad:
-                shown = ", ".join(f"{v:g}" for v in bad[:5])
-                raise InputError(
-                    name,
-                    f"label holds unexpected id(s) {shown}; expected 0 background, 1 liver, "
-                    "2 tumor (convert it with `synthtumor data labels`)",
-                )
+            check_labels(np.asarray(values), name)
             if max(values, default=0) > limit:
                 raise InputError(
                     name,

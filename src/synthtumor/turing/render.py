@@ -12,10 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from synthtumor.conventions import AIR_HU, TUMOR, spacing_of
 from synthtumor.evaluate.lesions import label_lesions
-
-AIR_HU = -1024.0  # value outside the CT
-TUMOR = 2
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ def find_lesions(
     lesion whose centroid lies within ``min_distance_mm`` of one already taken is skipped, so
     two study cases of one CT show different places. At most ``max_count`` are returned.
     """
-    spacing = np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
+    spacing = spacing_of(affine)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     components, n = label_lesions(label == TUMOR)
     if n == 0:
@@ -82,7 +80,8 @@ def find_lesions(
         centre = np.asarray(affine)[:3, :3] @ np.asarray(centroids[idx]) + np.asarray(affine)[:3, 3]
         if any(np.linalg.norm(centre - np.asarray(t.centre_mm)) < min_distance_mm for t in taken):
             continue
-        taken.append(Lesion(tuple(float(v) for v in centre), float(sizes[idx] * voxel_ml),
+        taken.append(Lesion((float(centre[0]), float(centre[1]), float(centre[2])),
+                            float(sizes[idx] * voxel_ml),
                             int(sizes[idx])))
     return taken
 
