@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from synthtumor.conventions import TUMOR, spacing_of
+
 if TYPE_CHECKING:
     from .sets import StatsSet
 
@@ -48,14 +50,14 @@ def add_crops(ct: np.ndarray, label: np.ndarray, affine: np.ndarray,
     """
     affine = np.asarray(affine, dtype=float)
     inverse = np.linalg.inv(affine)
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    spacing = np.array(spacing_of(affine))
     half = np.ceil(CROP_MM / 2.0 / spacing).astype(int)
     ornt = np.abs(np.linalg.inv(affine[:3, :3]) @ np.eye(3)).argmax(axis=0)
     for t in tumors:
         centre = np.round(inverse[:3, :3] @ np.asarray(t["centroid_mm"]) + inverse[:3, 3])
         centre = centre.astype(int)
         hu = _ras_cube(ct, affine, centre, half, WINDOW_HU[0])
-        mask = _ras_cube((label == 2).astype(np.float32), affine, centre, half, 0.0)
+        mask = _ras_cube((label == TUMOR).astype(np.float32), affine, centre, half, 0.0)
         c = [n // 2 for n in hu.shape]
         # radiological: rows anterior (axial) / superior (coronal) first, patient's right left
         axial = (hu[::-1, ::-1, c[2]].T, mask[::-1, ::-1, c[2]].T)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from synthtumor import __version__
+from synthtumor.conventions import TUMOR, spacing_of
 from synthtumor.data.datalist import Case, load_all_cases
 from synthtumor.errors import InputError
 from synthtumor.files import read_json_file
@@ -30,7 +31,7 @@ from synthtumor.synthesis import SynthesisConfig, synthesize
 from synthtumor.synthesis.placement import bounding_box
 
 from .gallery import add_crops
-from .stats import CONNECTIVITY, GLCM_LEVELS, GLCM_WINDOW_HU, SHELL_MM, STAT_KEYS, spacing_of
+from .stats import CONNECTIVITY, GLCM_LEVELS, GLCM_WINDOW_HU, SHELL_MM, STAT_KEYS
 from .stats import tumor_statistics as _tumor_statistics
 
 DEFAULT_SPACING_MM = 1.0  # the training pipeline's grid; LiTS 117 here is nominally 1 mm
@@ -254,7 +255,7 @@ def synthesize_into(
         if i % len(cases) not in grids:
             ct, lab, affine = read_case(case.image, case.label, spacing_mm,
                                         liver_label=liver_label)
-            if (lab == 2).any():
+            if (lab == TUMOR).any():
                 raise InputError(case.label, "holds tumor voxels (label 2): not a healthy liver")
             grids[i % len(cases)] = (ct, lab, affine)
         ct, lab, affine = grids[i % len(cases)]

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from synthtumor.conventions import TUMOR, spacing_of
 from synthtumor.evaluate.lesions import label_lesions
 
-TUMOR = 2
 CONNECTIVITY = 26
 _STRUCTURE = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 #: The liver shell around a tumor that its contrast is measured against: liver voxels more than
@@ -71,12 +71,6 @@ class CaseStatistics:
 
     tumors: list[dict[str, Any]]
     skipped_small: int
-
-
-def spacing_of(affine: np.ndarray) -> tuple[float, float, float]:
-    """Voxel size (mm) along the array axes: column norms of the affine's 3x3 part."""
-    s = np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
-    return (float(s[0]), float(s[1]), float(s[2]))
 
 
 def surface_area_mm2(mask: np.ndarray, spacing: tuple[float, float, float]) -> float:

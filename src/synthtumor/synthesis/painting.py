@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..conventions import TUMOR
 from .appearance import Look
 from .attenuation import add_texture, base_change, match_contrast
 from .effects import (
@@ -37,7 +38,6 @@ from .workspace import Workspace
 if TYPE_CHECKING:
     from .synthesize import SynthesisConfig
 
-LIVER, TUMOR = 1, 2
 EDGE_TRUNCATE = 3.0  # the soft edge reaches this many sigma beyond the surface
 _BALL_EDGE_RADII = 8.0  # tumors smaller than this many edge sigmas get the curved-edge profile
 

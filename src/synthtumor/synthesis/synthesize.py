@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..conventions import cranio_caudal_axis, spacing_of
 from .appearance import Appearance, Look
 from .effects import EffectParams, mass_effect_warp
 from .generic import GENERIC_APPEARANCE
@@ -210,9 +211,7 @@ def _geometry(
     """Spacing (mm), the cranio-caudal array axis and an affine, from whichever was given."""
     if affine is not None:
         affine = np.asarray(affine, dtype=np.float64)
-        spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
-        cc_axis = int(np.argmax(np.abs(affine[2, :3]) / np.array(spacing)))
-        return spacing, cc_axis, affine
+        return spacing_of(affine), cranio_caudal_axis(affine), affine
     if spacing is None:
         raise ValueError("give the voxel spacing (mm) or the affine")
     spacing = tuple(float(v) for v in np.broadcast_to(np.asarray(spacing, float), (3,)))
