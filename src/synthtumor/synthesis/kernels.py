@@ -14,14 +14,24 @@ training loader's worker processes are the parallelism.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal, TypedDict
 
 import numpy as np
 from numba import njit
 
-_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+class JitOptions(TypedDict):
+    """Keyword options of ``numba.njit``, typed so that ``njit(**OPTIONS)`` type-checks."""
+
+    cache: bool
+    nogil: bool
+    error_model: Literal["python", "numpy"]
 
 
-@njit(**_OPTIONS)
+OPTIONS: JitOptions = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@njit(**OPTIONS)
 def shape_pass(lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b, label, r2, rho, inside):  # noqa: PLR0913
     """r2 = |q / a|^2 and rho = sqrt(r2) on the box; inside = (r2 <= 1) & (label > 0).
 
@@ -49,7 +59,7 @@ def shape_pass(lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b, label, r2, rho, inside)
     return count
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def mask_profiles(mask):
     """For a C-contiguous (nx, ny, nz) uint8 mask: the maximum of each x plane (nx,) and the
     maximum over x of each (y, z) column (ny, nz), in one pass of vectorised ORs (the NumPy
@@ -69,7 +79,7 @@ def mask_profiles(mask):
     return outer, plane.reshape(mask.shape[1], mask.shape[2])
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def probe_distance(terms, grads, r2, distance):
     """The signed distance (mm) to the tumor surface on a (probe) grid, as
     ``shape.evaluate_shape`` computes it: terms as ``shape_and_reach``, grads: ``neighbours``
@@ -101,7 +111,7 @@ def probe_distance(terms, grads, r2, distance):
                 distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _dilate_planes(src, dst, reach):
     """dst[i] = OR of src[i - reach .. i + reach] along axis 0 (whole contiguous planes)."""
     n, m = src.shape
@@ -114,7 +124,7 @@ def _dilate_planes(src, dst, reach):
                 dst[i, k] |= src[s, k]
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _dilate_rows(src, dst, reach):
     """The same along the last axis of a (rows, n) array: shifted ORs of each row."""
     rows, n = src.shape
@@ -133,7 +143,7 @@ def _dilate_rows(src, dst, reach):
                 behind[k] |= ahead[k]
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def box_dilate3(mask, rx, ry, rz, out, tmp):
     """Box dilation of a C-contiguous (nx, ny, nz) uint8 mask by (rx, ry, rz) voxels into
     ``out``, returned (``tmp``: scratch of the same shape); as ``morphology.box_dilate``.
@@ -146,7 +156,7 @@ def box_dilate3(mask, rx, ry, rz, out, tmp):
     return out
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def shape_and_reach(terms, label, centre, reach, r2, rho, inside, out, tmp):  # noqa: PLR0913
     """``shape_pass`` (terms: its 9 line and table arguments), then the edge's reach: the
     labelled tumor dilated by ``reach`` (3,) voxels (``box_dilate3`` into ``out``). A tumor
@@ -163,7 +173,7 @@ def shape_and_reach(terms, label, centre, reach, r2, rho, inside, out, tmp):  # 
     return mask, count, forced
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _cdf(t):
     """Phi(t) in the tanh form of ``effects._normal_cdf`` (float32, same operation order)."""
     u = t * t
@@ -192,7 +202,7 @@ def neighbours(n: int, step_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return hi, lo, factor
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def texture_planes(lattice, idx1, w1, idx2, w2, out):
     """The texture lattice (l0, l1, l2) interpolated onto the box's y and z voxels, (l0, ny,
     nz): the last two of ``texture.interpolate_linear``'s three passes, in its order."""
@@ -208,7 +218,7 @@ def texture_planes(lattice, idx1, w1, idx2, w2, out):
                 out[a, j, k] = v0 + (v1 - v0) * fb
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def change_pass(rho, reach_mask, label, grad_x, grad_y, grad_z, lattice, look_x, look_y,  # noqa: PLR0913
                 look_z, planes, edge, force, distance, delta):
     """The HU change of one tumor on its box: soft edge x confinement x texture x -drop, in
@@ -282,7 +292,7 @@ def change_pass(rho, reach_mask, label, grad_x, grad_y, grad_z, lattice, look_x,
                 delta[i, j, k] = (w * texture) * scale
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def paint_pass(target, original, shared, label, delta, inside, tumor):  # noqa: PLR0913
     """Paint one tumor's change into ``target`` (the CT under its box) and label it.
 

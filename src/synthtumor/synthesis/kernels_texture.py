@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from .kernels import texture_planes
+from .kernels import OPTIONS, texture_planes
 from .texture import (
     _LATTICE_SMOOTH,
     _THRESHOLD,
@@ -25,9 +25,6 @@ from .texture import (
     _lattice_size,
 )
 from .workspace import Workspace
-
-_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
-
 
 @lru_cache(maxsize=64)
 def gaussian_weights(sigma: float) -> np.ndarray:
@@ -49,7 +46,7 @@ def _unit(sigma: float) -> np.float32:
     return np.float32(np.sqrt(np.sum(k**2)) ** 3)
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _smooth_outer(src, dst, weights):
     """Periodic ("wrap") correlation with symmetric ``weights`` along axis 0 of (n, m)."""
     n, m = src.shape
@@ -67,7 +64,7 @@ def _smooth_outer(src, dst, weights):
             dst[i, k] = acc[k]
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def gaussian_wrap(src, weights, out, tmp):
     """Separable periodic Gaussian smoothing of a C-contiguous (n0, n1, n2) float32 array into
     ``out`` (``tmp``: scratch of its shape); float32 stored between axes, axes in order."""
@@ -93,7 +90,7 @@ def gaussian_wrap(src, weights, out, tmp):
                 out[i, j, k] = acc[k]
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _a_field(smooth, unit, gain, offset, low, high):
     """a = clip(smooth / unit * gain + offset, low, high), in place (float32, NumPy's order)."""
     flat = smooth.reshape(-1)
@@ -104,7 +101,7 @@ def _a_field(smooth, unit, gain, offset, low, high):
         flat[p] = min(max(v, low), high)
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _outer_interp(planes, idx0, w0, out):
     """out[i] = planes[a] + (planes[a + 1] - planes[a]) * w0[i], a = idx0[i]: the last pass of
     ``texture.interpolate_linear``."""
@@ -115,7 +112,7 @@ def _outer_interp(planes, idx0, w0, out):
                 out[i, j, k] = planes[a, j, k] + (planes[a + 1, j, k] - planes[a, j, k]) * fa
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _spread(a, inv_cells, out):
     """The binomial standard deviation of each b cell: sqrt((1 - a) a / cells)."""
     src, dst = a.reshape(-1), out.reshape(-1)
@@ -125,7 +122,7 @@ def _spread(a, inv_cells, out):
         dst[p] = np.sqrt(v * inv_cells)
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _draw_cells(spread, noise, a):
     """spread = spread * noise + a, in place."""
     s, z, m = spread.reshape(-1), noise.reshape(-1), a.reshape(-1)
@@ -133,7 +130,7 @@ def _draw_cells(spread, noise, a):
         s[p] = s[p] * z[p] + m[p]
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _normalise(b, threshold, u0):
     """b = clip(b * u0 / mean(b[b > threshold]), 0, 1), in place (mean(b) if none is above)."""
     flat = b.reshape(-1)
@@ -151,7 +148,7 @@ def _normalise(b, threshold, u0):
         flat[p] = min(max(flat[p] * gain, zero), one)
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _a_to_spread(noise, weights, field, unit, constants, look, planes, a_b, spread, tmp):  # noqa: PLR0913
     """Steps 1 and the first half of 2 on the lattices, between the two random draws: smooth
     the noise into ``field`` (a), rescale and clip it, interpolate it onto the b lattice
@@ -164,7 +161,7 @@ def _a_to_spread(noise, weights, field, unit, constants, look, planes, a_b, spre
     _spread(a_b, constants[4], spread)
 
 
-@njit(**_OPTIONS)
+@njit(**OPTIONS)
 def _cells_to_b(spread, noise, a_b, weights, b, tmp, threshold, u0):  # noqa: PLR0913
     """The rest of step 2, then 3 and 4: draw the cells, smooth, normalise and clip into b."""
     _draw_cells(spread, noise, a_b)
@@ -176,7 +173,7 @@ def lattice_lookup(
     positions: list[np.ndarray], shape: tuple[int, ...]
 ) -> list[tuple[np.ndarray, ...]]:
     """Per axis: lower lattice index and float32 fraction, as ``interpolate_linear``."""
-    out = []
+    out: list[tuple[np.ndarray, ...]] = []
     for axis, pos in enumerate(positions):
         i0 = np.minimum(np.floor(pos).astype(np.int64), shape[axis] - 2)
         out.append((i0, (pos - i0).astype(np.float32)))

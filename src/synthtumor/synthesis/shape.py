@@ -151,7 +151,9 @@ def evaluate_shape(
             np.subtract(rho[tuple(hi)], rho[tuple(lo)], out=diff[tuple(mid)])
             diff[tuple(mid)] *= inv * np.float32(0.5)
         for face, (i_a, i_b) in ((0, (1, 0)), (n - 1, (n - 1, n - 2))):
-            dst, src_a, src_b = ([slice(None)] * 3 for _ in range(3))
+            dst: list[slice | int] = [slice(None)] * 3
+            src_a: list[slice | int] = [slice(None)] * 3
+            src_b: list[slice | int] = [slice(None)] * 3
             dst[axis], src_a[axis], src_b[axis] = face, i_a, i_b
             np.subtract(rho[tuple(src_a)], rho[tuple(src_b)], out=diff[tuple(dst)])
             diff[tuple(dst)] *= inv

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..conventions import cranio_caudal_axis, spacing_of
+from ..conventions import LIVER, TUMOR, cranio_caudal_axis, spacing_of
 from .appearance import Appearance, Look
 from .effects import EffectParams, mass_effect_warp
 from .generic import GENERIC_APPEARANCE
@@ -24,8 +24,6 @@ from .painting import (
     BACKEND_VARIABLE,
     BACKENDS,
     EDGE_TRUNCATE,
-    LIVER,
-    TUMOR,
     _box_axes_mm,
     _paint,
     _shape_kernel_terms,
