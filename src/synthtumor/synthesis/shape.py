@@ -75,7 +75,7 @@ class ShapeField:
 
 
 def shape_terms(
-    axes_mm: tuple[np.ndarray, np.ndarray, np.ndarray],
+    axes_mm: tuple[np.ndarray, ...],
     semi_axes_mm: np.ndarray,
     distortion: Distortion,
 ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
@@ -105,7 +105,7 @@ def shape_terms(
 
 
 def evaluate_shape(
-    axes_mm: tuple[np.ndarray, np.ndarray, np.ndarray],
+    axes_mm: tuple[np.ndarray, ...],
     semi_axes_mm: np.ndarray,
     distortion: Distortion,
     ws: Workspace | None = None,
