@@ -24,10 +24,12 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/synthesis.py

@@ -117,7 +117,7 @@ def remove_stale(folder: Path, name: str | None) -> list[Path]:
     stem = ".+" if name is None else re.escape(name)
     pattern = re.compile(rf"^\.{stem}\.(?P<host>[A-Za-z0-9-]*)-(?P<pid>\d+)\."
                          r"[A-Za-z0-9_]+\.(tmp|old)(\.[A-Za-z0-9.]+)?$")
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())
     except OSError:

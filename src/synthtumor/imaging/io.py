@@ -164,7 +164,7 @@ def ct_values_to_store(values: np.ndarray, source: Volume) -> np.ndarray:
     """
     if not np.array_equal(source.array, np.rint(source.array)):
         return np.asarray(values, dtype=np.float32)
-    rounded = np.rint(values)
+    rounded: np.ndarray = np.rint(values)
     lo, hi = (float(rounded.min()), float(rounded.max())) if rounded.size else (0.0, 0.0)
     stored = source.stored_dtype
     candidates = [stored] if stored is not None and stored.kind in "iu" else []

@@ -105,6 +105,7 @@ def realism(
             synth_sets = [sets.load_set(p, "synthetic", grid, None, progress)
                           for p in synthetic or []]
             if synthesize_into is not None:
+                assert config is not None  # built above whenever --synthesize-into is given
                 synth_sets.append(sets.synthesize_into(
                     synthesize_into, samples, config, seed, spacing_mm=grid,
                     liver_label=liver_label, name=_synthetic_name(realistic, profile),
@@ -147,6 +148,7 @@ def realism(
         if fit:
             from .fit import fit_profile, write_profile
 
+            assert real_set is not None  # --fit without --real was refused above
             fitted, summary = fit_profile(real_set, fixed_phase=fit_fixed_phase)
             write_profile(out / "profile.json", fitted, {"set": real_set.name,
                                                          "fit": summary})
@@ -188,7 +190,7 @@ class _progress:
     def __call__(self, done: int, total: int, message: str) -> None:
         self._bar.update(self._task, completed=done, total=total, description=message)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._bar.__exit__(*exc)
 
 

@@ -64,7 +64,7 @@ def fit_profile(real: StatsSet, contrast_per_drop: float = CONTRAST_PER_DROP, *,
     if not real.tumors:
         raise ValueError(f"set {real.name!r} has no tumors to fit a profile to")
     cases = sorted({str(t["case"]) for t in real.tumors})
-    per_case = {c: Counter() for c in cases}
+    per_case: dict[str, Counter[str]] = {c: Counter() for c in cases}
     radii: dict[str, list[float]] = {n: [] for n in CLASS_NAMES}
     for t in real.tumors:
         name = size_class_of(float(t["radius_mm"]))
@@ -97,7 +97,7 @@ def fit_profile(real: StatsSet, contrast_per_drop: float = CONTRAST_PER_DROP, *,
     if contrast.size:
         lo, hi = np.percentile(contrast, [10, 90]) / contrast_per_drop
         drop = (round(float(lo), 1), round(float(hi), 1))
-    summary = {
+    summary: dict[str, Any] = {
         "cases": len(cases), "tumors": len(real.tumors), "case_types": dict(case_types),
         "classes": {n: {"tumors": len(radii[n]), "radius_mm": c.radius_mm,
                         "count": list(c.count)} for n, c in fitted.items()},

@@ -72,7 +72,7 @@ def _pick(stats_set: StatsSet) -> list[dict[str, Any]]:
         return []
     radii = np.array([t["radius_mm"] for t in tumors])
     order = np.argsort(radii)
-    picks = []
+    picks: list[dict[str, Any]] = []
     for q in QUANTILES:
         i = int(order[min(len(order) - 1, int(round(q * (len(order) - 1))))])
         if not picks or picks[-1] is not tumors[i]:

@@ -7,7 +7,7 @@ field. Format 1 files have no ``appearance`` and are checked by the core alone.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -18,10 +18,16 @@ def _non_decreasing(knots: list[float]) -> list[float]:
     return knots
 
 
-def _knots(lo: float, hi: float) -> Any:
-    """A spread: 1-33 non-decreasing knots within [lo, hi]."""
-    return Annotated[list[Annotated[float, Field(ge=lo, le=hi, allow_inf_nan=False)]],
-                     Field(min_length=1, max_length=33), AfterValidator(_non_decreasing)]
+_T = TypeVar("_T")
+
+# A spread: 1-33 non-decreasing knots, each within the bounds of its element type, written
+# ``_Knots[Annotated[float, _within(lo, hi)]]``: a generic alias, which type checkers can read.
+_Knots = Annotated[list[_T], Field(min_length=1, max_length=33), AfterValidator(_non_decreasing)]
+
+
+def _within(lo: float, hi: float) -> Any:
+    """The bounds of one knot: a finite float in [lo, hi]."""
+    return Field(ge=lo, le=hi, allow_inf_nan=False)
 
 
 class _Strict(BaseModel):
@@ -31,29 +37,29 @@ class _Strict(BaseModel):
 class ClassModel(_Strict):
     name: Literal["hypo", "iso", "hyper", "rim"]
     probability: float = Field(ge=0.0, le=1e6)
-    unenhanced_contrast_hu: _knots(-300.0, 300.0)
-    enhancement_ratio: _knots(-1.0, 5.0)
-    rim_ratio: _knots(0.0, 3.0) = [0.0]
+    unenhanced_contrast_hu: _Knots[Annotated[float, _within(-300.0, 300.0)]]
+    enhancement_ratio: _Knots[Annotated[float, _within(-1.0, 5.0)]]
+    rim_ratio: _Knots[Annotated[float, _within(0.0, 3.0)]] = [0.0]
 
 
 class SatelliteModel(_Strict):
-    probability: float = Field(0.0, ge=0.0, le=1.0)
+    probability: float = Field(default=0.0, ge=0.0, le=1.0)
     count: tuple[Annotated[int, Field(ge=0, le=50)], Annotated[int, Field(ge=0, le=50)]] = (1, 4)
-    radius_mm: _knots(0.5, 30.0) = [2.0, 5.0]
-    distance: _knots(0.5, 5.0) = [1.1, 1.5]
-    min_radius_mm: float = Field(15.0, gt=0.0, le=200.0)
+    radius_mm: _Knots[Annotated[float, _within(0.5, 30.0)]] = [2.0, 5.0]
+    distance: _Knots[Annotated[float, _within(0.5, 5.0)]] = [1.1, 1.5]
+    min_radius_mm: float = Field(default=15.0, gt=0.0, le=200.0)
 
 
 class AppearanceModel(_Strict):
     classes: list[ClassModel] = Field(min_length=1)
-    std_hu: _knots(0.0, 300.0)
-    corr_mm: _knots(0.0, 50.0)
-    edge_mm: _knots(0.05, 20.0)
-    irregularity: _knots(0.0, 0.6)
-    lobe_scale: _knots(0.05, 2.0)
-    scales: int = Field(2, ge=1, le=4)
-    coarse_weight: float = Field(0.5, ge=0.0, le=1.0)
-    enhancement_hu: float | None = Field(None, ge=0.0, le=400.0)
+    std_hu: _Knots[Annotated[float, _within(0.0, 300.0)]]
+    corr_mm: _Knots[Annotated[float, _within(0.0, 50.0)]]
+    edge_mm: _Knots[Annotated[float, _within(0.05, 20.0)]]
+    irregularity: _Knots[Annotated[float, _within(0.0, 0.6)]]
+    lobe_scale: _Knots[Annotated[float, _within(0.05, 2.0)]]
+    scales: int = Field(default=2, ge=1, le=4)
+    coarse_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    enhancement_hu: float | None = Field(default=None, ge=0.0, le=400.0)
     satellites: SatelliteModel = Field(default_factory=SatelliteModel)
 
 

@@ -210,7 +210,7 @@ def tumor_statistics(
         layer = (ndi.binary_dilation(inside, _STRUCTURE) & ~ndi.binary_erosion(inside, _STRUCTURE))
         layer &= liver_inner[box]
         if layer.any():
-            grads = np.gradient(hu, *spacing)
+            grads: list[np.ndarray] = list(np.gradient(hu, *spacing))  # 3-D: one per axis
             edge = float(np.sqrt(sum(g[layer] ** 2 for g in grads)).mean())
         else:
             edge = math.nan

@@ -14,15 +14,29 @@ training loader's worker processes are the parallelism.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal, TypedDict
 
 import numpy as np
 from numba import njit
 
-_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+class JitOptions(TypedDict):
+    """Keyword options of ``numba.njit``, typed so that ``njit(**OPTIONS)`` type-checks."""
+
+    cache: bool
+    nogil: bool
+    error_model: Literal["python", "numpy"]
 
 
-@njit(**_OPTIONS)
-def shape_pass(lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b, label, r2, rho, inside):  # noqa: PLR0913
+OPTIONS: JitOptions = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@njit(**OPTIONS)
+def shape_pass(  # noqa: PLR0913
+    lx: np.ndarray, t0a: np.ndarray, t0b: np.ndarray, ly: np.ndarray, t1a: np.ndarray,
+    t1b: np.ndarray, lz: np.ndarray, t2a: np.ndarray, t2b: np.ndarray, label: np.ndarray,
+    r2: np.ndarray, rho: np.ndarray, inside: np.ndarray,
+) -> int:
     """r2 = |q / a|^2 and rho = sqrt(r2) on the box; inside = (r2 <= 1) & (label > 0).
 
     l*: (n,) lines; t0a (nx, ny), t0b (nx, nz): the tables of axis 0; t1a (nx, ny),
@@ -49,8 +63,8 @@ def shape_pass(lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b, label, r2, rho, inside)
     return count
 
 
-@njit(**_OPTIONS)
-def mask_profiles(mask):
+@njit(**OPTIONS)
+def mask_profiles(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For a C-contiguous (nx, ny, nz) uint8 mask: the maximum of each x plane (nx,) and the
     maximum over x of each (y, z) column (ny, nz), in one pass of vectorised ORs (the NumPy
     path reads the mask twice)."""
@@ -69,8 +83,11 @@ def mask_profiles(mask):
     return outer, plane.reshape(mask.shape[1], mask.shape[2])
 
 
-@njit(**_OPTIONS)
-def probe_distance(terms, grads, r2, distance):
+@njit(**OPTIONS)
+def probe_distance(
+    terms: tuple[np.ndarray, ...], grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
+    r2: np.ndarray, distance: np.ndarray,
+) -> None:
     """The signed distance (mm) to the tumor surface on a (probe) grid, as
     ``shape.evaluate_shape`` computes it: terms as ``shape_and_reach``, grads: ``neighbours``
     per axis; ``r2`` holds rho, then r2 is not needed and is overwritten."""
@@ -101,8 +118,8 @@ def probe_distance(terms, grads, r2, distance):
                 distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
 
 
-@njit(**_OPTIONS)
-def _dilate_planes(src, dst, reach):
+@njit(**OPTIONS)
+def _dilate_planes(src: np.ndarray, dst: np.ndarray, reach: int) -> None:
     """dst[i] = OR of src[i - reach .. i + reach] along axis 0 (whole contiguous planes)."""
     n, m = src.shape
     for i in range(n):
@@ -114,8 +131,8 @@ def _dilate_planes(src, dst, reach):
                 dst[i, k] |= src[s, k]
 
 
-@njit(**_OPTIONS)
-def _dilate_rows(src, dst, reach):
+@njit(**OPTIONS)
+def _dilate_rows(src: np.ndarray, dst: np.ndarray, reach: int) -> None:
     """The same along the last axis of a (rows, n) array: shifted ORs of each row."""
     rows, n = src.shape
     for row in range(rows):
@@ -133,8 +150,10 @@ def _dilate_rows(src, dst, reach):
                 behind[k] |= ahead[k]
 
 
-@njit(**_OPTIONS)
-def box_dilate3(mask, rx, ry, rz, out, tmp):
+@njit(**OPTIONS)
+def box_dilate3(
+    mask: np.ndarray, rx: int, ry: int, rz: int, out: np.ndarray, tmp: np.ndarray
+) -> np.ndarray:
     """Box dilation of a C-contiguous (nx, ny, nz) uint8 mask by (rx, ry, rz) voxels into
     ``out``, returned (``tmp``: scratch of the same shape); as ``morphology.box_dilate``.
     Each axis is a loop of whole-row ORs, which the compiler vectorises."""
@@ -146,8 +165,11 @@ def box_dilate3(mask, rx, ry, rz, out, tmp):
     return out
 
 
-@njit(**_OPTIONS)
-def shape_and_reach(terms, label, centre, reach, r2, rho, inside, out, tmp):  # noqa: PLR0913
+@njit(**OPTIONS)
+def shape_and_reach(  # noqa: PLR0913
+    terms: tuple[np.ndarray, ...], label: np.ndarray, centre: np.ndarray, reach: np.ndarray,
+    r2: np.ndarray, rho: np.ndarray, inside: np.ndarray, out: np.ndarray, tmp: np.ndarray,
+) -> tuple[np.ndarray, int, bool]:
     """``shape_pass`` (terms: its 9 line and table arguments), then the edge's reach: the
     labelled tumor dilated by ``reach`` (3,) voxels (``box_dilate3`` into ``out``). A tumor
     with no voxel inside keeps its ``centre`` voxel if that is liver. Returns the reach mask,
@@ -163,17 +185,18 @@ def shape_and_reach(terms, label, centre, reach, r2, rho, inside, out, tmp):  # 
     return mask, count, forced
 
 
-@njit(**_OPTIONS)
-def _cdf(t):
+@njit(**OPTIONS)
+def _cdf(t: np.float32) -> np.float32:
     """Phi(t) in the tanh form of ``effects._normal_cdf`` (float32, same operation order)."""
-    u = t * t
+    u: np.float32 = t * t
     u *= np.float32(0.044715)
     u += np.float32(1.0)
     u *= t
     u *= np.float32(0.7978845608028654)
     u = np.tanh(u)
     u += np.float32(1.0)
-    return u * np.float32(0.5)
+    u *= np.float32(0.5)
+    return u
 
 
 @lru_cache(maxsize=1024)
@@ -192,8 +215,11 @@ def neighbours(n: int, step_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return hi, lo, factor
 
 
-@njit(**_OPTIONS)
-def texture_planes(lattice, idx1, w1, idx2, w2, out):
+@njit(**OPTIONS)
+def texture_planes(
+    lattice: np.ndarray, idx1: np.ndarray, w1: np.ndarray, idx2: np.ndarray, w2: np.ndarray,
+    out: np.ndarray,
+) -> None:
     """The texture lattice (l0, l1, l2) interpolated onto the box's y and z voxels, (l0, ny,
     nz): the last two of ``texture.interpolate_linear``'s three passes, in its order."""
     l0 = lattice.shape[0]
@@ -208,9 +234,16 @@ def texture_planes(lattice, idx1, w1, idx2, w2, out):
                 out[a, j, k] = v0 + (v1 - v0) * fb
 
 
-@njit(**_OPTIONS)
-def change_pass(rho, reach_mask, label, grad_x, grad_y, grad_z, lattice, look_x, look_y,  # noqa: PLR0913
-                look_z, planes, edge, force, distance, delta):
+@njit(**OPTIONS)
+def change_pass(  # noqa: PLR0913
+    rho: np.ndarray, reach_mask: np.ndarray, label: np.ndarray,
+    grad_x: tuple[np.ndarray, np.ndarray, np.ndarray],
+    grad_y: tuple[np.ndarray, np.ndarray, np.ndarray],
+    grad_z: tuple[np.ndarray, np.ndarray, np.ndarray], lattice: np.ndarray,
+    look_x: tuple[np.ndarray, ...], look_y: tuple[np.ndarray, ...],
+    look_z: tuple[np.ndarray, ...], planes: np.ndarray, edge: np.ndarray, force: np.ndarray,
+    distance: np.ndarray, delta: np.ndarray,
+) -> None:
     """The HU change of one tumor on its box: soft edge x confinement x texture x -drop, in
     the liver (``painting._change_numpy`` without the optional effects).
 
@@ -282,8 +315,11 @@ def change_pass(rho, reach_mask, label, grad_x, grad_y, grad_z, lattice, look_x,
                 delta[i, j, k] = (w * texture) * scale
 
 
-@njit(**_OPTIONS)
-def paint_pass(target, original, shared, label, delta, inside, tumor):  # noqa: PLR0913
+@njit(**OPTIONS)
+def paint_pass(  # noqa: PLR0913
+    target: np.ndarray, original: np.ndarray, shared: np.ndarray, label: np.ndarray,
+    delta: np.ndarray, inside: np.ndarray, tumor: np.uint8,
+) -> tuple[float, int, float, float, float]:
     """Paint one tumor's change into ``target`` (the CT under its box) and label it.
 
     shared: (6,) int, the part of the box (x0, x1, y0, y1, z0, z1; box coordinates) that boxes

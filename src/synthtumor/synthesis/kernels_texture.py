@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from .kernels import texture_planes
+from .kernels import OPTIONS, texture_planes
 from .texture import (
     _LATTICE_SMOOTH,
     _THRESHOLD,
@@ -26,8 +26,6 @@ from .texture import (
 )
 from .workspace import Workspace
 
-_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
-
 
 @lru_cache(maxsize=64)
 def gaussian_weights(sigma: float) -> np.ndarray:
@@ -35,8 +33,9 @@ def gaussian_weights(sigma: float) -> np.ndarray:
     ``scipy.ndimage.gaussian_filter`` builds them with ``truncate=3``. Cached: do not modify."""
     radius = int(_TRUNCATE * sigma + 0.5)
     x = np.arange(-radius, radius + 1)
-    phi = np.exp(-0.5 / (sigma * sigma) * x.astype(np.float64) ** 2)
-    return phi / phi.sum()
+    phi: np.ndarray = np.exp(-0.5 / (sigma * sigma) * x.astype(np.float64) ** 2)
+    weights: np.ndarray = phi / phi.sum()
+    return weights
 
 
 @lru_cache(maxsize=64)
@@ -49,8 +48,8 @@ def _unit(sigma: float) -> np.float32:
     return np.float32(np.sqrt(np.sum(k**2)) ** 3)
 
 
-@njit(**_OPTIONS)
-def _smooth_outer(src, dst, weights):
+@njit(**OPTIONS)
+def _smooth_outer(src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> None:
     """Periodic ("wrap") correlation with symmetric ``weights`` along axis 0 of (n, m)."""
     n, m = src.shape
     r = (weights.shape[0] - 1) // 2
@@ -67,8 +66,8 @@ def _smooth_outer(src, dst, weights):
             dst[i, k] = acc[k]
 
 
-@njit(**_OPTIONS)
-def gaussian_wrap(src, weights, out, tmp):
+@njit(**OPTIONS)
+def gaussian_wrap(src: np.ndarray, weights: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
     """Separable periodic Gaussian smoothing of a C-contiguous (n0, n1, n2) float32 array into
     ``out`` (``tmp``: scratch of its shape); float32 stored between axes, axes in order."""
     n0, n1, n2 = src.shape
@@ -93,8 +92,10 @@ def gaussian_wrap(src, weights, out, tmp):
                 out[i, j, k] = acc[k]
 
 
-@njit(**_OPTIONS)
-def _a_field(smooth, unit, gain, offset, low, high):
+@njit(**OPTIONS)
+def _a_field(  # noqa: PLR0913
+    smooth: np.ndarray, unit: np.float32, gain: float, offset: float, low: float, high: float
+) -> None:
     """a = clip(smooth / unit * gain + offset, low, high), in place (float32, NumPy's order)."""
     flat = smooth.reshape(-1)
     for p in range(flat.shape[0]):
@@ -104,8 +105,8 @@ def _a_field(smooth, unit, gain, offset, low, high):
         flat[p] = min(max(v, low), high)
 
 
-@njit(**_OPTIONS)
-def _outer_interp(planes, idx0, w0, out):
+@njit(**OPTIONS)
+def _outer_interp(planes: np.ndarray, idx0: np.ndarray, w0: np.ndarray, out: np.ndarray) -> None:
     """out[i] = planes[a] + (planes[a + 1] - planes[a]) * w0[i], a = idx0[i]: the last pass of
     ``texture.interpolate_linear``."""
     for i in range(out.shape[0]):
@@ -115,8 +116,8 @@ def _outer_interp(planes, idx0, w0, out):
                 out[i, j, k] = planes[a, j, k] + (planes[a + 1, j, k] - planes[a, j, k]) * fa
 
 
-@njit(**_OPTIONS)
-def _spread(a, inv_cells, out):
+@njit(**OPTIONS)
+def _spread(a: np.ndarray, inv_cells: float, out: np.ndarray) -> None:
     """The binomial standard deviation of each b cell: sqrt((1 - a) a / cells)."""
     src, dst = a.reshape(-1), out.reshape(-1)
     one = np.float32(1.0)
@@ -125,16 +126,16 @@ def _spread(a, inv_cells, out):
         dst[p] = np.sqrt(v * inv_cells)
 
 
-@njit(**_OPTIONS)
-def _draw_cells(spread, noise, a):
+@njit(**OPTIONS)
+def _draw_cells(spread: np.ndarray, noise: np.ndarray, a: np.ndarray) -> None:
     """spread = spread * noise + a, in place."""
     s, z, m = spread.reshape(-1), noise.reshape(-1), a.reshape(-1)
     for p in range(s.shape[0]):
         s[p] = s[p] * z[p] + m[p]
 
 
-@njit(**_OPTIONS)
-def _normalise(b, threshold, u0):
+@njit(**OPTIONS)
+def _normalise(b: np.ndarray, threshold: np.float32, u0: float) -> None:
     """b = clip(b * u0 / mean(b[b > threshold]), 0, 1), in place (mean(b) if none is above)."""
     flat = b.reshape(-1)
     total, count, everything = 0.0, 0, 0.0
@@ -151,8 +152,13 @@ def _normalise(b, threshold, u0):
         flat[p] = min(max(flat[p] * gain, zero), one)
 
 
-@njit(**_OPTIONS)
-def _a_to_spread(noise, weights, field, unit, constants, look, planes, a_b, spread, tmp):  # noqa: PLR0913
+@njit(**OPTIONS)
+def _a_to_spread(  # noqa: PLR0913
+    noise: np.ndarray, weights: np.ndarray, field: np.ndarray, unit: np.float32,
+    constants: np.ndarray,
+    look: tuple[np.ndarray, ...], planes: np.ndarray, a_b: np.ndarray, spread: np.ndarray,
+    tmp: np.ndarray,
+) -> None:
     """Steps 1 and the first half of 2 on the lattices, between the two random draws: smooth
     the noise into ``field`` (a), rescale and clip it, interpolate it onto the b lattice
     (``a_b``) and write each b cell's binomial standard deviation into ``spread``.
@@ -164,8 +170,11 @@ def _a_to_spread(noise, weights, field, unit, constants, look, planes, a_b, spre
     _spread(a_b, constants[4], spread)
 
 
-@njit(**_OPTIONS)
-def _cells_to_b(spread, noise, a_b, weights, b, tmp, threshold, u0):  # noqa: PLR0913
+@njit(**OPTIONS)
+def _cells_to_b(  # noqa: PLR0913
+    spread: np.ndarray, noise: np.ndarray, a_b: np.ndarray, weights: np.ndarray, b: np.ndarray,
+    tmp: np.ndarray, threshold: np.float32, u0: float,
+) -> None:
     """The rest of step 2, then 3 and 4: draw the cells, smooth, normalise and clip into b."""
     _draw_cells(spread, noise, a_b)
     gaussian_wrap(spread, weights, b, tmp)
@@ -176,7 +185,7 @@ def lattice_lookup(
     positions: list[np.ndarray], shape: tuple[int, ...]
 ) -> list[tuple[np.ndarray, ...]]:
     """Per axis: lower lattice index and float32 fraction, as ``interpolate_linear``."""
-    out = []
+    out: list[tuple[np.ndarray, ...]] = []
     for axis, pos in enumerate(positions):
         i0 = np.minimum(np.floor(pos).astype(np.int64), shape[axis] - 2)
         out.append((i0, (pos - i0).astype(np.float32)))

@@ -233,6 +233,7 @@ def _apply_numpy(
     else:
         # Where an earlier tumor's box overlaps, the stronger change (vs the CT before any
         # tumor) wins; elsewhere the change is simply added.
+        assert original is not None  # a box that shares voxels has its snapshot (_snapshots)
         t, o, d = target[shared], original[shared], delta[shared]
         current = ws.get("scratch1", t.shape)
         np.subtract(t, o, out=current)
@@ -346,7 +347,8 @@ def _change_compiled(
 
     box = tumor.box
     axes_mm = _box_axes_mm(box, tumor.centre, spacing)
-    dims = tuple(len(x) for x in axes_mm)
+    nx, ny, nz = (len(x) for x in axes_mm)
+    dims = (nx, ny, nz)
     terms = _shape_kernel_terms(axes_mm, tumor.semi_axes_mm, tumor.distortion)
     r2, rho = ws.get("r2", dims), ws.get("k_rho", dims)
     inside, labels = ws.get("inside", dims, np.bool_), label[box]
@@ -357,10 +359,11 @@ def _change_compiled(
         r2, rho, inside, ws.get("k_reach", dims, np.uint8), ws.get("k_tmp", dims, np.uint8))
     force = centre if forced else np.full(3, -1, np.int64)
     lattice, positions = kernels_texture.texture_lattice(dims, spacing, texture, rng, ws)
-    lookup = kernels_texture.lattice_lookup(positions, lattice.shape)
-    grads = [kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0) for x in axes_mm]
+    look_x, look_y, look_z = kernels_texture.lattice_lookup(positions, lattice.shape)
+    grad_x, grad_y, grad_z = (kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0)
+                              for x in axes_mm)
     distance, delta = ws.get("distance", dims), ws.get("edge", dims)
-    kernels.change_pass(rho, reach, labels, *grads, lattice, *lookup,
+    kernels.change_pass(rho, reach, labels, grad_x, grad_y, grad_z, lattice, look_x, look_y, look_z,
                         ws.get("k_planes", (lattice.shape[0], *dims[1:])),
                         _edge_constants(tumor, edge_sigma, drop), force, distance, delta)
     return delta, inside, n_inside, r2, distance

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -112,11 +113,12 @@ class SynthesisProfile:
 
 def _number_pair(value: object, what: str, lo: float, hi: float,
                  integer: bool = False) -> tuple[float, float]:
-    ok = (isinstance(value, list | tuple) and len(value) == 2
-          and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
+    pair = value if isinstance(value, list | tuple) else ()
+    ok = (len(pair) == 2
+          and all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair))
     if ok:
-        a, b = (float(v) for v in value)
-        ok = np.isfinite([a, b]).all() and lo <= a <= b <= hi
+        a, b = (float(v) for v in pair)
+        ok = bool(np.isfinite([a, b]).all()) and lo <= a <= b <= hi
         ok = ok and (not integer or (a.is_integer() and b.is_integer()))
     if not ok:
         kind = "integers" if integer else "numbers"
@@ -236,7 +238,7 @@ def appearance_from_dict(data: object) -> Appearance:
             AttenuationClass(str(c["name"]), float(c["probability"]),
                              *(Spread.of(*c.get(k, [0.0])) for k in _CLASS_SPREADS))
             for c in data["classes"])
-        kwargs: dict[str, object] = {k: Spread.of(*data[k]) for k in _SPREADS if k in data}
+        kwargs: dict[str, Any] = {k: Spread.of(*data[k]) for k in _SPREADS if k in data}
         for k in ("scales", "coarse_weight", "enhancement_hu"):
             if k in data:
                 kwargs[k] = data[k]

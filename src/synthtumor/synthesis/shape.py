@@ -75,7 +75,7 @@ class ShapeField:
 
 
 def shape_terms(
-    axes_mm: tuple[np.ndarray, np.ndarray, np.ndarray],
+    axes_mm: tuple[np.ndarray, ...],
     semi_axes_mm: np.ndarray,
     distortion: Distortion,
 ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
@@ -105,7 +105,7 @@ def shape_terms(
 
 
 def evaluate_shape(
-    axes_mm: tuple[np.ndarray, np.ndarray, np.ndarray],
+    axes_mm: tuple[np.ndarray, ...],
     semi_axes_mm: np.ndarray,
     distortion: Distortion,
     ws: Workspace | None = None,
@@ -151,7 +151,9 @@ def evaluate_shape(
             np.subtract(rho[tuple(hi)], rho[tuple(lo)], out=diff[tuple(mid)])
             diff[tuple(mid)] *= inv * np.float32(0.5)
         for face, (i_a, i_b) in ((0, (1, 0)), (n - 1, (n - 1, n - 2))):
-            dst, src_a, src_b = ([slice(None)] * 3 for _ in range(3))
+            dst: list[slice | int] = [slice(None)] * 3
+            src_a: list[slice | int] = [slice(None)] * 3
+            src_b: list[slice | int] = [slice(None)] * 3
             dst[axis], src_a[axis], src_b[axis] = face, i_a, i_b
             np.subtract(rho[tuple(src_a)], rho[tuple(src_b)], out=diff[tuple(dst)])
             diff[tuple(dst)] *= inv

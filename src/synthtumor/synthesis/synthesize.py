@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -120,7 +120,7 @@ class SynthesisConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (plain dicts, lists, numbers); ``from_dict`` inverts it exactly."""
-        data = _plain(asdict(self))
+        data: dict[str, Any] = _plain(asdict(self))
         if self.appearance is not None:  # its own JSON form (the profile file's)
             data["appearance"] = _plain(appearance_to_dict(self.appearance))
         return data
@@ -141,9 +141,10 @@ class SynthesisConfig:
                 value = {t: tuple(SizeClass(**_tuples(c)) for c in classes)
                          for t, classes in value.items()}
             else:
-                default = cls.__dataclass_fields__[name].default_factory  # type: ignore[misc]
+                default = cls.__dataclass_fields__[name].default_factory
                 nested = default() if callable(default) else None
-                if is_dataclass(nested) and isinstance(value, Mapping):
+                if (is_dataclass(nested) and not isinstance(nested, type)
+                        and isinstance(value, Mapping)):
                     value = type(nested)(**_tuples(value))
                 elif not isinstance(value, Mapping):
                     value = _tuples(value)
@@ -218,11 +219,20 @@ def _geometry(
     return spacing, 2, np.diag([*spacing, 1.0])
 
 
+_T = TypeVar("_T")
+
+
+def _three(values: Iterable[_T]) -> tuple[_T, _T, _T]:
+    """The three per-axis values of an iterable, as a 3-tuple (its length checked)."""
+    a, b, c = values
+    return a, b, c
+
+
 def _box_around(
     centre: np.ndarray, half_mm: np.ndarray, spacing: tuple[float, ...], limit: tuple[slice, ...]
 ) -> tuple[slice, slice, slice]:
     half = np.ceil(half_mm / np.asarray(spacing)).astype(int)
-    return tuple(
+    return _three(
         slice(max(lim.start, int(c - h)), min(lim.stop, int(c + h + 1)))
         for c, h, lim in zip(centre, half, limit)
     )
@@ -367,9 +377,9 @@ def synthesize(
             TumorRecord(
                 index=i,
                 size_class=tumor.size_class.name,
-                centre_mm=tuple(round(float(v), 3) for v in centroid),
-                centre_voxel=tuple(int(v) for v in tumor.centre),
-                semi_axes_mm=tuple(round(float(v), 3) for v in tumor.semi_axes_mm),
+                centre_mm=_three(round(float(v), 3) for v in centroid),
+                centre_voxel=_three(int(v) for v in tumor.centre),
+                semi_axes_mm=_three(round(float(v), 3) for v in tumor.semi_axes_mm),
                 elastic_sigma_mm=tumor.sigma_mm,
                 volume_ml=round(n_voxels * float(np.prod(spacing)) / 1000.0, 6),
                 mean_hu_change=round(change, 3),
@@ -437,7 +447,7 @@ def _tight_box(
     found = bounding_box(near)
     if found is None:
         return loose
-    return tuple(
+    return _three(
         slice(max(s.start, s.start + f.start * st - st), min(s.stop, s.start + f.stop * st + st))
         for s, f, st in zip(loose, found, step)
     )

@@ -17,6 +17,7 @@ import math
 import threading
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 _local = threading.local()
 
@@ -27,7 +28,7 @@ class Workspace:
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, np.dtype], np.ndarray] = {}
 
-    def get(self, name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    def get(self, name: str, shape: tuple[int, ...], dtype: DTypeLike = np.float32) -> np.ndarray:
         key = (name, np.dtype(dtype))
         size = math.prod(shape)
         flat = self._buffers.get(key)

@@ -22,7 +22,7 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,9 +37,10 @@ BEST = "best.pt"
 _REQUIRED = ("format", "step", "model", "optimizer", "scheduler", "rng", "model_desc")
 
 
-def numpy_state_to_plain(state: tuple[Any, ...]) -> list[Any]:
+def numpy_state_to_plain(state: tuple[Any, ...] | dict[str, Any]) -> list[Any]:
     """``RandomState.get_state()`` as [name, int64 tensor of keys, pos, has_gauss, gauss]."""
-    name, keys, pos, has_gauss, gauss = state
+    # get_state()'s default (legacy=True) is the 5-tuple; numpy's stubs also allow the dict form
+    name, keys, pos, has_gauss, gauss = cast("tuple[Any, ...]", state)
     return [str(name), torch.from_numpy(np.asarray(keys, np.int64)), int(pos), int(has_gauss),
             float(gauss)]
 
@@ -270,7 +271,7 @@ def _check_grid(config: Any, name: str, path: Path) -> None:
         raise InputError(path, f"has an unusable training roi {roi!r} (expected three whole "
                          "voxel counts)")
     try:
-        check_roi(name, (roi[0], roi[1], roi[2]))
+        check_roi(name, [int(r) for r in roi])  # all int (checked above): int() only narrows
     except ValueError as err:
         raise InputError(path, f"has an unusable training roi {roi}: "
                          f"{str(err).replace('--roi ', '')}") from None

@@ -15,10 +15,10 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -421,7 +421,7 @@ def build_val_loader(config: TrainConfig) -> Any | None:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: Any, roi: tuple[int, int, int],
+def evaluate(model: torch.nn.Module, loader: Any, roi: Sequence[int],
              device: torch.device) -> tuple[float, float]:
     """Mean (tumor Dice, liver Dice) over the validation cases; liver = label >= 1.
 
@@ -438,7 +438,8 @@ def evaluate(model: torch.nn.Module, loader: Any, roi: tuple[int, int, int],
         image = batch["image"].to(device)
         label = batch["label"].to(device).long()
         with torch.autocast(device.type, enabled=device.type == "cuda"):
-            logits = sliding_window_inference(image, roi, 2, model, overlap=0.5)
+            # one tensor: MONAI's union also covers models that return tuples or dicts
+            logits = cast(torch.Tensor, sliding_window_inference(image, roi, 2, model, overlap=0.5))
         pred = logits.argmax(1, keepdim=True)
         metric(_channels(pred), _channels(label))
     scores, counted = (t.float().cpu() for t in metric.aggregate())  # (liver, tumor)

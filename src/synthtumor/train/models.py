@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -56,8 +57,8 @@ def build_model(name: str, feature_size: int = 48) -> torch.nn.Module:
     )
 
 
-def check_roi(name: str, roi: tuple[int, int, int]) -> None:
-    """ValueError when the ROI (voxels) does not suit the network."""
+def check_roi(name: str, roi: Sequence[int]) -> None:
+    """ValueError when the ROI (three side lengths, voxels) does not suit the network."""
     if any(r < 16 for r in roi):
         raise ValueError(f"--roi sides must be at least 16 voxels, got {list(roi)}")
     if name == "unet" and any(r % 16 for r in roi):

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import io
 import struct
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # the only settings given to Pillow: content-independent size, nothing but pixels
-PNG_SETTINGS = {"format": "PNG", "compress_level": 0, "optimize": False}
+PNG_SETTINGS: dict[str, Any] = {"format": "PNG", "compress_level": 0, "optimize": False}
 
 
 def encode_gray_png(image: np.ndarray) -> bytes:
