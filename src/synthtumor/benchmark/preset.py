@@ -168,3 +168,39 @@ def select_arms(preset: Preset, arms: list[str] | None) -> tuple[str, ...]:
         raise ValueError(f"--arms: unknown arm(s) {', '.join(unknown)}; choose from "
                          f"{', '.join(ARMS)}")
     return tuple(a for a in ARMS if a in names)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def preset_toml(preset: Preset, train: dict[str, Any] | None = None,
+                phantoms: dict[str, Any] | None = None, **top: Any) -> str:
+    """``preset`` as TOML text, with fields replaced (``train``/``phantoms`` entries, top-level
+    ``arms``, ``models``, ``folds``, ``description``): how scaled variants of a shipped preset
+    are made (benchmarks/gpu_check.py, tests). ``load_preset`` reads it back."""
+    d = preset.to_dict()
+    t = {**d["train"], **(train or {})}
+    ph = {k: v for k, v in d["phantoms"].items() if k != "ranges"}
+    ph.update(d["phantoms"]["ranges"])
+    ph.update(phantoms or {})
+    head = {"description": d["description"], "arms": d["arms"], "models": d["models"],
+            "folds": d["folds"], **top}
+    lines = [f"{k} = {_toml_value(v)}" for k, v in head.items()]
+    lines += ["", "[train]", *(f"{k} = {_toml_value(v)}" for k, v in t.items())]
+    lines += ["", "[evaluate]", f"overlap = {_toml_value(d['overlap'])}",
+              f"postprocess = {_toml_value(d['postprocess'])}"]
+    lines += ["", "[phantoms]", *(f"{k} = {_toml_value(v)}" for k, v in ph.items())]
+    if d["speed"]:
+        lines += ["", "[speed]", *(f"{k} = {_toml_value(v)}" for k, v in d["speed"].items())]
+    return "\n".join(lines) + "\n"
