@@ -19,6 +19,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import DICOM_DIR, DICOM_ORGANS, LITS_CT, LITS_LABEL, TS_ORGANS, TS_SMALL
 from typer.testing import CliRunner
 
 from synthtumor.benchmark import arms as arms_mod
@@ -27,8 +28,6 @@ from synthtumor.benchmark.preset import load_preset, preset_toml
 from synthtumor.cli import app
 from synthtumor.data.datalist import build_datalist
 from synthtumor.imaging import read_ct, write_nifti
-
-from .conftest import DICOM_DIR, DICOM_ORGANS, LITS_CT, LITS_LABEL, TS_ORGANS, TS_SMALL
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("arm", "model", "steps", "tumor_dice", "tumor_dice_global", "tumor_nsd",
@@ -139,9 +138,11 @@ def _public_layout(folder: Path, healthy: int, tumor: int) -> Path:
     ct = np.full((4, 4, 4), 60, np.int16)
     lab = np.zeros((4, 4, 4), np.uint8)
     lab[1:3, 1:3, 1:3] = 1
-    names = ([f"btcv_img{i:04d}" for i in range(47)] + [f"pancreas_{i:04d}" for i in range(38)]
-             + [f"chaos_{i:02d}" for i in range(20)])
-    names += [f"lits_{i:03d}" for i in range(healthy - len(names) + tumor)]
+    # numbered from 1: a "_0000" ending is read as an nnU-Net channel suffix
+    names = ([f"btcv_img{i:04d}" for i in range(1, 48)]
+             + [f"pancreas_{i:04d}" for i in range(1, 39)]
+             + [f"chaos_{i:02d}" for i in range(1, 21)])
+    names += [f"lits_{i:03d}" for i in range(1, healthy - len(names) + tumor + 1)]
     for k, name in enumerate(names):
         t = lab.copy()
         if k >= healthy:
