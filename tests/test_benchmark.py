@@ -278,3 +278,15 @@ def test_gpu_check_smoke_on_cpu(tmp_path: Path) -> None:
     assert [row["arm"] for row in r["efficacy"]["rows"]] == ["phantom"]
     assert "| loader workers |" in (tmp_path / "gpu_check.md").read_text()
     print(f"gpu_check --smoke: {time.monotonic() - t0:.0f} s")
+
+
+def test_same_settings_claim_the_folder_again(tmp_path: Path) -> None:
+    """Regression: the stored identity (JSON lists) equals a fresh one (tuples) on rerun."""
+    from synthtumor.benchmark.efficacy import EfficacyConfig, claim_folder
+
+    healthy, test = _inputs(tmp_path)
+    config = EfficacyConfig(preset=load_preset("cpu"), out=tmp_path / "b", arms=("phantom",),
+                            healthy=healthy, test=test)
+    claim_folder(config)
+    (tmp_path / "b" / "runs").mkdir()
+    claim_folder(config)  # resumes: no error

@@ -16,6 +16,7 @@ steps since the last checkpoint):
 from __future__ import annotations
 
 import ctypes
+import json
 import signal
 import subprocess
 import time
@@ -190,11 +191,13 @@ def identity(config: EfficacyConfig) -> dict[str, Any]:
     def path(p: Path | None) -> str | None:
         return None if p is None else str(Path(p).absolute())
 
-    return {"format": "synthtumor-efficacy/1", "preset": config.preset.to_dict(),
+    # through JSON: tuples become lists, exactly as the stored copy reads back
+    return json.loads(json.dumps({
+            "format": "synthtumor-efficacy/1", "preset": config.preset.to_dict(),
             "healthy": path(config.healthy), "real": path(config.real),
             "test": path(config.test), "healthy_ids": config.healthy_ids.to_dict(),
             "real_ids": config.real_ids.to_dict(), "test_ids": config.test_ids.to_dict(),
-            "profile": path(config.profile), "realistic": config.realistic}
+            "profile": path(config.profile), "realistic": config.realistic}))
 
 
 def claim_folder(config: EfficacyConfig) -> None:
