@@ -54,7 +54,7 @@ class Sizes:
 FULL = Sizes("cuda", 96, 1.0, (4, 8, 16), 40, 20, 8, 1.0, (512, 512, 200), 48,
              {"train": {"steps": 1500, "workers": 8, "roi": [64, 64, 64]},
               "phantoms": {"workers": 8}})
-SMOKE = Sizes("cpu", 32, 4.0, (1,), 2, 2, 2, 4.0, (64, 64, 24), 12,
+SMOKE = Sizes("cpu", 64, 4.0, (1,), 2, 1, 2, 4.0, (64, 64, 24), 12,
               {"train": {"steps": 2, "workers": 0, "roi": [32, 32, 32], "spacing": 4.0,
                          "batch_size": 1, "save_every": 1, "warmup": 1},
                "phantoms": {"n": 1, "workers": 1, "inplane_mm": [4.0, 4.0],
@@ -193,6 +193,7 @@ def efficacy_run(work: Path, s: Sizes) -> dict[str, Any]:
     """The cpu preset scaled (``s.efficacy``) as a `synthtumor benchmark efficacy` command."""
     from synthtumor.benchmark.preset import load_preset, preset_toml
 
+    work.mkdir(parents=True, exist_ok=True)
     preset = work / "scaled.toml"
     preset.write_text(preset_toml(load_preset("cpu"), **s.efficacy))
     healthy, test, ids = efficacy_inputs(work)
