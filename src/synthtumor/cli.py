@@ -239,6 +239,7 @@ def _demo_report(res: Any) -> None:
 
 def _mount_subcommands() -> None:
     # Each package owns its commands; heavy imports stay inside the commands (fast --help).
+    from synthtumor.benchmark.cli import register as register_benchmark
     from synthtumor.bundle.cli import register as register_bundle
     from synthtumor.data.cli import data_app
     from synthtumor.evaluate.cli import register as register_evaluate
@@ -251,6 +252,7 @@ def _mount_subcommands() -> None:
     register_evaluate(app)
     register_realism(app)
     register_turing(app)
+    register_benchmark(app)
     app.add_typer(data_app, name="data", help="Public CT datasets: download, liver labels, "
                   "datalists and folds.")
     export_app = typer.Typer(no_args_is_help=True)

@@ -31,6 +31,7 @@ from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
 from synthtumor.errors import InputError
+from synthtumor.phantom_scan import Scan, phase_hu
 
 __all__ = ["ORGANS", "HU", "Phantom", "make_phantom"]
 
@@ -1182,6 +1183,7 @@ def make_phantom(
     seed: int | np.random.Generator = 0,
     spacing: tuple[float, float, float] = (1.5, 1.5, 1.5),
     shape_mm: tuple[float, float, float] = (300.0, 220.0, 200.0),
+    scan: Scan | None = None,
 ) -> Phantom:
     """Draw a synthetic portal-venous-phase abdominal CT.
 
@@ -1192,6 +1194,8 @@ def make_phantom(
         shape_mm: field of view in mm along (x, y, z), centred on world (0, 0, 0). The anatomy
             has absolute size (body about 285 x 200 mm, liver within z = -100 to +90 mm), so
             a smaller field of view crops it and a larger one shows more air, chest or pelvis.
+        scan: contrast phase, noise std and scanner blur (see ``synthtumor.phantom_scan``);
+            None: the nominal portal venous scan. The anatomy does not depend on it.
 
     Returns:
         A :class:`Phantom`; ``ct`` has shape ``round(shape_mm / spacing)`` in (x, y, z) order,
@@ -1216,15 +1220,21 @@ def make_phantom(
     # separate streams: anatomy draws never depend on the grid, noise draws do
     anat_rng, noise_rng = rng.spawn(2)
     anat = _draw_anatomy(anat_rng)
+    psf, noise_std, grain = _PSF_SIGMA_MM, anat.noise_std, _NOISE_CORR_VOX
+    if scan is not None:  # a third stream: the nominal scan's draws stay as they were
+        anat.hu = phase_hu(anat.hu, scan.phase, rng.spawn(1)[0])
+        psf = scan.psf_mm
+        noise_std = anat.noise_std if scan.noise_std_hu is None else scan.noise_std_hu
+        grain = _NOISE_CORR_VOX * psf / _PSF_SIGMA_MM  # sharper kernel, finer noise grain
     grid = _Grid(sp, fov)
     ct, labels = _render(anat, grid)
 
     # partial volume: scanner PSF plus the box average over each voxel's extent (var s^2/12)
-    sigma = np.sqrt(_PSF_SIGMA_MM**2 + sp**2 / 12.0) / sp
+    sigma = np.sqrt(psf**2 + sp**2 / 12.0) / sp
     ct = ndimage.gaussian_filter(ct, sigma, output=np.float32, truncate=3.0)
     noise = noise_rng.standard_normal(grid.shape, dtype=np.float32)
-    noise = ndimage.gaussian_filter(noise, _NOISE_CORR_VOX, output=np.float32, truncate=3.0)
-    noise *= np.float32(anat.noise_std / max(float(noise.std()), 1e-6))
+    noise = ndimage.gaussian_filter(noise, grain, output=np.float32, truncate=3.0)
+    noise *= np.float32(noise_std / max(float(noise.std()), 1e-6))
     ct += noise
     np.clip(ct, -1024.0, 3071.0, out=ct)
 
