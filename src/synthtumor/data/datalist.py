@@ -1,22 +1,13 @@
-"""Pair images with labels and write MONAI/MSD-style datalists, a healthy list and k folds.
+"""Write MONAI/MSD-style datalists, a healthy list and k folds from paired images and labels.
 
-Pairing rule (``case_id``): a file's case id is its name without the image extension
-(.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd), then, for images only, without the nnU-Net channel
-suffix ``_0000``; then without one leading role word (``img``, ``image``, ``images``,
-``volume``, ``ct``, ``label``, ``labels``, ``seg``, ``segmentation``, ``mask``, ``gt``;
-case-insensitive) followed by ``-``, ``_``, ``.`` or a digit, and then without one trailing
-role word preceded by ``-``, ``_`` or ``.``. An image and a label pair when their case ids are
-equal (case-sensitive). So ``img0001.nii.gz`` pairs with ``label0001.nii.gz`` (BTCV),
-``volume-7.nii`` with ``segmentation-7.nii`` (LiTS), ``liver_3_0000.nii.gz`` with
-``liver_3.nii.gz`` (nnU-Net), ``case9_ct.nii.gz`` with ``case9_label.nii.gz``, and identical
-names in the two folders pair (MSD). Two files of one folder with the same case id are an error.
+Files pair by case id (rule in ``synthtumor.data.cases``); grids are checked from the headers
+(``synthtumor.data.headers``). Both modules' public names are re-exported here.
 
 Labels must already be 0 background / 1 liver / 2 tumor (``synthtumor data labels``).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -24,52 +15,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
-import SimpleITK as sitk
 
 from synthtumor.conventions import LABEL_NAMES as _LABEL_NAMES
-from synthtumor.conventions import LPS_TO_RAS, TUMOR, check_labels
+from synthtumor.conventions import TUMOR, check_labels
+from synthtumor.data.cases import IMAGE_SUFFIXES, Case, case_id, pair_files, strip_image_suffix
+from synthtumor.data.headers import GRID_TOLERANCE_VOXELS, check_pair, read_header
 from synthtumor.errors import InputError
 from synthtumor.files import make_folder, read_json_file, write_json_atomic
 from synthtumor.imaging import read_image
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-_NNUNET_CHANNEL = "_0000"
-# longest words first so the regex alternation prefers "images" over "image" over "img"
-_ROLE_WORDS = (
-    "segmentation", "volume", "images", "labels", "image", "label", "mask", "img", "seg", "ct",
-    "gt",
-)
-_ROLES = "|".join(_ROLE_WORDS)
-_PREFIX_RE = re.compile(rf"^(?:{_ROLES})(?:[-_.]|(?=\d))(?P<rest>.+)$", re.IGNORECASE)
-_SUFFIX_RE = re.compile(rf"^(?P<rest>.+?)[-_.](?:{_ROLES})$", re.IGNORECASE)
+__all__ = [
+    "GRID_TOLERANCE_VOXELS",
+    "IMAGE_SUFFIXES",
+    "LABEL_NAMES",
+    "Case",
+    "DatalistResult",
+    "build_datalist",
+    "case_id",
+    "check_pair",
+    "label_has_tumor",
+    "load_all_cases",
+    "load_datalist",
+    "make_folds",
+    "pair_files",
+    "read_header",
+    "split_validation",
+    "strip_image_suffix",
+]
+
 _FOLD_RE = re.compile(r"^fold_(\d+)\.json$")
-# Image and label grids agree when every grid corner maps to the same world point within
-# this fraction of the smallest voxel spacing (absorbs float32 rounding in headers).
-GRID_TOLERANCE_VOXELS = 0.1
 LABEL_NAMES = {str(k): v for k, v in _LABEL_NAMES.items()}  # datalist JSON "labels" entry
 _MAX_LISTED = 10
 
 ProgressFn = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class Case:
-    """One image/label pair.
-
-    Attributes:
-        case_id: shared id from the pairing rule.
-        image: image path (absolute, symlinks kept).
-        label: label path (absolute, symlinks kept); None only for label-less items read with
-            ``load_datalist(..., label_optional=True)``.
-        has_tumor: whether the label holds tumor voxels (value 2); None before it was read.
-    """
-
-    case_id: str
-    image: Path
-    label: Path
-    has_tumor: bool | None = None
 
 
 @dataclass
@@ -101,153 +80,9 @@ class DatalistResult:
         return [c for c in self.cases if c.has_tumor]
 
 
-# --------------------------------------------------------------------------------------------
-# pairing
-
-
-def strip_image_suffix(file_name: str) -> str | None:
-    """The name without its image extension, or None if it is not an image file name."""
-    lower = file_name.lower()
-    for suffix in IMAGE_SUFFIXES:
-        if lower.endswith(suffix) and len(file_name) > len(suffix):
-            return file_name[: -len(suffix)]
-    return None
-
-
-def case_id(file_name: str, *, image: bool) -> str | None:
-    """Case id of an image (``image=True``) or label file name; None if not an image file.
-
-    See the module docstring for the rule.
-    """
-    stem = strip_image_suffix(file_name)
-    if stem is None:
-        return None
-    if image and stem.endswith(_NNUNET_CHANNEL) and len(stem) > len(_NNUNET_CHANNEL):
-        stem = stem[: -len(_NNUNET_CHANNEL)]
-    if m := _PREFIX_RE.match(stem):
-        stem = m.group("rest")
-    if m := _SUFFIX_RE.match(stem):
-        stem = m.group("rest")
-    return stem
-
-
-def _by_case_id(folder: Path, *, image: bool) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise InputError(folder, "is not a folder" if folder.exists() else "does not exist")
-    found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or p.is_dir():  # hidden files include macOS "._" debris
-            continue
-        cid = case_id(p.name, image=image)
-        if cid is None:
-            continue
-        if cid in found:
-            raise InputError(
-                folder,
-                f"{found[cid].name} and {p.name} both have case id {cid!r}; keep one of them",
-            )
-        found[cid] = p.absolute()
-    return found
-
-
-def pair_files(images_dir: str | os.PathLike[str], labels_dir: str | os.PathLike[str]) -> tuple[
-    list[Case], list[Path], list[Path]
-]:
-    """Pair the image files of one folder with the label files of another by case id.
-
-    Args:
-        images_dir: folder of images (not recursive; hidden files ignored).
-        labels_dir: folder of labels.
-
-    Returns:
-        (pairs sorted by case id, images without a label, labels without an image).
-
-    Raises:
-        InputError: a folder is missing, or two files of one folder share a case id.
-    """
-    images = _by_case_id(Path(images_dir), image=True)
-    labels = _by_case_id(Path(labels_dir), image=False)
-    cases = [Case(cid, images[cid], labels[cid]) for cid in sorted(images.keys() & labels.keys())]
-    lone_images = [images[c] for c in sorted(images.keys() - labels.keys())]
-    lone_labels = [labels[c] for c in sorted(labels.keys() - images.keys())]
-    return cases, lone_images, lone_labels
-
 
 # --------------------------------------------------------------------------------------------
 # checking
-
-
-def read_header(path: str | os.PathLike[str]) -> tuple[tuple[int, int, int], np.ndarray]:
-    """Grid of an image file from its header only (no voxel data is read).
-
-    Args:
-        path: NIfTI, NRRD or MetaImage file.
-
-    Returns:
-        (shape (x, y, z) in voxels, 4x4 voxel -> RAS mm affine).
-
-    Raises:
-        InputError: missing file, unreadable header, not 3D.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "does not exist" if not p.is_symlink() else "is a broken link")
-    lower = p.name.lower()
-    try:
-        if lower.endswith((".nii.gz", ".nii")):
-            img: Any = nib.load(str(p))  # nibabel types load() loosely
-            shape, affine = tuple(int(n) for n in img.shape), np.asarray(img.affine, float)
-        else:
-            reader = sitk.ImageFileReader()
-            reader.SetFileName(str(p))
-            reader.ReadImageInformation()
-            shape = tuple(int(n) for n in reader.GetSize())
-            affine = _itk_affine(reader)
-    except Exception as err:  # nibabel, gzip and ITK raise many types for damaged files
-        text = " ".join(str(err).split())[:200] or type(err).__name__
-        raise InputError(p, f"header cannot be read ({text})") from None
-    while len(shape) > 3 and shape[-1] == 1:
-        shape = shape[:-1]
-    if len(shape) != 3:
-        raise InputError(p, f"has shape {shape}; a 3D volume is needed")
-    return (shape[0], shape[1], shape[2]), affine
-
-
-def _itk_affine(reader: sitk.ImageFileReader) -> np.ndarray:
-    """RAS affine from ITK header fields (ITK stores LPS: negate x and y)."""
-    dim = reader.GetDimension()
-    if dim < 3:
-        raise ValueError(f"{dim}D image")
-    direction = np.asarray(reader.GetDirection(), float).reshape(dim, dim)[:3, :3]
-    lps = np.eye(4)
-    lps[:3, :3] = direction * np.asarray(reader.GetSpacing()[:3], float)[None, :]
-    lps[:3, 3] = reader.GetOrigin()[:3]
-    return LPS_TO_RAS @ lps
-
-
-def check_pair(case: Case) -> None:
-    """Check that a pair's image and label share one grid, from their headers.
-
-    Raises:
-        InputError: missing file, unreadable header, or shape/affine mismatch (naming both
-            files; the affines agree when all grid corners lie within 0.1 voxel).
-    """
-    shape_i, aff_i = read_header(case.image)
-    shape_l, aff_l = read_header(case.label)
-    if shape_i != shape_l:
-        raise InputError(
-            case.label, f"shape {shape_l} differs from its image {case.image} {shape_i}"
-        )
-    corners = np.array(list(itertools.product(*[(0, n - 1) for n in shape_i])), float)
-    gap = np.max(np.linalg.norm((corners @ (aff_i - aff_l)[:3, :3].T) + (aff_i - aff_l)[:3, 3],
-                                axis=1))
-    tolerance = GRID_TOLERANCE_VOXELS * float(np.min(np.linalg.norm(aff_i[:3, :3], axis=0)))
-    if gap > tolerance:
-        raise InputError(
-            case.label,
-            f"affine differs from its image {case.image} (grid corners up to {gap:.3g} mm "
-            "apart); resample one onto the other",
-        )
 
 
 def label_has_tumor(path: str | os.PathLike[str], tumor_label: int = TUMOR) -> bool:
@@ -415,23 +250,12 @@ def build_datalist(
             too few tumor cases for the folds, output folder not creatable.
         ValueError: argument out of range.
     """
-    if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"--validation-fraction must be in [0, 1), got {validation_fraction}")
-    if folds < 0 or folds == 1:
-        raise ValueError(f"--folds must be 0 (no folds) or at least 2, got {folds}")
-    if seed < 0:
-        raise ValueError(f"--seed must be non-negative, got {seed}")
+    _check_arguments(validation_fraction, folds, seed)
     out = Path(out_dir)
     _check_creatable(out)
 
     cases, lone_images, lone_labels = pair_files(images_dir, labels_dir)
-    warnings = []
-    for what, lone in (("image(s) without a label", lone_images),
-                       ("label(s) without an image", lone_labels)):
-        if lone:
-            names = ", ".join(p.name for p in lone[:_MAX_LISTED])
-            more = ", ..." if len(lone) > _MAX_LISTED else ""
-            warnings.append(f"{len(lone)} {what}, left out: {names}{more}")
+    warnings = _unpaired_warnings(lone_images, lone_labels)
     if not cases:
         raise InputError(
             images_dir,
@@ -441,14 +265,7 @@ def build_datalist(
     for case in cases:
         check_pair(case)
 
-    checked = []
-    for i, case in enumerate(cases):
-        if progress is not None:
-            progress(i, len(cases), case.case_id)
-        checked.append(Case(case.case_id, case.image, case.label, label_has_tumor(case.label)))
-    if progress is not None:
-        progress(len(cases), len(cases), "")
-
+    checked = _with_tumor_flags(cases, progress)
     healthy = [c for c in checked if not c.has_tumor]
     tumor = [c for c in checked if c.has_tumor]
     pool = healthy if healthy_only else checked
@@ -470,6 +287,39 @@ def build_datalist(
     result = DatalistResult(checked, training, validation, fold_lists, warnings=warnings)
     _write_outputs(result, out, seed, validation_fraction, healthy_only)
     return result
+
+
+def _check_arguments(validation_fraction: float, folds: int, seed: int) -> None:
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"--validation-fraction must be in [0, 1), got {validation_fraction}")
+    if folds < 0 or folds == 1:
+        raise ValueError(f"--folds must be 0 (no folds) or at least 2, got {folds}")
+    if seed < 0:
+        raise ValueError(f"--seed must be non-negative, got {seed}")
+
+
+def _unpaired_warnings(lone_images: Sequence[Path], lone_labels: Sequence[Path]) -> list[str]:
+    """One note per kind of unpaired file, naming at most ``_MAX_LISTED`` of them."""
+    warnings = []
+    for what, lone in (("image(s) without a label", lone_images),
+                       ("label(s) without an image", lone_labels)):
+        if lone:
+            names = ", ".join(p.name for p in lone[:_MAX_LISTED])
+            more = ", ..." if len(lone) > _MAX_LISTED else ""
+            warnings.append(f"{len(lone)} {what}, left out: {names}{more}")
+    return warnings
+
+
+def _with_tumor_flags(cases: Sequence[Case], progress: ProgressFn | None) -> list[Case]:
+    """The cases with ``has_tumor`` read from their labels, reporting progress per case."""
+    checked = []
+    for i, case in enumerate(cases):
+        if progress is not None:
+            progress(i, len(cases), case.case_id)
+        checked.append(Case(case.case_id, case.image, case.label, label_has_tumor(case.label)))
+    if progress is not None:
+        progress(len(cases), len(cases), "")
+    return checked
 
 
 def _write_outputs(

@@ -2,14 +2,14 @@
 
 Every array is returned in (x, y, z) = (i, j, k) index order with a 4x4 affine mapping voxel
 indices to world RAS+ mm, whatever the file format. Every bad-input failure raises
-``InputError`` with a one-line message naming the file.
+``InputError`` with a one-line message naming the file. DICOM series reading is in
+``imaging.dicom``, masks and label maps in ``imaging.labels`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,22 +18,14 @@ import numpy as np
 import SimpleITK as sitk
 from nibabel.openers import ImageOpener
 
-from synthtumor.conventions import LPS_TO_RAS, check_labels
 from synthtumor.errors import InputError
 from synthtumor.files import staging_prefix
-from synthtumor.imaging.resample import resample_nearest
+from synthtumor.imaging.decode import _finish, _from_sitk, _sitk_brief
+from synthtumor.imaging.dicom import _is_dicom_file, _read_dicom_series
 from synthtumor.imaging.volume import Volume
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
-
-
-# A DICOM series whose slice positions deviate from uniform by more than this fraction of the
-# slice spacing (missing or duplicated slices) is rejected: ITK would silently use a mean
-# spacing, misplacing slices in world space.
-_MAX_SLICE_DEVIATION = 0.1
-
-_MAX_LISTED_LABELS = 10
 
 PathLike = str | os.PathLike[str]
 
@@ -175,91 +167,6 @@ def ct_values_to_store(values: np.ndarray, source: Volume) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-def read_mask(path: PathLike, reference: Volume, label: int | None = None) -> Volume:
-    """Read a binary mask (e.g. the liver) on the grid of ``reference``.
-
-    The segmentation is resampled in world space (nearest neighbour) when its grid differs
-    from the reference (shape, or affine beyond 1e-3 mm), so masks stored with other
-    orientations or spacings line up.
-
-    Args:
-        path: segmentation file (any format ``read_image`` accepts).
-        reference: image whose grid the mask must match (usually the CT).
-        label: voxel value to select in a multi-label map. If None the file must be binary:
-            zero plus one non-zero value (0/1, 0/255, ...).
-
-    Returns:
-        Volume with a uint8 0/1 array of ``reference.shape`` (x, y, z) and its affine.
-
-    Raises:
-        InputError: read problems, non-integer values, label absent, several labels and no
-            ``label``, empty mask, or a mask lying outside the reference in world space.
-    """
-    vol = read_image(path)
-    labels_arr = _integer_labels(vol)
-    present = _nonzero_labels(labels_arr)
-    if label is not None:
-        label = int(label)
-        if label == 0:
-            raise InputError(vol.path, "label 0 is the background; pass a positive label id")
-        if label not in present:
-            raise InputError(
-                vol.path, f"label {label} not present; labels found: {_format_labels(present)}"
-            )
-        selected = labels_arr == label
-    else:
-        if len(present) == 0:
-            raise InputError(vol.path, "liver mask is empty")
-        if len(present) > 1:
-            raise InputError(
-                vol.path,
-                f"holds labels {_format_labels(present)}; pass --liver-label to choose one",
-            )
-        selected = labels_arr != 0
-    source = Volume(selected.view(np.uint8), vol.affine, vol.path)
-    out = resample_nearest(source, reference.affine, reference.shape)
-    if not out.any():
-        raise InputError(vol.path, f"does not overlap {_name(reference)} in world space")
-    return Volume(out, reference.affine.copy(), vol.path)
-
-
-def read_labels(path: PathLike, reference: Volume) -> Volume:
-    """Read an integer label map (e.g. multi-organ) on the grid of ``reference``.
-
-    Resampled like ``read_mask`` but keeping the label values.
-
-    Args:
-        path: label map file (any format ``read_image`` accepts).
-        reference: image whose grid the labels must match.
-
-    Returns:
-        Volume of ``reference.shape`` (x, y, z): uint8 if all labels fit 0..255, else int16 or
-        int32.
-
-    Raises:
-        InputError: read problems, non-integer values, or labels lying outside the reference
-            in world space.
-    """
-    vol = read_image(path)
-    labels_arr = _integer_labels(vol)
-    source = Volume(labels_arr, vol.affine, vol.path)
-    out = resample_nearest(source, reference.affine, reference.shape)
-    if not out.any() and labels_arr.any():
-        raise InputError(vol.path, f"does not overlap {_name(reference)} in world space")
-    return Volume(out, reference.affine.copy(), vol.path)
-
-
-def read_case_labels(path: PathLike, reference: Volume) -> Volume:
-    """Read a case's label map, 0 background / 1 liver / 2 tumor, on the grid of ``reference``
-    (resampled as ``read_labels``).
-
-    Raises:
-        InputError: as ``read_labels``, or ids other than 0, 1, 2 (naming them).
-    """
-    labels = read_labels(path, reference)
-    check_labels(labels.array, labels.path)
-    return labels
-
 
 # --------------------------------------------------------------------------------------------
 # writing
@@ -379,215 +286,12 @@ def _read_itk_file(p: Path) -> Volume:
     return _finish(arr, affine, p)
 
 
-def _read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
-    # ITK prints "No Series were found" warnings to stderr itself: our one-line error says it
-    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        ids = list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
-    except RuntimeError as err:
-        raise InputError(folder, f"could not be scanned for DICOM ({_sitk_brief(err)})") from err
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
-    if not ids:
-        raise InputError(
-            folder, "is a folder holding no DICOM series (pass a DICOM folder or an image file)"
-        )
-    if series_uid is None:
-        if len(ids) > 1:
-            choices = ", ".join(
-                f"{_uid_text(uid)} ({len(_series_files(folder, uid))} files)" for uid in ids
-            )
-            raise InputError(
-                folder,
-                f"holds {len(ids)} DICOM series; pass a folder with one series or choose one "
-                f"with series_uid: {choices}",
-            )
-        series_uid = ids[0]
-    elif series_uid not in ids:
-        found = ", ".join(_uid_text(uid) for uid in ids)
-        raise InputError(
-            folder, f"has no DICOM series {_uid_text(series_uid)}; series found: {found}"
-        )
-
-    reader = sitk.ImageSeriesReader()
-    # GDCMImageIO applies the rescale slope/intercept, so CT comes out in HU
-    reader.SetImageIO("GDCMImageIO")
-    reader.SetFileNames(_series_files(folder, series_uid))
-    # per-slice headers, for the slice-position check below (no extra file reads)
-    reader.SetMetaDataDictionaryArrayUpdate(True)
-    try:
-        img = reader.Execute()
-    except RuntimeError as err:
-        raise InputError(folder, f"DICOM series could not be read ({_sitk_brief(err)})") from err
-    _check_slice_positions(reader, img, folder)
-    arr, affine = _from_sitk(img, folder)
-    if arr.dtype.kind == "f":
-        arr = arr.astype(np.float32, copy=False)  # non-integer rescale: float32 is enough
-    return _finish(arr, affine, folder)
-
-
-def _check_slice_positions(
-    reader: sitk.ImageSeriesReader, img: sitk.Image, folder: Path
-) -> None:
-    """Reject missing/duplicate slices: ITK would stack them at one uniform spacing."""
-    n = len(reader.GetFileNames())
-    positions = []
-    for i in range(n):
-        if not reader.HasMetaDataKey(i, "0020|0032"):
-            return  # no ImagePositionPatient (e.g. secondary capture): nothing to check
-        try:
-            positions.append([float(v) for v in reader.GetMetaData(i, "0020|0032").split("\\")])
-        except ValueError:
-            return
-    if len(positions) < 3:
-        return
-    normal = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)[:, 2]
-    steps = np.diff(np.asarray(positions) @ normal)
-    mean_step = float(np.mean(steps))
-    deviation = float(np.max(np.abs(steps - mean_step)))
-    if deviation > _MAX_SLICE_DEVIATION * abs(mean_step) or mean_step == 0:
-        raise InputError(
-            folder,
-            f"DICOM slices are unevenly spaced (steps {np.min(steps):.3g}..{np.max(steps):.3g} mm):"
-            " missing or duplicate slices?",
-        )
-
-
-def _series_files(folder: Path, uid: str) -> list[str]:
-    # GDCM sorts the files along the slice normal
-    return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
-
-
-def _uid_text(uid: str) -> str:
-    return repr(uid) if uid else "'' (no SeriesInstanceUID)"
-
-
-def _from_sitk(img: sitk.Image, p: Path) -> tuple[np.ndarray, np.ndarray]:
-    """SimpleITK image -> (array in x, y, z[, t] order, RAS affine)."""
-    dim = img.GetDimension()
-    if img.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(
-            p,
-            f"has {img.GetNumberOfComponentsPerPixel()} components per voxel "
-            "(vector/RGB image); a scalar image is needed",
-        )
-    if dim < 3:
-        raise InputError(p, f"is {dim}D; a 3D volume is needed")
-    # SimpleITK arrays are (..., z, y, x): reversing gives (x, y, z, ...), Fortran-ordered
-    # in memory like nibabel's arrays (a view, no second copy)
-    arr = sitk.GetArrayFromImage(img).transpose()
-    direction = np.asarray(img.GetDirection(), dtype=np.float64).reshape(dim, dim)[:3, :3]
-    spacing = np.asarray(img.GetSpacing()[:3], dtype=np.float64)
-    lps = np.eye(4)
-    lps[:3, :3] = direction * spacing[None, :]
-    lps[:3, 3] = img.GetOrigin()[:3]
-    return arr, LPS_TO_RAS @ lps
-
-
-def _finish(arr: np.ndarray, affine: np.ndarray, p: Path) -> Volume:
-    """Common checks: 3D after dropping singleton trailing dims, sane affine, native bytes."""
-    if arr.ndim > 3:
-        extra = arr.shape[3:]
-        if any(n != 1 for n in extra):
-            raise InputError(
-                p, f"is {arr.ndim}D with shape {arr.shape}; a single 3D volume is needed"
-            )
-        arr = arr.reshape(arr.shape[:3])
-    if arr.ndim < 3:
-        raise InputError(p, f"is {arr.ndim}D with shape {arr.shape}; a 3D volume is needed")
-    if arr.size == 0:
-        raise InputError(p, f"is empty (shape {arr.shape})")
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise InputError(p, "has an invalid voxel-to-world matrix (zero or non-finite spacing)")
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return Volume(arr, affine, str(p))
-
-
-def _is_dicom_file(p: Path) -> bool:
-    try:
-        with p.open("rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:] == b"DICM"
-
 
 def _brief(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(err).__name__}: {first}"[:200] if first else type(err).__name__
 
-
-def _sitk_brief(err: BaseException) -> str:
-    # SimpleITK messages span lines and start with C++ source locations; keep the reason
-    text = " ".join(str(err).split())
-    marker = "ERROR:"
-    if marker in text:
-        text = text[text.rindex(marker) + len(marker):].strip()
-    return text[:200]
-
-
-def _name(vol: Volume) -> str:
-    return vol.path if vol.path is not None else "the reference image"
-
-
-# --------------------------------------------------------------------------------------------
-# helpers: labels
-
-
-def _smallest_label_dtype(lo: int, hi: int) -> np.dtype | None:
-    for dt in (np.uint8, np.int16, np.int32):
-        info = np.iinfo(dt)
-        if info.min <= lo and hi <= info.max:
-            return np.dtype(dt)
-    return None
-
-
-def _integer_labels(vol: Volume) -> np.ndarray:
-    """The label values as the smallest integer dtype holding them; InputError if not labels."""
-    arr = vol.array
-    if arr.dtype == np.bool_:
-        return arr.view(np.uint8)
-    if arr.dtype.kind == "f":
-        finite = np.isfinite(arr)
-        if not finite.all():
-            raise InputError(vol.path, "holds NaN/inf values; expected an integer label map")
-        frac = arr != np.rint(arr)
-        if frac.any():
-            example = float(arr[frac].flat[0])
-            raise InputError(
-                vol.path, f"holds non-integer values (e.g. {example:g}); expected a label map"
-            )
-    elif arr.dtype.kind not in "iu":
-        raise InputError(vol.path, f"holds {arr.dtype} values; expected an integer label map")
-    lo, hi = int(np.min(arr)), int(np.max(arr))
-    dtype = _smallest_label_dtype(lo, hi)
-    if dtype is None:
-        raise InputError(vol.path, f"label values {lo}..{hi} are out of the int32 range")
-    return arr.astype(dtype, copy=False)
-
-
-def _nonzero_labels(arr: np.ndarray) -> list[int]:
-    """Sorted non-zero values present in an integer array."""
-    lo = int(np.min(arr))
-    hi = int(np.max(arr))
-    if hi - lo <= 1 << 16:
-        # counting beats sorting (np.unique) by far on large CT-sized volumes
-        flat = arr.ravel()
-        counts = np.bincount(flat if lo == 0 else flat.astype(np.int64) - lo)
-        values = np.flatnonzero(counts) + lo
-    else:
-        values = np.unique(arr)
-    return [int(v) for v in values if v != 0]
-
-
-def _format_labels(labels: Sequence[int]) -> str:
-    if len(labels) <= _MAX_LISTED_LABELS:
-        return "[" + ", ".join(str(v) for v in labels) + "]"
-    shown = ", ".join(str(v) for v in labels[:_MAX_LISTED_LABELS])
-    return f"[{shown}, ...] ({len(labels)} labels)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -618,3 +322,25 @@ def _nifti_data(arr: np.ndarray, kind: str) -> np.ndarray:
             return arr.astype(np.float32, copy=False)
         raise ValueError(f"cannot write {arr.dtype} values as CT")
     raise ValueError(f"kind must be 'ct' or 'label', got {kind!r}")
+
+
+# Label reading lives in its own module; it needs read_image above, hence the late import.
+from synthtumor.imaging.labels import (  # noqa: E402
+    read_case_labels,
+    read_labels,
+    read_mask,
+)
+
+__all__ = [
+    "ITK_SUFFIXES",
+    "NIFTI_SUFFIXES",
+    "PathLike",
+    "ct_values_to_store",
+    "looks_like_hu",
+    "read_case_labels",
+    "read_ct",
+    "read_image",
+    "read_labels",
+    "read_mask",
+    "write_nifti",
+]
