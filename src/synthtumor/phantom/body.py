@@ -40,11 +40,12 @@ class _Body:
         return 1.0 + self.taper * z / 100.0
 
     def _inset(self, layer: str) -> tuple[float, float, float]:
+        f, m = self.fat, self.muscle
         return {
             "skin": (0.0, 0.0, 0.0),
             "muscle": self.fat,
-            "cavity": tuple(f + m for f, m in zip(self.fat, self.muscle, strict=True)),
-            "ribs": tuple(f + 0.45 * m for f, m in zip(self.fat, self.muscle, strict=True)),
+            "cavity": (f[0] + m[0], f[1] + m[1], f[2] + m[2]),
+            "ribs": (f[0] + 0.45 * m[0], f[1] + 0.45 * m[1], f[2] + 0.45 * m[2]),
         }[layer]
 
     def layer_rho(self, x, y, z, layer: str) -> np.ndarray:

@@ -41,143 +41,22 @@ def _jit(rng: np.random.Generator, v, s) -> np.ndarray:
 
 
 def _draw_anatomy(rng: np.random.Generator) -> _Anatomy:
+    """Every random draw of one phantom's anatomy (mm, HU), in a fixed order, so one
+    generator state gives one anatomy whatever the voxel grid."""
     body = _Body(rng)
     yvb = body.y_vb
-
-    # intensities: modest per-seed variation around the nominal portal venous values
-    hu = dict(HU)
-    hu["liver"] = rng.uniform(97.0, 115.0)
-    hu["portal_vein"] = hu["liver"] + rng.uniform(60.0, 85.0)
-    hu["hepatic_vein"] = hu["portal_vein"] - rng.uniform(0.0, 15.0)
-    hu["spleen"] = min(125.0, hu["liver"] + rng.uniform(0.0, 15.0))
-    hu["aorta"] = rng.uniform(150.0, 185.0)
-    hu["ivc"] = rng.uniform(125.0, 155.0)
-    hu["kidney_cortex"] = rng.uniform(160.0, 190.0)
-    hu["kidney_medulla"] = hu["kidney_cortex"] - rng.uniform(25.0, 50.0)
-    hu["muscle"] = rng.uniform(45.0, 58.0)
-    hu["fat_subcutaneous"] = rng.uniform(-112.0, -95.0)
-    hu["fat_visceral"] = rng.uniform(-100.0, -85.0)
-    hu["bone_marrow"] = rng.uniform(200.0, 290.0)
-    noise_std = rng.uniform(*_NOISE_STD_HU)
+    hu, noise_std = _draw_hu(rng)
 
     aorta = (-15.0 + rng.uniform(-4, 4), yvb + 27.0 + rng.uniform(-3, 3), rng.uniform(9.5, 12.0))
     ivc = (21.0 + rng.uniform(-4, 4), yvb + 24.0 + rng.uniform(-3, 3), 12.0, 9.0)
-
-    # liver: right lobe, inferior right tip, medial segment, tapering left lobe
-    g = _jit(rng, (0.0, 0.0, -8.0), (6.0, 5.0, 5.0))  # whole-liver shift; dome below the top
-    nominal = [
-        ((70.0, 0.0, 30.0), (72.0, 78.0, 64.0), (0.0, 8.0, 0.0)),
-        ((82.0, 6.0, -22.0), (44.0, 50.0, 42.0), (0.0, -12.0, 0.0)),
-        ((30.0, 14.0, 38.0), (50.0, 52.0, 46.0), (0.0, 0.0, 0.0)),
-        ((-6.0, 38.0, 52.0), (72.0, 34.0, 30.0), (0.0, 12.0, -22.0)),
-    ]
-    parts = []
-    for c, s, ang in nominal:
-        c = g + _jit(rng, c, 5.0)
-        s = _jit(rng, s, np.asarray(s) * 0.07)  # overall size is set by fit_liver_volume
-        ang = _jit(rng, ang, 8.0)
-        parts.append(_Ellipsoid.make(c, s, ang))
-    lo = np.array([-80.0, -110.0, -110.0])
-    hi = np.array([160.0, 110.0, 130.0])
-    liver_warp = _Noise(rng, lo, hi, step=30.0, amp=rng.uniform(3.5, 6.0))
-    liver_texture = _Noise(rng, lo, hi, step=16.0, amp=2.5)
-
-    gb = _Ellipsoid.make(
-        _jit(rng, (42.0, 30.0, -8.0), (5.0, 5.0, 8.0)) + g,
-        _jit(rng, (14.0, 14.0, 32.0), (3.0, 3.0, 6.0)),
-        _jit(rng, (-35.0, 15.0, 0.0), 10.0),
-    )
-
-    # kidneys (right lower than left), long axis tilted so upper poles lean medial/posterior
-    kidneys, sinuses = [], []
-    for side, zc in ((1.0, -52.0), (-1.0, -34.0)):
-        c = _jit(rng, (side * 62.0, yvb - 8.0, zc), (5.0, 4.0, 7.0))
-        s = _jit(rng, (25.0, 20.0, 50.0), (3.0, 2.0, 5.0))
-        ang = _jit(rng, (-12.0, side * 14.0, side * 30.0), 6.0)
-        k = _Ellipsoid.make(c, s, ang)
-        kidneys.append(k)
-        # renal sinus: towards the medial, slightly anterior hilum
-        # (opens through the medial surface, so hilar slices show the kidney as a "C")
-        cs = k.shifted((-side * 0.75 * s[0], 0.0, 0.0)) + np.array([0.0, 0.15 * s[1], 0.0])
-        sinuses.append(_Ellipsoid.make(cs, (0.5 * s[0], 0.4 * s[1], 0.5 * s[2]), ang))
-
-    spleen = _Ellipsoid.make(
-        _jit(rng, (-82.0, -28.0, 42.0), (5.0, 6.0, 8.0)),
-        _jit(rng, (24.0, 52.0, 46.0), (3.0, 6.0, 6.0)),
-        _jit(rng, (0.0, 0.0, -38.0), (6.0, 6.0, 8.0)),
-    )
-    spleen_hilum = _Ellipsoid.make(
-        spleen.shifted((30.0, 0.0, 0.0)), (22.0, 30.0, 28.0), _jit(rng, (0.0, 0.0, -38.0), 5.0)
-    )
-
-    stomach = _Ellipsoid.make(
-        _jit(rng, (-42.0, 35.0, 50.0), (6.0, 5.0, 8.0)),
-        _jit(rng, (36.0, 30.0, 44.0), (4.0, 4.0, 6.0)),
-        _jit(rng, (0.0, 20.0, 25.0), 8.0),
-    )
-    stomach_gas_y = stomach.c[1] + rng.uniform(0.2, 0.55) * stomach.semi[1]
-
-    # pancreas: head near the duodenum (right) to tail at the splenic hilum (left)
-    pts = np.array(
-        [
-            (30.0, yvb + 40.0, -15.0),
-            (8.0, yvb + 45.0, -5.0),
-            (-20.0, yvb + 42.0, 2.0),
-            (-45.0, yvb + 30.0, 10.0),
-            (-65.0, yvb + 12.0, 18.0),
-        ]
-    )
-    pts = pts + rng.uniform(-4.0, 4.0, pts.shape)
-    pancreas = _Tubes.from_polyline(
-        pts, np.array([14.0, 11.0, 10.0, 9.0, 8.0]) * rng.uniform(0.9, 1.1)
-    )
-
-    # colon frame: caecum (right low) -> ascending -> transverse (anterior) -> descending
-    cp = np.array(
-        [
-            (72.0, 5.0, -95.0),
-            (78.0, -10.0, -60.0),
-            (76.0, -5.0, -32.0),
-            (58.0, 30.0, -22.0),
-            (25.0, 52.0, -35.0),
-            (-10.0, 55.0, -40.0),
-            (-45.0, 45.0, -25.0),
-            (-78.0, 10.0, 0.0),
-            (-85.0, -15.0, -30.0),
-            (-82.0, -20.0, -65.0),
-            (-78.0, -15.0, -100.0),
-        ]
-    )
-    cp = cp + rng.uniform(-5.0, 5.0, cp.shape)
-    colon = _Tubes.from_polyline(cp, rng.uniform(16.0, 22.0, len(cp)))
-    colon_texture = _Noise(rng, (-130.0, -110.0, -110.0), (130.0, 110.0, 110.0), 10.0, 1.0)
-
-    # small bowel loops in the lower central abdomen
-    small_bowel, content = [], []
-    for _ in range(int(rng.integers(4, 7))):
-        walk = _random_walk(
-            rng, np.array([-55.0, -15.0, -95.0]), np.array([50.0, 60.0, -10.0]), 28, 8.0
-        )
-        small_bowel.append(_Tubes.from_polyline(walk, np.full(len(walk), rng.uniform(10.0, 13.0))))
-        content.append(HU["bowel_content"] + float(rng.uniform(-15.0, 15.0)))
-
-    # lower ribs: from the transverse processes around the body wall, descending anteriorly
-    ribs = []
-    z0 = rng.uniform(85.0, 105.0)
-    period = rng.uniform(24.0, 30.0)
-    for k in range(6):
-        zk = z0 - k * period
-        if zk < -45.0:
-            break
-        reach = 70.0 - 15.0 * k + rng.uniform(-10.0, 10.0)  # anterior end angle, degrees
-        for side in (1.0, -1.0):
-            th = np.radians(np.linspace(-70.0, reach, 14))
-            th = np.where(side > 0, th, np.pi - th)
-            drop = np.linspace(0.0, 1.0, 14) ** 1.3 * rng.uniform(45.0, 65.0)
-            path = [np.array([side * 38.0, yvb - 28.0, zk + 8.0])]
-            for t, dz in zip(th, drop, strict=True):
-                path.append(body.layer_point(float(t), zk - dz, "ribs"))
-            ribs.append(_Tubes.from_polyline(np.array(path), np.full(len(path), 3.8)))
+    parts, liver_warp, liver_texture, gb = _draw_liver(rng)
+    kidneys, sinuses = _draw_kidneys(rng, yvb)
+    spleen, spleen_hilum = _draw_spleen(rng)
+    stomach, stomach_gas_y = _draw_stomach(rng)
+    pancreas = _draw_pancreas(rng, yvb)
+    colon, colon_texture = _draw_colon(rng)
+    small_bowel, content = _draw_small_bowel(rng)
+    ribs = _draw_ribs(rng, body)
     psoas = [(side * rng.uniform(30.0, 36.0), yvb - 2.0) for side in (1.0, -1.0)]
     zr = rng.uniform(86.0, 94.0)  # top of the right hemidiaphragm
 
@@ -205,7 +84,7 @@ def _draw_anatomy(rng: np.random.Generator) -> _Anatomy:
         colon_texture=colon_texture,
         small_bowel=small_bowel,
         bowel_content_hu=content,
-        ribs=_Tubes.concat(ribs),
+        ribs=ribs,
         psoas=psoas,
         domes=(
             (55.0 + rng.uniform(-8, 8), -5.0 + rng.uniform(-8, 8), zr),
@@ -221,6 +100,177 @@ def _draw_anatomy(rng: np.random.Generator) -> _Anatomy:
     anat.fit_liver_volume(rng.uniform(1.2, 1.6))
     _draw_vessels(rng, anat)
     return anat
+
+
+def _draw_hu(rng: np.random.Generator) -> tuple[dict[str, float], float]:
+    """Tissue HU and the image noise std (HU) of one seed."""
+    # intensities: modest per-seed variation around the nominal portal venous values
+    hu = dict(HU)
+    hu["liver"] = rng.uniform(97.0, 115.0)
+    hu["portal_vein"] = hu["liver"] + rng.uniform(60.0, 85.0)
+    hu["hepatic_vein"] = hu["portal_vein"] - rng.uniform(0.0, 15.0)
+    hu["spleen"] = min(125.0, hu["liver"] + rng.uniform(0.0, 15.0))
+    hu["aorta"] = rng.uniform(150.0, 185.0)
+    hu["ivc"] = rng.uniform(125.0, 155.0)
+    hu["kidney_cortex"] = rng.uniform(160.0, 190.0)
+    hu["kidney_medulla"] = hu["kidney_cortex"] - rng.uniform(25.0, 50.0)
+    hu["muscle"] = rng.uniform(45.0, 58.0)
+    hu["fat_subcutaneous"] = rng.uniform(-112.0, -95.0)
+    hu["fat_visceral"] = rng.uniform(-100.0, -85.0)
+    hu["bone_marrow"] = rng.uniform(200.0, 290.0)
+    noise_std = rng.uniform(*_NOISE_STD_HU)
+    return hu, noise_std
+
+
+def _draw_liver(
+    rng: np.random.Generator,
+) -> tuple[list[_Ellipsoid], _Noise, _Noise, _Ellipsoid]:
+    """Liver ellipsoids, its shape warp and texture fields, and the gallbladder beneath it."""
+    # liver: right lobe, inferior right tip, medial segment, tapering left lobe
+    g = _jit(rng, (0.0, 0.0, -8.0), (6.0, 5.0, 5.0))  # whole-liver shift; dome below the top
+    nominal = [
+        ((70.0, 0.0, 30.0), (72.0, 78.0, 64.0), (0.0, 8.0, 0.0)),
+        ((82.0, 6.0, -22.0), (44.0, 50.0, 42.0), (0.0, -12.0, 0.0)),
+        ((30.0, 14.0, 38.0), (50.0, 52.0, 46.0), (0.0, 0.0, 0.0)),
+        ((-6.0, 38.0, 52.0), (72.0, 34.0, 30.0), (0.0, 12.0, -22.0)),
+    ]
+    parts = []
+    for c0, s0, ang0 in nominal:
+        c = g + _jit(rng, c0, 5.0)
+        s = _jit(rng, s0, np.asarray(s0) * 0.07)  # overall size is set by fit_liver_volume
+        ang = _jit(rng, ang0, 8.0)
+        parts.append(_Ellipsoid.make(c, s, ang))
+    lo = np.array([-80.0, -110.0, -110.0])
+    hi = np.array([160.0, 110.0, 130.0])
+    liver_warp = _Noise(rng, lo, hi, step=30.0, amp=rng.uniform(3.5, 6.0))
+    liver_texture = _Noise(rng, lo, hi, step=16.0, amp=2.5)
+
+    gb = _Ellipsoid.make(
+        _jit(rng, (42.0, 30.0, -8.0), (5.0, 5.0, 8.0)) + g,
+        _jit(rng, (14.0, 14.0, 32.0), (3.0, 3.0, 6.0)),
+        _jit(rng, (-35.0, 15.0, 0.0), 10.0),
+    )
+    return parts, liver_warp, liver_texture, gb
+
+
+def _draw_kidneys(
+    rng: np.random.Generator, yvb: float
+) -> tuple[list[_Ellipsoid], list[_Ellipsoid]]:
+    """Right and left kidneys and their renal sinuses; ``yvb``: vertebral body centre, mm."""
+    # kidneys (right lower than left), long axis tilted so upper poles lean medial/posterior
+    kidneys, sinuses = [], []
+    for side, zc in ((1.0, -52.0), (-1.0, -34.0)):
+        c = _jit(rng, (side * 62.0, yvb - 8.0, zc), (5.0, 4.0, 7.0))
+        s = _jit(rng, (25.0, 20.0, 50.0), (3.0, 2.0, 5.0))
+        ang = _jit(rng, (-12.0, side * 14.0, side * 30.0), 6.0)
+        k = _Ellipsoid.make(c, s, ang)
+        kidneys.append(k)
+        # renal sinus: towards the medial, slightly anterior hilum
+        # (opens through the medial surface, so hilar slices show the kidney as a "C")
+        cs = k.shifted((-side * 0.75 * s[0], 0.0, 0.0)) + np.array([0.0, 0.15 * s[1], 0.0])
+        sinuses.append(_Ellipsoid.make(cs, (0.5 * s[0], 0.4 * s[1], 0.5 * s[2]), ang))
+    return kidneys, sinuses
+
+
+def _draw_spleen(rng: np.random.Generator) -> tuple[_Ellipsoid, _Ellipsoid]:
+    """Spleen and the hilar concavity cut out of it."""
+    spleen = _Ellipsoid.make(
+        _jit(rng, (-82.0, -28.0, 42.0), (5.0, 6.0, 8.0)),
+        _jit(rng, (24.0, 52.0, 46.0), (3.0, 6.0, 6.0)),
+        _jit(rng, (0.0, 0.0, -38.0), (6.0, 6.0, 8.0)),
+    )
+    spleen_hilum = _Ellipsoid.make(
+        spleen.shifted((30.0, 0.0, 0.0)), (22.0, 30.0, 28.0), _jit(rng, (0.0, 0.0, -38.0), 5.0)
+    )
+    return spleen, spleen_hilum
+
+
+def _draw_stomach(rng: np.random.Generator) -> tuple[_Ellipsoid, float]:
+    """Stomach and the height (world y, mm) of its gas-fluid level."""
+    stomach = _Ellipsoid.make(
+        _jit(rng, (-42.0, 35.0, 50.0), (6.0, 5.0, 8.0)),
+        _jit(rng, (36.0, 30.0, 44.0), (4.0, 4.0, 6.0)),
+        _jit(rng, (0.0, 20.0, 25.0), 8.0),
+    )
+    stomach_gas_y = stomach.c[1] + rng.uniform(0.2, 0.55) * stomach.semi[1]
+    return stomach, stomach_gas_y
+
+
+def _draw_pancreas(rng: np.random.Generator, yvb: float) -> _Tubes:
+    # pancreas: head near the duodenum (right) to tail at the splenic hilum (left)
+    pts = np.array(
+        [
+            (30.0, yvb + 40.0, -15.0),
+            (8.0, yvb + 45.0, -5.0),
+            (-20.0, yvb + 42.0, 2.0),
+            (-45.0, yvb + 30.0, 10.0),
+            (-65.0, yvb + 12.0, 18.0),
+        ]
+    )
+    pts = pts + rng.uniform(-4.0, 4.0, pts.shape)
+    pancreas = _Tubes.from_polyline(
+        pts, np.array([14.0, 11.0, 10.0, 9.0, 8.0]) * rng.uniform(0.9, 1.1)
+    )
+    return pancreas
+
+
+def _draw_colon(rng: np.random.Generator) -> tuple[_Tubes, _Noise]:
+    """Colon frame and the texture field that mottles its content with gas."""
+    # colon frame: caecum (right low) -> ascending -> transverse (anterior) -> descending
+    cp = np.array(
+        [
+            (72.0, 5.0, -95.0),
+            (78.0, -10.0, -60.0),
+            (76.0, -5.0, -32.0),
+            (58.0, 30.0, -22.0),
+            (25.0, 52.0, -35.0),
+            (-10.0, 55.0, -40.0),
+            (-45.0, 45.0, -25.0),
+            (-78.0, 10.0, 0.0),
+            (-85.0, -15.0, -30.0),
+            (-82.0, -20.0, -65.0),
+            (-78.0, -15.0, -100.0),
+        ]
+    )
+    cp = cp + rng.uniform(-5.0, 5.0, cp.shape)
+    colon = _Tubes.from_polyline(cp, rng.uniform(16.0, 22.0, len(cp)))
+    colon_texture = _Noise(rng, (-130.0, -110.0, -110.0), (130.0, 110.0, 110.0), 10.0, 1.0)
+    return colon, colon_texture
+
+
+def _draw_small_bowel(rng: np.random.Generator) -> tuple[list[_Tubes], list[float]]:
+    """Small bowel loops and the HU of each loop's content."""
+    # small bowel loops in the lower central abdomen
+    small_bowel, content = [], []
+    for _ in range(int(rng.integers(4, 7))):
+        walk = _random_walk(
+            rng, np.array([-55.0, -15.0, -95.0]), np.array([50.0, 60.0, -10.0]), 28, 8.0
+        )
+        small_bowel.append(_Tubes.from_polyline(walk, np.full(len(walk), rng.uniform(10.0, 13.0))))
+        content.append(HU["bowel_content"] + float(rng.uniform(-15.0, 15.0)))
+    return small_bowel, content
+
+
+def _draw_ribs(rng: np.random.Generator, body: _Body) -> _Tubes:
+    yvb = body.y_vb
+    # lower ribs: from the transverse processes around the body wall, descending anteriorly
+    ribs = []
+    z0 = rng.uniform(85.0, 105.0)
+    period = rng.uniform(24.0, 30.0)
+    for k in range(6):
+        zk = z0 - k * period
+        if zk < -45.0:
+            break
+        reach = 70.0 - 15.0 * k + rng.uniform(-10.0, 10.0)  # anterior end angle, degrees
+        for side in (1.0, -1.0):
+            th = np.radians(np.linspace(-70.0, reach, 14))
+            th = np.where(side > 0, th, np.pi - th)
+            drop = np.linspace(0.0, 1.0, 14) ** 1.3 * rng.uniform(45.0, 65.0)
+            path = [np.array([side * 38.0, yvb - 28.0, zk + 8.0])]
+            for t, dz in zip(th, drop, strict=True):
+                path.append(body.layer_point(float(t), zk - dz, "ribs"))
+            ribs.append(_Tubes.from_polyline(np.array(path), np.full(len(path), 3.8)))
+    return _Tubes.concat(ribs)
 
 
 def _inside_point(anat: _Anatomy, p: np.ndarray, towards: np.ndarray, depth: float) -> np.ndarray:

@@ -7,6 +7,7 @@ Functions take broadcastable x, y, z arrays so the same code serves voxel boxes
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,12 @@ def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:
     return rot_z @ rot_y @ rot_x
 
 
+def _float3(v: Iterable[float]) -> tuple[float, float, float]:
+    """Three numbers (any sequence or array) as a tuple of Python floats."""
+    a, b, c = (float(x) for x in v)
+    return (a, b, c)
+
+
 @dataclass(frozen=True)
 class _Ellipsoid:
     """Rotated ellipsoid: centre (mm), semi-axes (mm) and local -> world rotation."""
@@ -81,9 +88,9 @@ class _Ellipsoid:
     def make(c, semi, angles=(0.0, 0.0, 0.0)) -> _Ellipsoid:
         r = _rotation(*angles)
         return _Ellipsoid(
-            tuple(float(v) for v in c),
-            tuple(float(v) for v in semi),
-            tuple(tuple(float(v) for v in row) for row in r),
+            _float3(c),
+            _float3(semi),
+            tuple(_float3(row) for row in r),
         )
 
     def sdf(self, x, y, z) -> np.ndarray:

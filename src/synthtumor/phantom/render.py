@@ -39,11 +39,27 @@ ALL = (slice(None), slice(None), slice(None))
 
 
 def _render(anat: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
-    hu = anat.hu
-    body = anat.body
+    """Ideal (noise-free, unblurred) float32 HU image and uint8 label map of ``anat`` on
+    ``grid``, both of shape ``grid.shape``; tissues are painted in order, later ones win."""
     cv = _Canvas(grid)
     x, y, z = grid.full()
+    cavity = _paint_wall(cv, anat, x, y, z)
+    _paint_bowel(cv, anat, cavity)
+    _paint_chest_and_great_vessels(cv, anat, x, y, z, cavity)
+    _paint_kidneys_and_spleen(cv, anat)
+    liver = _paint_liver(cv, anat, cavity)
+    _paint_liver_vessels(cv, anat, liver, cavity)
 
+    # spine last (bone wins): vertebral bodies with cortex and endplates, discs, arches
+    _paint_spine(cv, anat, x, y, z)
+    return cv.ct, cv.labels
+
+
+def _paint_wall(
+    cv: _Canvas, anat: _Anatomy, x: np.ndarray, y: np.ndarray, z: np.ndarray
+) -> np.ndarray:
+    """Body layers, ribs, paraspinal muscles and psoas; returns the visceral cavity mask."""
+    hu, body, grid = anat.hu, anat.body, cv.grid
     # body layers: skin/fat, muscle wall, visceral cavity
     inside = body.layer_mask(x, y, z, "skin")
     cv.paint(ALL, inside, 7, hu["fat_subcutaneous"])
@@ -68,7 +84,11 @@ def _render(anat: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
         r = np.clip(6.0 + (-5.0 - z) * 0.2, 0.0, 22.0)
         m = (x - px) ** 2 + (y - py) ** 2 < r**2
         cv.paint(ALL, m, 6, hu["muscle"])
+    return cavity
 
+
+def _paint_bowel(cv: _Canvas, anat: _Anatomy, cavity: np.ndarray) -> None:
+    hu, grid = anat.hu, cv.grid
     # bowel: colon with mottled gas/faeces, small bowel loops, stomach
     wall = np.zeros(grid.shape, bool)
     anat.colon.rasterise(grid, wall)
@@ -99,6 +119,11 @@ def _render(anat: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
         cv.paint(sl, lum & (by > anat.stomach_gas_y), 8, HU["air"])
     cv.paint_tubes(anat.pancreas, 8, hu["pancreas"], where=cavity)
 
+
+def _paint_chest_and_great_vessels(
+    cv: _Canvas, anat: _Anatomy, x: np.ndarray, y: np.ndarray, z: np.ndarray, cavity: np.ndarray
+) -> None:
+    hu, grid = anat.hu, cv.grid
     # lung bases and heart above the diaphragm (4 mm of diaphragm muscle)
     dome = anat.dome_z(x, y)  # (nx, ny, 1)
     above = cavity & (z > dome)
@@ -115,6 +140,9 @@ def _render(anat: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
     ix, iy, isx, isy = anat.ivc
     cv.paint(ALL, ((x - ix) / isx) ** 2 + ((y - iy) / isy) ** 2 < 1.0, 8, hu["ivc"])
 
+
+def _paint_kidneys_and_spleen(cv: _Canvas, anat: _Anatomy) -> None:
+    hu, body, grid = anat.hu, anat.body, cv.grid
     # kidneys: cortex shell, medulla, sinus fat at the hilum
     for k, sn in zip(anat.kidneys, anat.sinuses, strict=True):
         box = grid.box(*k.bounds())
@@ -136,6 +164,10 @@ def _render(anat: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
         m &= (body.cavity_sdf(bx, by, bz) < -2.0) & (bz < anat.dome_z(bx, by) - 3.0)
         cv.paint(sl, m, 4, hu["spleen"])
 
+
+def _paint_liver(cv: _Canvas, anat: _Anatomy, cavity: np.ndarray) -> np.ndarray:
+    """Gallbladder, then the liver (its largest connected piece); returns the liver mask."""
+    hu, grid = anat.hu, cv.grid
     # gallbladder, then liver (largest connected piece) and its vessels
     gb = anat.gallbladder
     box = grid.box(*gb.bounds())
@@ -159,6 +191,14 @@ def _render(anat: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
             m = lab == int(np.argmax(sizes))
         liver[sl] = m
         cv.paint(sl, m, 1, hu["liver"] + anat.liver_texture.on_grid(bx, by, bz))
+    return liver
+
+
+def _paint_liver_vessels(
+    cv: _Canvas, anat: _Anatomy, liver: np.ndarray, cavity: np.ndarray
+) -> None:
+    """Portal trunk outside the liver, portal and hepatic trees inside it."""
+    hu, grid = anat.hu, cv.grid
     trunk = np.zeros(grid.shape, bool)
     anat.portal_trunk.rasterise(grid, trunk)
     cv.paint(ALL, trunk & ~liver & cavity, 8, hu["portal_vein"])
@@ -182,10 +222,6 @@ def _render(anat: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
     keep = np.isin(lab, np.unique(lab[centre & liver]))
     cv.paint(ALL, portal & keep, 2, hu["portal_vein"])
     cv.paint(ALL, hepatic & keep, 2, hu["hepatic_vein"])
-
-    # spine last (bone wins): vertebral bodies with cortex and endplates, discs, arches
-    _paint_spine(cv, anat, x, y, z)
-    return cv.ct, cv.labels
 
 
 def _paint_spine(cv: _Canvas, anat: _Anatomy, x, y, z) -> None:

@@ -56,15 +56,7 @@ def _vessel_tree(
     cost = np.exp(tort.at(nodes[:, 0], nodes[:, 1], nodes[:, 2])) * (
         1.0 + 3.0 * np.exp(-(depth[inside] - 3.5) / 4.0)
     )
-    rows, cols = [], []
-    for off in _HALF_OFFSETS:
-        src = tuple(slice(max(0, -o), s - max(0, o)) for o, s in zip(off, shape, strict=True))
-        dst = tuple(slice(max(0, o), s - max(0, -o)) for o, s in zip(off, shape, strict=True))
-        a, b = ids[src].ravel(), ids[dst].ravel()
-        ok = (a >= 0) & (b >= 0)
-        rows.append(a[ok])
-        cols.append(b[ok])
-    ra, cb = np.concatenate(rows), np.concatenate(cols)
+    ra, cb = _lattice_edges(ids)
     # drop edges that cut through a notch of the surface: the midpoint must be inside too
     mid = 0.5 * (nodes[ra] + nodes[cb])
     ok = sdf(mid[:, 0], mid[:, 1], mid[:, 2]) < -3.0
@@ -78,6 +70,45 @@ def _vessel_tree(
     cand = np.nonzero(np.isfinite(dist) & (depth[inside] > 5.0))[0]
     if len(cand) == 0:
         cand = np.nonzero(np.isfinite(dist))[0]
+    terms = _farthest_terminals(rng, nodes, cand, n_terminals)
+    flow = _flow(pred, r0, terms, n)
+    used = np.nonzero(flow > 0)[0]
+    child = used[used != r0]
+    parent = pred[child]
+
+    # smooth the polylines (root and terminals fixed) to hide the lattice
+    fixed = np.zeros(n, bool)
+    fixed[r0] = True
+    fixed[terms] = True
+    p = _smooth_tree(sdf, nodes, child, parent, fixed)
+
+    r = np.minimum(r_root, r_terminal * np.cbrt(flow.astype(float)))
+    a_pts = np.concatenate([[np.asarray(root, float)], p[parent]])
+    b_pts = np.concatenate([[p[r0]], p[child]])
+    radii = np.concatenate([[r[r0]], r[child]])
+    return _Tubes(a_pts, b_pts, radii, radii.copy())
+
+
+def _lattice_edges(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Node-id pairs (each undirected edge once) joining every node of the (nx, ny, nz) id
+    lattice to its 26 neighbours; ids < 0 mark lattice points that are not nodes."""
+    shape = ids.shape
+    rows, cols = [], []
+    for off in _HALF_OFFSETS:
+        src = tuple(slice(max(0, -o), s - max(0, o)) for o, s in zip(off, shape, strict=True))
+        dst = tuple(slice(max(0, o), s - max(0, -o)) for o, s in zip(off, shape, strict=True))
+        a, b = ids[src].ravel(), ids[dst].ravel()
+        ok = (a >= 0) & (b >= 0)
+        rows.append(a[ok])
+        cols.append(b[ok])
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def _farthest_terminals(
+    rng: np.random.Generator, nodes: np.ndarray, cand: np.ndarray, n_terminals: int
+) -> list[int]:
+    """Node ids of up to ``n_terminals`` terminals spread over the candidates ``cand`` by
+    farthest-point sampling (``nodes``: (n, 3) mm)."""
     terms = [int(cand[rng.integers(len(cand))])]
     d2 = np.sum((nodes[cand] - nodes[terms[0]]) ** 2, axis=1)
     for _ in range(min(n_terminals, len(cand)) - 1):
@@ -86,7 +117,11 @@ def _vessel_tree(
         k = int(top[rng.integers(len(top))])
         terms.append(int(cand[k]))
         d2 = np.minimum(d2, np.sum((nodes[cand] - nodes[cand[k]]) ** 2, axis=1))
+    return terms
 
+
+def _flow(pred: np.ndarray, r0: int, terms: list[int], n: int) -> np.ndarray:
+    """Number of terminals each of the n nodes drains along the predecessor tree to r0."""
     flow = np.zeros(n, dtype=np.int64)
     for t in terms:
         v = t
@@ -94,15 +129,21 @@ def _vessel_tree(
             flow[v] += 1
             v = int(pred[v])
     flow[r0] = len(terms)
-    used = np.nonzero(flow > 0)[0]
-    child = used[used != r0]
-    parent = pred[child]
+    return flow
 
-    # smooth the polylines (root and terminals fixed) to hide the lattice
+
+def _smooth_tree(
+    sdf: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    nodes: np.ndarray,
+    child: np.ndarray,
+    parent: np.ndarray,
+    fixed: np.ndarray,
+) -> np.ndarray:
+    """Node positions (n, 3) mm after three passes of neighbour averaging along the tree's
+    edges child -> parent; ``fixed`` nodes stay, and so does a node that would come within
+    3.5 mm of the surface."""
+    n = len(nodes)
     p = nodes.copy()
-    fixed = np.zeros(n, bool)
-    fixed[r0] = True
-    fixed[terms] = True
     for _ in range(3):
         acc = np.zeros_like(p)
         deg = np.zeros(n)
@@ -115,9 +156,4 @@ def _vessel_tree(
         # keep a node where it was if smoothing would pull it near the surface
         ok = sdf(new[:, 0], new[:, 1], new[:, 2]) < -3.5
         p[move[ok]] = new[ok]
-
-    r = np.minimum(r_root, r_terminal * np.cbrt(flow.astype(float)))
-    a_pts = np.concatenate([[np.asarray(root, float)], p[parent]])
-    b_pts = np.concatenate([[p[r0]], p[child]])
-    radii = np.concatenate([[r[r0]], r[child]])
-    return _Tubes(a_pts, b_pts, radii, radii.copy())
+    return p
