@@ -24,17 +24,24 @@ from synthtumor.synthesis_options import (
     profile_source,
 )
 
+# the longer option declarations, kept out of the signature of `train`
+ModeOpt = Annotated[Mode, typer.Option(help="synthetic: tumors pasted on the fly into healthy "
+                                       "livers; real: labels as they are; mixed: both.")]
+RealDataOpt = Annotated[Path | None, typer.Option(help="Mixed mode: datalist of real-tumor "
+                                                  "cases (default: tumor cases of --data).")]
+ValDataOpt = Annotated[Path | None, typer.Option(help="Datalist to validate on (its "
+                                                 "'validation' list, else 'training').")]
+AllowConfigChangeOpt = Annotated[bool, typer.Option(
+    "--allow-config-change", help="Resume even when --roi, --spacing, --lr, --data... "
+    "differ from the checkpoint's run.")]
+
 
 def train(
     data: Annotated[Path, typer.Option("--data", help="Datalist JSON (its 'training' list): "
                                        "healthy livers (synthetic/mixed) or real tumors (real).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints, logs.")],
-    mode: Annotated[Mode, typer.Option(help="synthetic: tumors pasted on the fly into healthy "
-                                       "livers; real: labels as they are; mixed: both.")]
-    = Mode.synthetic,
-    real_data: Annotated[Path | None, typer.Option(help="Mixed mode: datalist of real-tumor "
-                                                   "cases (default: tumor cases of --data).")]
-    = None,
+    mode: ModeOpt = Mode.synthetic,
+    real_data: RealDataOpt = None,
     real_fraction: Annotated[float, typer.Option(help="Mixed mode: share of real-tumor "
                                                  "samples.")] = 0.5,
     model: Annotated[ModelName, typer.Option(help="Network.")] = ModelName.unet,
@@ -55,9 +62,7 @@ def train(
     count: CountLongOpt = None,
     realistic: RealisticOpt = False,
     profile: ProfileOpt = None,
-    val_data: Annotated[Path | None, typer.Option(help="Datalist to validate on (its "
-                                                  "'validation' list, else 'training').")]
-    = None,
+    val_data: ValDataOpt = None,
     val_every: Annotated[int, typer.Option(help="Validate every K steps (0: at the end).")]
     = 0,
     save_every: Annotated[int, typer.Option(help="Write last.pt every N steps.")] = 100,
@@ -70,9 +75,7 @@ def train(
     = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run already in "
                                             "RUN_DIR.")] = False,
-    allow_config_change: Annotated[bool, typer.Option(
-        "--allow-config-change", help="Resume even when --roi, --spacing, --lr, --data... "
-        "differ from the checkpoint's run.")] = False,
+    allow_config_change: AllowConfigChangeOpt = False,
     device: Annotated[Device, typer.Option(help="auto: CUDA when present.")] = Device.auto,
     log_every: Annotated[int, typer.Option(help="Plain log line every N steps.")] = 10,
     dump_rank_weights: Annotated[bool, typer.Option("--dump-rank-weights", hidden=True)]
