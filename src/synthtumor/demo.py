@@ -152,22 +152,9 @@ def run_demo(
     from synthtumor.evaluate.run import EvalConfig, evaluate
     from synthtumor.train.determinism import fixed_threads
     from synthtumor.train.loop import TrainConfig, train
-    from synthtumor.workflow import run_synthesis
 
-    preset = PRESETS["quick" if quick else "full"]
-    if steps is not None:
-        if steps < 1:
-            raise ValueError(f"--steps must be at least 1, got {steps}")
-        preset = replace(preset, steps=steps)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
-        check_replaceable(out, DEMO_ENTRIES)
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    preset = _preset(quick, steps)
+    out = _fresh_output(Path(out), overwrite)
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -176,15 +163,7 @@ def run_demo(
 
     t0 = time.perf_counter()
     step("synthesis example")
-    first = json.loads(datalist.read_text())["training"][0]
-    from synthtumor.imaging import read_ct, read_mask
-
-    ct = read_ct(out / "data" / first["image"])
-    liver = read_mask(out / "data" / first["label"], ct)
-    example_dir = out / "synthesis-example"
-    run_synthesis(ct, Volume(liver.array, ct.affine, liver.path), example_dir, seed=seed,
-                  config=example or SynthesisConfig(tumor_type="mix"),
-                  source={"ct": first["image"]})
+    example_dir = _synthesis_example(out, datalist, seed, example)
     seconds["example"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -222,3 +201,42 @@ def run_demo(
     return DemoResult(out=out, datalist=datalist, example=example_dir, run=run,
                       evaluation=evaluation, report=ev.report, summary=ev.summary,
                       seconds=seconds)
+
+
+def _preset(quick: bool, steps: int | None) -> DemoPreset:
+    """The quick or full preset, with ``steps`` optimizer steps when given (at least 1)."""
+    preset = PRESETS["quick" if quick else "full"]
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"--steps must be at least 1, got {steps}")
+        preset = replace(preset, steps=steps)
+    return preset
+
+
+def _fresh_output(out: Path, overwrite: bool) -> Path:
+    """``out`` as an empty folder; an old demo output there is replaced only with ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(out, "exists and is not empty; pass --overwrite to replace it")
+        check_replaceable(out, DEMO_ENTRIES)
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _synthesis_example(out: Path, datalist: Path, seed: int,
+                       example: SynthesisConfig | None) -> Path:
+    """Synthesize tumors into the first training phantom: ``out/synthesis-example``."""
+    from synthtumor.imaging import read_ct, read_mask
+    from synthtumor.workflow import run_synthesis
+
+    first = json.loads(datalist.read_text())["training"][0]
+    ct = read_ct(out / "data" / first["image"])
+    liver = read_mask(out / "data" / first["label"], ct)
+    example_dir = out / "synthesis-example"
+    run_synthesis(ct, Volume(liver.array, ct.affine, liver.path), example_dir, seed=seed,
+                  config=example or SynthesisConfig(tumor_type="mix"),
+                  source={"ct": first["image"]})
+    return example_dir

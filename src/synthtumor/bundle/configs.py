@@ -160,39 +160,8 @@ def train_config(desc: Mapping[str, Any], train: Mapping[str, Any]) -> dict[str,
     spacing = float(train["spacing"])
     margin = max(0, -(-float(train.get("margin_mm", 32.0)) // spacing))  # ceil(margin / spacing)
     cfg = _common(desc, spacing, roi)
-    random_part: list[dict[str, Any]] = [
-        {"_target_": "RandCropByPosNegLabeld", "keys": ["image", "label"],
-         "label_key": "label", "spatial_size": "@roi_size", "pos": 1, "neg": 1,
-         "num_samples": 1},
-        # HU in, HU out: must run before the window.
-        {"_target_": "synthtumor.adapters.monai.RandTumorSynthesisd", "keys": "image",
-         "label_key": "label", "prob": "@synth_prob"},
-        _hu_window(),
-    ]
-    random_part += [
-        {"_target_": "RandFlipd", "keys": ["image", "label"], "prob": 0.2, "spatial_axis": axis}
-        for axis in (0, 1, 2)
-    ]
-    if roi[0] == roi[1]:  # rot90 in the axial plane swaps x and y: only for square patches
-        random_part.append({"_target_": "RandRotate90d", "keys": ["image", "label"],
-                            "prob": 0.2, "max_k": 3})
-    random_part += [
-        {"_target_": "RandScaleIntensityd", "keys": "image", "factors": 0.1, "prob": 0.5},
-        {"_target_": "RandShiftIntensityd", "keys": "image", "offsets": 0.1, "prob": 0.5},
-        {"_target_": "DeleteItemsd", "keys": ["label_tumors"]},
-        {"_target_": "EnsureTyped", "keys": ["image", "label"],
-         "dtype": ["$torch.float32", "$torch.uint8"], "track_meta": False},
-    ]
-    cached_part = _load_and_resample(["image", "label"], ["bilinear", "nearest"]) + [
-        {"_target_": "CastToTyped", "keys": ["image", "label"],
-         "dtype": ["$torch.float32", "$torch.uint8"]},
-        {"_target_": "CropForegroundd", "keys": ["image", "label"], "source_key": "label",
-         "margin": int(margin), "allow_smaller": True, "start_coord_key": None,
-         "end_coord_key": None},
-        {"_target_": "SpatialPadd", "keys": "image", "spatial_size": "@roi_size",
-         "value": AIR_HU},
-        {"_target_": "SpatialPadd", "keys": "label", "spatial_size": "@roi_size", "value": 0},
-    ]
+    random_part = _train_random_part(roi)
+    cached_part = _train_cached_part(int(margin))
     cfg.update({
         "dataset_dir": "$@bundle_root + '/data'",
         "datalist_file": "$@dataset_dir + '/healthy.json'",
@@ -244,3 +213,45 @@ def train_config(desc: Mapping[str, Any], train: Mapping[str, Any]) -> dict[str,
         "run": ["$@train#trainer.run()"],
     })
     return cfg
+
+
+def _train_random_part(roi: list[int]) -> list[dict[str, Any]]:
+    """Training transforms drawn anew for every sample: crop, synthesis, window, augmentation."""
+    random_part: list[dict[str, Any]] = [
+        {"_target_": "RandCropByPosNegLabeld", "keys": ["image", "label"],
+         "label_key": "label", "spatial_size": "@roi_size", "pos": 1, "neg": 1,
+         "num_samples": 1},
+        # HU in, HU out: must run before the window.
+        {"_target_": "synthtumor.adapters.monai.RandTumorSynthesisd", "keys": "image",
+         "label_key": "label", "prob": "@synth_prob"},
+        _hu_window(),
+    ]
+    random_part += [
+        {"_target_": "RandFlipd", "keys": ["image", "label"], "prob": 0.2, "spatial_axis": axis}
+        for axis in (0, 1, 2)
+    ]
+    if roi[0] == roi[1]:  # rot90 in the axial plane swaps x and y: only for square patches
+        random_part.append({"_target_": "RandRotate90d", "keys": ["image", "label"],
+                            "prob": 0.2, "max_k": 3})
+    random_part += [
+        {"_target_": "RandScaleIntensityd", "keys": "image", "factors": 0.1, "prob": 0.5},
+        {"_target_": "RandShiftIntensityd", "keys": "image", "offsets": 0.1, "prob": 0.5},
+        {"_target_": "DeleteItemsd", "keys": ["label_tumors"]},
+        {"_target_": "EnsureTyped", "keys": ["image", "label"],
+         "dtype": ["$torch.float32", "$torch.uint8"], "track_meta": False},
+    ]
+    return random_part
+
+
+def _train_cached_part(margin: int) -> list[dict[str, Any]]:
+    """Deterministic training transforms: load, resample, crop to the liver + ``margin`` voxels."""
+    return _load_and_resample(["image", "label"], ["bilinear", "nearest"]) + [
+        {"_target_": "CastToTyped", "keys": ["image", "label"],
+         "dtype": ["$torch.float32", "$torch.uint8"]},
+        {"_target_": "CropForegroundd", "keys": ["image", "label"], "source_key": "label",
+         "margin": margin, "allow_smaller": True, "start_coord_key": None,
+         "end_coord_key": None},
+        {"_target_": "SpatialPadd", "keys": "image", "spatial_size": "@roi_size",
+         "value": AIR_HU},
+        {"_target_": "SpatialPadd", "keys": "label", "spatial_size": "@roi_size", "value": 0},
+    ]

@@ -26,6 +26,14 @@ REFERENCES = [
     "https://arxiv.org/abs/2201.01266",
 ]
 
+INTENDED_USE = (
+    "Research only; not for clinical or diagnostic use. The tumor class was learnt from "
+    "synthetic tumors only (no real tumor annotations), so it can miss or mislabel real "
+    "lesions, in particular very small, very large, hyperdense or non-hepatic ones, and "
+    "its accuracy on real data is not established by this bundle. Check results "
+    "against real annotations before relying on them."
+)
+
 
 def public_version(version: str) -> str:
     """``2.13.0+cpu`` -> ``2.13.0``: the build tag says nothing about compatibility."""
@@ -47,11 +55,7 @@ def metadata(
     """
     spacing = float(train["spacing"])
     roi = [int(r) for r in train["roi"]]
-    shape = roi  # the sliding window always feeds the network patches of exactly roi voxels
     mode = str(train.get("mode", "synthetic"))
-    arch = ("MONAI UNet (channels " + "-".join(str(c) for c in desc["channels"])
-            + f", {desc['num_res_units']} residual units)" if desc["name"] == "unet"
-            else f"MONAI SwinUNETR (feature size {desc['feature_size']})")
     return {
         "schema": SCHEMA_URL,
         "version": BUNDLE_VERSION,
@@ -76,15 +80,7 @@ def metadata(
         },
         "name": name,
         "task": "Liver and liver tumor segmentation in abdominal CT",
-        "description": (
-            f"A {arch} that labels every voxel of an abdominal CT as background, liver or liver "
-            f"tumor. Trained with synthtumor ({mode} mode): synthetic tumors were pasted on the "
-            "fly into healthy livers, following the label-free method of Hu et al. (CVPR 2023). "
-            f"Input CT (Hounsfield units) is reoriented to RAS, resampled to {spacing:g} mm "
-            f"isotropic, clipped to [{HU_MIN:g}, {HU_MAX:g}] HU and scaled to [0, 1], then "
-            f"segmented with a sliding window of {roi[0]}x{roi[1]}x{roi[2]} voxels; the label "
-            "map is written back on the input's own grid."
-        ),
+        "description": _description(_architecture(desc), mode, spacing, roi),
         "authors": "synthtumor authors",
         "copyright": "Copyright (c) the synthtumor authors",
         "data_source": "Healthy-liver abdominal CT with liver masks (e.g. BTCV, Pancreas-CT, "
@@ -96,39 +92,59 @@ def metadata(
                          "the fly)",
         "pred_classes": "single-channel label map: 0 background, 1 liver, 2 tumor",
         "eval_metrics": {},
-        "intended_use": (
-            "Research only; not for clinical or diagnostic use. The tumor class was learnt from "
-            "synthetic tumors only (no real tumor annotations), so it can miss or mislabel real "
-            "lesions, in particular very small, very large, hyperdense or non-hepatic ones, and "
-            "its accuracy on real data is not established by this bundle. Check results "
-            "against real annotations before relying on them."
-        ),
+        "intended_use": INTENDED_USE,
         "training": {"steps": int(step), "spacing_mm": spacing, "roi_voxels": roi,
                      "mode": mode, "model": dict(desc)},
         "references": list(REFERENCES),
-        "network_data_format": {
-            "inputs": {
-                "image": {
-                    "type": "image", "format": "hounsfield", "modality": "CT",
-                    "num_channels": 1, "spatial_shape": shape, "dtype": "float32",
-                    "value_range": [0, 1], "is_patch_data": True,
-                    "channel_def": {"0": f"CT, [{HU_MIN:g}, {HU_MAX:g}] HU scaled to [0, 1], "
-                                         f"{spacing:g} mm RAS grid"},
-                },
+        # the sliding window always feeds the network patches of exactly roi voxels
+        "network_data_format": _network_data_format(roi, spacing),
+    }
+
+
+def _architecture(desc: Mapping[str, Any]) -> str:
+    """One phrase naming the network and its size, from ``describe()``."""
+    return ("MONAI UNet (channels " + "-".join(str(c) for c in desc["channels"])
+            + f", {desc['num_res_units']} residual units)" if desc["name"] == "unet"
+            else f"MONAI SwinUNETR (feature size {desc['feature_size']})")
+
+
+def _description(arch: str, mode: str, spacing: float, roi: list[int]) -> str:
+    """What the bundle does, its training and its preprocessing (spacing in mm, roi in voxels)."""
+    return (
+        f"A {arch} that labels every voxel of an abdominal CT as background, liver or liver "
+        f"tumor. Trained with synthtumor ({mode} mode): synthetic tumors were pasted on the "
+        "fly into healthy livers, following the label-free method of Hu et al. (CVPR 2023). "
+        f"Input CT (Hounsfield units) is reoriented to RAS, resampled to {spacing:g} mm "
+        f"isotropic, clipped to [{HU_MIN:g}, {HU_MAX:g}] HU and scaled to [0, 1], then "
+        f"segmented with a sliding window of {roi[0]}x{roi[1]}x{roi[2]} voxels; the label "
+        "map is written back on the input's own grid."
+    )
+
+
+def _network_data_format(roi: list[int], spacing: float) -> dict[str, Any]:
+    """The schema's tensor descriptions: patches of ``roi`` voxels on a ``spacing`` mm grid."""
+    return {
+        "inputs": {
+            "image": {
+                "type": "image", "format": "hounsfield", "modality": "CT",
+                "num_channels": 1, "spatial_shape": roi, "dtype": "float32",
+                "value_range": [0, 1], "is_patch_data": True,
+                "channel_def": {"0": f"CT, [{HU_MIN:g}, {HU_MAX:g}] HU scaled to [0, 1], "
+                                     f"{spacing:g} mm RAS grid"},
             },
-            "outputs": {
-                "pred": {
-                    "type": "image", "format": "labels", "num_channels": 3,
-                    "spatial_shape": shape, "dtype": "float32", "value_range": [],
-                    "is_patch_data": True, "channel_def": dict(CLASS_NAMES),
-                },
+        },
+        "outputs": {
+            "pred": {
+                "type": "image", "format": "labels", "num_channels": 3,
+                "spatial_shape": roi, "dtype": "float32", "value_range": [],
+                "is_patch_data": True, "channel_def": dict(CLASS_NAMES),
             },
-            "post_processed_outputs": {
-                "pred": {
-                    "type": "image", "format": "segmentation", "num_channels": 1,
-                    "spatial_shape": ["*", "*", "*"], "dtype": "uint8", "value_range": [0, 2],
-                    "is_patch_data": False, "channel_def": dict(CLASS_NAMES),
-                },
+        },
+        "post_processed_outputs": {
+            "pred": {
+                "type": "image", "format": "segmentation", "num_channels": 1,
+                "spatial_shape": ["*", "*", "*"], "dtype": "uint8", "value_range": [0, 2],
+                "is_patch_data": False, "channel_def": dict(CLASS_NAMES),
             },
         },
     }

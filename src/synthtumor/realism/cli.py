@@ -28,44 +28,57 @@ def register(app: typer.Typer) -> None:
     app.command("realism")(realism)
 
 
+RealOpt = Annotated[Path | None, typer.Option(
+    "--real", help="Real tumors: a datalist JSON (labels 0/1/2), a stats JSON, a "
+    "synthesize output folder, or one CT with --real-label.")]
+RealLabelOpt = Annotated[Path | None, typer.Option(
+    "--real-label", help="Label map (0/1/2) of the CT given as --real.")]
+SyntheticOpt = Annotated[list[Path] | None, typer.Option(
+    "--synthetic", help="Synthetic tumors (same forms as --real); repeat to compare "
+    "several sets.")]
+SynthesizeIntoOpt = Annotated[Path | None, typer.Option(
+    "--synthesize-into", help="Healthy datalist: synthesize --samples tumor samples into "
+    "its cases and measure them (nothing written but the stats).")]
+SamplesOpt = Annotated[int, typer.Option("--samples", "-n", min=1,
+                                         help="Samples for --synthesize-into.")]
+SeedOpt = Annotated[int, typer.Option("--seed", "-s", help="Seed for --synthesize-into.")]
+LiverLabelOpt = Annotated[int | None, typer.Option(
+    "--liver-label", help="Liver id in the healthy cases' label maps (default: 0/1 "
+    "labels).")]
+FitOpt = Annotated[bool, typer.Option(
+    "--fit", help="Fit a synthesis profile to the real tumors: OUT/profile.json.")]
+FitFixedPhaseOpt = Annotated[bool, typer.Option(
+    "--fit-fixed-phase", help="With --fit: keep the real scans' liver enhancement in the "
+    "profile, so its tumors get the fitted contrasts in any scan (default: phase-aware, "
+    "contrasts follow each scan's liver HU).")]
+HalfOpt = Annotated[str | None, typer.Option(
+    "--half", help="Use only the real tumors of one cranio-caudal half (cranial or "
+    "caudal, split at the median height of their centroids): fit on one, compare on the "
+    "other.")]
+SpacingOpt = Annotated[float, typer.Option(
+    "--spacing", min=0.0, help="Measure on this isotropic grid (mm); 0: each case's own "
+    "grid.")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+
+
 def realism(
-    real: Annotated[Path | None, typer.Option(
-        "--real", help="Real tumors: a datalist JSON (labels 0/1/2), a stats JSON, a "
-        "synthesize output folder, or one CT with --real-label.")] = None,
-    real_label: Annotated[Path | None, typer.Option(
-        "--real-label", help="Label map (0/1/2) of the CT given as --real.")] = None,
-    synthetic: Annotated[list[Path] | None, typer.Option(
-        "--synthetic", help="Synthetic tumors (same forms as --real); repeat to compare "
-        "several sets.")] = None,
-    synthesize_into: Annotated[Path | None, typer.Option(
-        "--synthesize-into", help="Healthy datalist: synthesize --samples tumor samples into "
-        "its cases and measure them (nothing written but the stats).")] = None,
-    samples: Annotated[int, typer.Option("--samples", "-n", min=1,
-                                         help="Samples for --synthesize-into.")] = 20,
+    real: RealOpt = None,
+    real_label: RealLabelOpt = None,
+    synthetic: SyntheticOpt = None,
+    synthesize_into: SynthesizeIntoOpt = None,
+    samples: SamplesOpt = 20,
     realistic: RealisticOpt = False,
-    seed: Annotated[int, typer.Option("--seed", "-s", help="Seed for --synthesize-into.")] = 0,
+    seed: SeedOpt = 0,
     tumor_type: TypeOpt = None,
     profile: ProfileOpt = None,
     tumor_probs: TumorProbsOpt = None,
     count: CountLongOpt = None,
-    liver_label: Annotated[int | None, typer.Option(
-        "--liver-label", help="Liver id in the healthy cases' label maps (default: 0/1 "
-        "labels).")] = None,
-    fit: Annotated[bool, typer.Option(
-        "--fit", help="Fit a synthesis profile to the real tumors: OUT/profile.json.")] = False,
-    fit_fixed_phase: Annotated[bool, typer.Option(
-        "--fit-fixed-phase", help="With --fit: keep the real scans' liver enhancement in the "
-        "profile, so its tumors get the fitted contrasts in any scan (default: phase-aware, "
-        "contrasts follow each scan's liver HU).")] = False,
-    half: Annotated[str | None, typer.Option(
-        "--half", help="Use only the real tumors of one cranio-caudal half (cranial or "
-        "caudal, split at the median height of their centroids): fit on one, compare on the "
-        "other.")] = None,
-    spacing: Annotated[float, typer.Option(
-        "--spacing", min=0.0, help="Measure on this isotropic grid (mm); 0: each case's own "
-        "grid.")] = 1.0,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
-        "realism-output"),
+    liver_label: LiverLabelOpt = None,
+    fit: FitOpt = False,
+    fit_fixed_phase: FitFixedPhaseOpt = False,
+    half: HalfOpt = None,
+    spacing: SpacingOpt = 1.0,
+    out: OutOpt = Path("realism-output"),
 ) -> None:
     """Per-tumor statistics of real and synthetic tumors, their comparison, a fitted profile.
 
@@ -75,23 +88,12 @@ def realism(
     26-connected components of label 2; everything is in mm, ml and HU.
     """
     from synthtumor.console import console, user_errors
-    from synthtumor.errors import InputError
-    from synthtumor.files import make_folder, write_json_atomic
+    from synthtumor.files import make_folder
 
     from . import sets
 
     with user_errors():
-        if real is None and not synthetic and synthesize_into is None:
-            raise InputError(None, "nothing to measure: give --real, --synthetic or "
-                             "--synthesize-into")
-        if fit and real is None:
-            raise InputError(None, "--fit needs the real tumors (--real)")
-        if half is not None and half not in _HALVES:
-            raise ValueError(f"--half must be one of {', '.join(_HALVES)}, got {half!r}")
-        if half is not None and real is None:
-            raise InputError(None, "--half needs the real tumors (--real)")
-        if real_label is not None and real is None:
-            raise InputError(real_label, "--real-label needs the CT as --real")
+        _check_inputs(real, real_label, synthetic, synthesize_into, fit, half)
         grid = spacing if spacing > 0 else None
         # synthesis options shape --synthesize-into only
         config = build_config(tumor_type=tumor_type, tumor_probs=tumor_probs, count=count,
@@ -112,49 +114,81 @@ def realism(
                     progress=progress))
         _unique_names([s for s in [real_set, *synth_sets] if s is not None])
         make_folder(out)  # only now: a bad input leaves nothing behind
-
-        written = []
-        if real_set is not None:
-            write_json_atomic(out / "real_stats.json", real_set.to_dict())
-            written.append("real_stats.json")
-        for i, s in enumerate(synth_sets):
-            name = f"synthetic{i + 1 if i else ''}_stats.json"
-            write_json_atomic(out / name, s.to_dict())
-            written.append(name)
-        all_sets = [s for s in [real_set, *synth_sets] if s is not None]
-        for s in all_sets:
-            for note in s.notes:
-                console.print(f"[yellow]note:[/] {s.name}: {note}", highlight=False)
-        if real_set is not None and synth_sets:
-            from .compare import compare
-
-            result = compare(real_set, synth_sets)
-            write_json_atomic(out / "comparison.json", result)
-            written.append("comparison.json")
-            console.print(_comparison_table(result))
-        else:
-            for s in all_sets:
-                console.print(_summary_table(s))
-        from .figure import draw_comparison
-
-        draw_comparison(all_sets, out / "realism.png",
-                        title=" vs ".join(f"{s.name}" for s in all_sets))
-        written.append("realism.png")
-        from .gallery import draw_gallery, has_crops
-
-        if any(has_crops(s) for s in all_sets):
-            draw_gallery(all_sets, out / "gallery.png")
-            written.append("gallery.png")
-        if fit:
-            from .fit import fit_profile, write_profile
-
-            assert real_set is not None  # --fit without --real was refused above
-            fitted, summary = fit_profile(real_set, fixed_phase=fit_fixed_phase)
-            write_profile(out / "profile.json", fitted, {"set": real_set.name,
-                                                         "fit": summary})
-            written.append("profile.json")
-            console.print(_fit_text(summary, fitted.drop_hu), highlight=False)
+        written = _write_outputs(out, real_set, synth_sets, fit, fit_fixed_phase)
     console.print(f"wrote [bold]{out}[/]: {', '.join(written)}")
+
+
+def _check_inputs(real: Path | None, real_label: Path | None, synthetic: list[Path] | None,
+                  synthesize_into: Path | None, fit: bool, half: str | None) -> None:
+    """Refuse option combinations that cannot work, before anything is read or written."""
+    from synthtumor.errors import InputError
+
+    if real is None and not synthetic and synthesize_into is None:
+        raise InputError(None, "nothing to measure: give --real, --synthetic or "
+                         "--synthesize-into")
+    if fit and real is None:
+        raise InputError(None, "--fit needs the real tumors (--real)")
+    if half is not None and half not in _HALVES:
+        raise ValueError(f"--half must be one of {', '.join(_HALVES)}, got {half!r}")
+    if half is not None and real is None:
+        raise InputError(None, "--half needs the real tumors (--real)")
+    if real_label is not None and real is None:
+        raise InputError(real_label, "--real-label needs the CT as --real")
+
+
+def _write_outputs(out: Path, real_set: StatsSet | None, synth_sets: list[StatsSet],
+                   fit: bool, fit_fixed_phase: bool) -> list[str]:
+    """Write the stats, comparison, figures and fitted profile into ``out``; their names."""
+    from synthtumor.console import console
+    from synthtumor.files import write_json_atomic
+
+    written = []
+    if real_set is not None:
+        write_json_atomic(out / "real_stats.json", real_set.to_dict())
+        written.append("real_stats.json")
+    for i, s in enumerate(synth_sets):
+        name = f"synthetic{i + 1 if i else ''}_stats.json"
+        write_json_atomic(out / name, s.to_dict())
+        written.append(name)
+    all_sets = [s for s in [real_set, *synth_sets] if s is not None]
+    for s in all_sets:
+        for note in s.notes:
+            console.print(f"[yellow]note:[/] {s.name}: {note}", highlight=False)
+    if real_set is not None and synth_sets:
+        from .compare import compare
+
+        result = compare(real_set, synth_sets)
+        write_json_atomic(out / "comparison.json", result)
+        written.append("comparison.json")
+        console.print(_comparison_table(result))
+    else:
+        for s in all_sets:
+            console.print(_summary_table(s))
+    written += _write_figures(out, all_sets)
+    if fit:
+        from .fit import fit_profile, write_profile
+
+        assert real_set is not None  # --fit without --real was refused above
+        fitted, summary = fit_profile(real_set, fixed_phase=fit_fixed_phase)
+        write_profile(out / "profile.json", fitted, {"set": real_set.name,
+                                                     "fit": summary})
+        written.append("profile.json")
+        console.print(_fit_text(summary, fitted.drop_hu), highlight=False)
+    return written
+
+
+def _write_figures(out: Path, all_sets: list[StatsSet]) -> list[str]:
+    """The distribution figure and, when tumor crops were kept, the gallery; their names."""
+    from .figure import draw_comparison
+    from .gallery import draw_gallery, has_crops
+
+    draw_comparison(all_sets, out / "realism.png",
+                    title=" vs ".join(f"{s.name}" for s in all_sets))
+    written = ["realism.png"]
+    if any(has_crops(s) for s in all_sets):
+        draw_gallery(all_sets, out / "gallery.png")
+        written.append("gallery.png")
+    return written
 
 
 def _synthetic_name(realistic: bool, profile: Path | None) -> str:

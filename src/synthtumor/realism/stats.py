@@ -169,11 +169,7 @@ def tumor_statistics(
     array border counts as surface). NaN where a statistic cannot be measured (e.g. no liver
     shell around a tumor that fills the liver).
     """
-    ct = np.asarray(ct)
-    label = np.asarray(label)
-    if ct.shape != label.shape or ct.ndim != 3:
-        raise ValueError(f"ct {ct.shape} and label {label.shape} must be 3-D of one shape")
-    affine = np.asarray(affine, dtype=np.float64)
+    ct, label, affine = _case_arrays(ct, label, affine)
     spacing = spacing_of(affine)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     components, n = label_lesions(label == TUMOR)
@@ -197,24 +193,11 @@ def tumor_statistics(
         idx = np.argwhere(inside) + origin
         world = idx @ affine[:3, :3].T + affine[:3, 3]
         volume_ml = n_vox * voxel_ml
-        volume_mm3 = volume_ml * 1000.0
-        variances = principal_variances_mm2(world, affine[:3, :3])
-        area = surface_area_mm2(inside, spacing)
         values = hu[inside]
         mean_hu = float(values.mean())
 
-        outside_mm = ndi.distance_transform_edt(~inside, sampling=spacing)
-        shell = (outside_mm > shell_mm[0]) & (outside_mm <= shell_mm[1]) & (label[box] == 1)
-        contrast = float(hu[shell].mean()) - mean_hu if shell.any() else math.nan
-
-        layer = (ndi.binary_dilation(inside, _STRUCTURE) & ~ndi.binary_erosion(inside, _STRUCTURE))
-        layer &= liver_inner[box]
-        if layer.any():
-            grads: list[np.ndarray] = list(np.gradient(hu, *spacing))  # 3-D: one per axis
-            edge = float(np.sqrt(sum(g[layer] ** 2 for g in grads)).mean())
-        else:
-            edge = math.nan
-
+        contrast = _shell_contrast_hu(hu, inside, label[box] == 1, spacing, shell_mm, mean_hu)
+        edge = _edge_hu_per_mm(hu, inside, liver_inner[box], spacing)
         g_contrast, g_homog = glcm_features(glcm(quantise(hu), inside))
         centroid = idx.mean(axis=0)
         depth = float(ndi.map_coordinates(depth_map, centroid[:, None], order=1)[0])
@@ -225,9 +208,7 @@ def tumor_statistics(
             "voxels": n_vox,
             "centroid_mm": [round(float(v), 2) for v in affine[:3, :3] @ centroid + affine[:3, 3]],
             "volume_ml": volume_ml,
-            "radius_mm": (3.0 * volume_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0),
-            "sphericity": math.pi ** (1.0 / 3.0) * (6.0 * volume_mm3) ** (2.0 / 3.0) / area,
-            "elongation": math.sqrt(variances[2] / variances[0]),
+            **_shape_statistics(inside, world, affine, spacing, volume_ml),
             "mean_hu": mean_hu,
             "std_hu": float(values.std()),
             "contrast_hu": contrast,
@@ -237,3 +218,46 @@ def tumor_statistics(
             "depth_mm": depth,
         })
     return CaseStatistics(tumors, skipped)
+
+
+def _case_arrays(ct: np.ndarray, label: np.ndarray, affine: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The inputs as arrays, refused unless ``ct`` and ``label`` are 3-D of one shape."""
+    ct = np.asarray(ct)
+    label = np.asarray(label)
+    if ct.shape != label.shape or ct.ndim != 3:
+        raise ValueError(f"ct {ct.shape} and label {label.shape} must be 3-D of one shape")
+    return ct, label, np.asarray(affine, dtype=np.float64)
+
+
+def _shape_statistics(inside: np.ndarray, world: np.ndarray, affine: np.ndarray,
+                      spacing: tuple[float, float, float], volume_ml: float) -> dict[str, float]:
+    """radius_mm, sphericity and elongation of one tumor (``world``: its voxel centres, mm)."""
+    volume_mm3 = volume_ml * 1000.0
+    variances = principal_variances_mm2(world, affine[:3, :3])
+    area = surface_area_mm2(inside, spacing)
+    return {
+        "radius_mm": (3.0 * volume_mm3 / (4.0 * math.pi)) ** (1.0 / 3.0),
+        "sphericity": math.pi ** (1.0 / 3.0) * (6.0 * volume_mm3) ** (2.0 / 3.0) / area,
+        "elongation": math.sqrt(variances[2] / variances[0]),
+    }
+
+
+def _shell_contrast_hu(hu: np.ndarray, inside: np.ndarray, liver: np.ndarray,
+                       spacing: tuple[float, float, float], shell_mm: tuple[float, float],
+                       mean_hu: float) -> float:
+    """Mean HU of the liver shell ``shell_mm`` around the tumor minus the tumor's mean HU."""
+    outside_mm = ndi.distance_transform_edt(~inside, sampling=spacing)
+    shell = (outside_mm > shell_mm[0]) & (outside_mm <= shell_mm[1]) & liver
+    return float(hu[shell].mean()) - mean_hu if shell.any() else math.nan
+
+
+def _edge_hu_per_mm(hu: np.ndarray, inside: np.ndarray, liver_inner: np.ndarray,
+                    spacing: tuple[float, float, float]) -> float:
+    """Mean HU gradient magnitude over the voxel layers on both sides of the tumor boundary."""
+    layer = (ndi.binary_dilation(inside, _STRUCTURE) & ~ndi.binary_erosion(inside, _STRUCTURE))
+    layer &= liver_inner
+    if layer.any():
+        grads: list[np.ndarray] = list(np.gradient(hu, *spacing))  # 3-D: one per axis
+        return float(np.sqrt(sum(g[layer] ** 2 for g in grads)).mean())
+    return math.nan

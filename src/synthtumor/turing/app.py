@@ -35,6 +35,7 @@ from synthtumor.turing.study import (
     ANSWERS,
     DATABASE,
     MAX_NAME,
+    Study,
     clean_reader_name,
     load_study,
     reader_order,
@@ -151,10 +152,17 @@ def create_app(study_dir: str | Path, hosts: Sequence[str] | None = None) -> Fas
     """
     study = load_study(study_dir)
     store = AnswerStore(study.folder / DATABASE)
-    known = frozenset(study.case_ids)
     pages = {name: _static(name) for name in ("index.html", *_STATIC)}
     app = FastAPI(title="synthtumor reader study", docs_url=None, redoc_url=None,
                   openapi_url=None)
+    _add_guards(app, hosts)
+    _add_page_routes(app, pages)
+    _add_api_routes(app, study, store)
+    return app
+
+
+def _add_guards(app: FastAPI, hosts: Sequence[str] | None) -> None:
+    """Host check, body cap, fixed headers, and error responses that never echo the input."""
     # added first = innermost: the host is checked before the body is read
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.add_middleware(TrustedHostMiddleware, www_redirect=False,
@@ -167,6 +175,37 @@ def create_app(study_dir: str | Path, hosts: Sequence[str] | None = None) -> Fas
         if "cache-control" not in response.headers:
             response.headers["Cache-Control"] = "no-store"
         return response
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default repeats the input; name only our own fields and pydantic's message
+        first = exc.errors()[0] if exc.errors() else {}
+        field = next((x for x in first.get("loc", ()) if x in _FIELDS), "body")
+        return JSONResponse({"detail": f"{field}: {first.get('msg', 'invalid')}"},
+                            status_code=422)
+
+
+def _add_page_routes(app: FastAPI, pages: dict[str, bytes]) -> None:
+    """The page itself: index.html and its static files, from memory."""
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> Response:
+        return Response(pages["index.html"], media_type="text/html; charset=utf-8")
+
+    @app.get("/{name}")
+    def static(name: str) -> Response:
+        if name not in _STATIC:
+            raise HTTPException(404, "not found")
+        return Response(pages[name], media_type=f"{_STATIC[name]}; charset=utf-8")
+
+
+def _add_api_routes(app: FastAPI, study: Study, store: AnswerStore) -> None:
+    """The JSON API (study, readers, answers) and the slice PNGs, checked against the manifest."""
+    known = frozenset(study.case_ids)
 
     def reader_name(name: str) -> str:
         try:
@@ -183,16 +222,6 @@ def create_app(study_dir: str | Path, hosts: Sequence[str] | None = None) -> Fas
         nxt = next((i for i, c in enumerate(order) if c not in done), None)
         return {"reader": name, "order": order, "answers": {c: done[c] for c in order if c in done},
                 "answered": len(done), "total": len(order), "next": nxt}
-
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> Response:
-        return Response(pages["index.html"], media_type="text/html; charset=utf-8")
-
-    @app.get("/{name}")
-    def static(name: str) -> Response:
-        if name not in _STATIC:
-            raise HTTPException(404, "not found")
-        return Response(pages[name], media_type=f"{_STATIC[name]}; charset=utf-8")
 
     @app.get("/api/study")
     def study_info() -> dict[str, object]:
@@ -230,17 +259,3 @@ def create_app(study_dir: str | Path, hosts: Sequence[str] | None = None) -> Fas
         data = study.slice_path(case_id, int(k)).read_bytes()
         return Response(data, media_type="image/png",
                         headers={"Cache-Control": "private, max-age=3600"})
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_body(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's default repeats the input; name only our own fields and pydantic's message
-        first = exc.errors()[0] if exc.errors() else {}
-        field = next((x for x in first.get("loc", ()) if x in _FIELDS), "body")
-        return JSONResponse({"detail": f"{field}: {first.get('msg', 'invalid')}"},
-                            status_code=422)
-
-    return app

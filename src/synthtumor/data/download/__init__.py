@@ -107,19 +107,8 @@ def download(
     marker = read_json(out_dir / EXTRACTED_MARKER)
 
     if archive is not None:
-        src = Path(archive)
-        if not src.is_file():
-            raise InputError(src, "does not exist" if not src.exists() else "is not a file")
-        size, digest = src.stat().st_size, _hash_file(src, progress)
-        _check_digest(src, ds.sha256, digest, delete=None)
-        _check_nominal(ds, size, note)
-        extracted = None
-        if extract:
-            if _marker_matches(marker, size, digest):
-                extracted = out_dir
-            else:
-                extracted = extract_archive(src, out_dir, progress=progress, info=_info(ds, digest))
-        return DownloadResult(ds, src, extracted, size, digest, False, 0, tuple(warnings))
+        return _take_archive(ds, Path(archive), out_dir, marker, extract, progress, note,
+                             warnings)
 
     final = dest / ds.archive
     if extract and marker is not None and _marker_matches(marker, None, ds.sha256):
@@ -128,6 +117,41 @@ def download(
             ds, final, out_dir, int(marker["size_bytes"]), str(marker["sha256"]), False, 0, ()
         )
 
+    size, digest, downloaded, resumed_from = _verified_or_fetched(ds, final, timeout,
+                                                                  progress, note)
+
+    extracted = None
+    if extract:
+        extracted = extract_archive(final, out_dir, progress=progress, info=_info(ds, digest))
+    return DownloadResult(
+        ds, final, extracted, size, digest, downloaded, resumed_from, tuple(warnings)
+    )
+
+
+def _take_archive(
+    ds: Dataset, src: Path, out_dir: Path, marker: dict[str, Any] | None, extract: bool,
+    progress: ProgressFn | None, note: WarnFn, warnings: list[str],
+) -> DownloadResult:
+    """Verify and unpack an archive the user already has (``--archive``), read in place."""
+    if not src.is_file():
+        raise InputError(src, "does not exist" if not src.exists() else "is not a file")
+    size, digest = src.stat().st_size, _hash_file(src, progress)
+    _check_digest(src, ds.sha256, digest, delete=None)
+    _check_nominal(ds, size, note)
+    extracted = None
+    if extract:
+        if _marker_matches(marker, size, digest):
+            extracted = out_dir
+        else:
+            extracted = extract_archive(src, out_dir, progress=progress, info=_info(ds, digest))
+    return DownloadResult(ds, src, extracted, size, digest, False, 0, tuple(warnings))
+
+
+def _verified_or_fetched(
+    ds: Dataset, final: Path, timeout: float, progress: ProgressFn | None, note: WarnFn,
+) -> tuple[int, str, bool, int]:
+    """``final`` as verified by an earlier run, else downloaded now: size (bytes), sha256,
+    whether it was downloaded, and the byte offset a download resumed from."""
     record = read_json(_verified_path(final))
     if (
         final.is_file()
@@ -140,13 +164,7 @@ def download(
     else:
         size, digest, resumed_from = _fetch(ds, final, timeout, progress, note)
         downloaded = True
-
-    extracted = None
-    if extract:
-        extracted = extract_archive(final, out_dir, progress=progress, info=_info(ds, digest))
-    return DownloadResult(
-        ds, final, extracted, size, digest, downloaded, resumed_from, tuple(warnings)
-    )
+    return size, digest, downloaded, resumed_from
 
 
 def _info(ds: Dataset, digest: str) -> dict[str, Any]:
