@@ -31,7 +31,11 @@ from .painting import (
 from .phase import liver_enhancement_hu, liver_median_hu, phase_name
 from .placement import LiverSites, bounding_box, find_vessels
 from .profiles import PROFILES, draw_type, normalise_type_probs
+from .siting import _PROBE_MIN_VOXELS as _PROBE_MIN_VOXELS
+from .siting import _SATELLITE as _SATELLITE
 from .siting import _box_around, _box_edge, _place, _satellites, _three
+from .siting import _probe_compiled as _probe_compiled
+from .siting import _tight_box as _tight_box
 from .texture import TextureParams
 from .workspace import workspace
 
