@@ -7,26 +7,22 @@ spacing, so any grid works without resampling.
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
-from typing import Any, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from ..conventions import LIVER, TUMOR, cranio_caudal_axis, spacing_of
-from .appearance import Appearance, Look
+from .appearance import Look
+from .config import SynthesisConfig
+from .config import _plain as _plain  # re-exported for importers of this module
+from .config import _tuples as _tuples
 from .effects import EffectParams, mass_effect_warp
-from .generic import GENERIC_APPEARANCE
-from .margin import margin_reach_mm
 from .painting import (
     BACKEND_VARIABLE,
     BACKENDS,
-    EDGE_TRUNCATE,
-    _box_axes_mm,
     _paint,
-    _shape_kernel_terms,
     _shared_parts,
     _snapshots,
     _Tumor,
@@ -34,140 +30,21 @@ from .painting import (
 )
 from .phase import liver_enhancement_hu, liver_median_hu, phase_name
 from .placement import LiverSites, bounding_box, find_vessels
-from .profiles import (
-    DEFAULT_TYPE_PROBS,
-    PROFILES,
-    SizeClass,
-    appearance_from_dict,
-    appearance_to_dict,
-    draw_type,
-    normalise_type_probs,
-)
-from .satellites import draw_satellites
-from .shape import Distortion, evaluate_shape
+from .profiles import PROFILES, draw_type, normalise_type_probs
+from .siting import _PROBE_MIN_VOXELS as _PROBE_MIN_VOXELS
+from .siting import _SATELLITE as _SATELLITE
+from .siting import _box_around, _box_edge, _place, _satellites, _three
+from .siting import _probe_compiled as _probe_compiled
+from .siting import _tight_box as _tight_box
 from .texture import TextureParams
-from .workspace import Workspace, workspace
+from .workspace import workspace
 
 __all__ = ["BACKENDS", "BACKEND_VARIABLE", "LIVER", "TUMOR", "SynthesisConfig", "SynthesisResult",
            "SynthesisWarning", "TumorRecord", "compiled_backend", "synthesize"]
 
-_PROBE_MIN_VOXELS = 40_000  # tumor boxes smaller than this are not tightened
-
 
 class SynthesisWarning(UserWarning):
     """A tumor could not be made as requested (e.g. the liver is too small)."""
-
-
-@dataclass(frozen=True)
-class SynthesisConfig:
-    """What to synthesize. Defaults reproduce the reference training setup.
-
-    tumor_type: one of tiny/small/medium/large/mix, or None to draw from ``tumor_probs``.
-    count: override the number of tumors of every size class of the type.
-    drop_hu: range of the intensity drop d (HU); edge_sigma_mm: range of the soft-edge blur.
-    band / erosion_mm: the reference placement rule (cranio-caudal band, in-plane erosion).
-    avoid_vessels: reject locations whose tumor would touch a vessel (auto-detected if no vessel
-        mask is given), at most ``max_retries`` times per tumor.
-    mass_effect, capsule, necrosis, bright_probability: options beyond the reference.
-    profiles: type -> size classes (e.g. a profile fitted to real tumors); None: the built-in
-        table ``PROFILES`` (the reference).
-    appearance: the per-tumor appearance model (heterogeneity, margin, attenuation class, phase
-        awareness, satellites; ``appearance.Appearance``); None: the reference intensity
-        (drop_hu, edge_sigma_mm and the reference texture), which it replaces when given.
-    """
-
-    tumor_type: str | None = None
-    tumor_probs: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TYPE_PROBS))
-    count: int | None = None
-    drop_hu: tuple[float, float] = (65.0, 145.0)
-    edge_sigma_mm: tuple[float, float] = (1.0, 2.0)
-    band: tuple[float, float] = (0.3, 0.7)
-    erosion_mm: float = 2.0
-    avoid_vessels: bool = False
-    max_retries: int = 10
-    mass_effect: bool = False
-    capsule: bool = False
-    necrosis: bool = False
-    bright_probability: float = 0.0
-    effects: EffectParams = field(default_factory=EffectParams)
-    profiles: Mapping[str, tuple[SizeClass, ...]] | None = None
-    appearance: Appearance | None = None
-
-    def __post_init__(self) -> None:
-        if self.tumor_type is not None and self.tumor_type not in PROFILES:
-            raise ValueError(
-                f"unknown tumor type {self.tumor_type!r}; choose from {list(PROFILES)}"
-            )
-        if self.profiles is not None and set(self.profiles) != set(PROFILES):
-            raise ValueError(f"profiles must map every tumor type {list(PROFILES)} to its "
-                             f"size classes, got {sorted(self.profiles)}")
-        normalise_type_probs(self.tumor_probs)
-        if self.count is not None and self.count < 1:
-            raise ValueError(f"count must be >= 1, got {self.count}")
-        if not 0.0 <= self.bright_probability <= 1.0:
-            raise ValueError(f"bright_probability must be in [0, 1], got {self.bright_probability}")
-
-    @classmethod
-    def realistic(cls, **overrides: Any) -> SynthesisConfig:
-        """A generic realistic setting, not fitted to any data set: the generic appearance
-        model (``GENERIC_APPEARANCE``: heterogeneous, irregular, every attenuation class,
-        phase-aware, satellites), mass effect, capsule, necrosis, vessel avoidance. Bright
-        tumors come from the appearance's hyper class (``bright_probability`` is unused
-        with an appearance)."""
-        base = cls(mass_effect=True, capsule=True, necrosis=True, bright_probability=0.2,
-                   avoid_vessels=True, appearance=GENERIC_APPEARANCE)
-        return replace(base, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (plain dicts, lists, numbers); ``from_dict`` inverts it exactly."""
-        data: dict[str, Any] = _plain(asdict(self))
-        if self.appearance is not None:  # its own JSON form (the profile file's)
-            data["appearance"] = _plain(appearance_to_dict(self.appearance))
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SynthesisConfig:
-        """The config of a ``to_dict`` output (e.g. read back from JSON). Settings missing from
-        ``data`` take their defaults; unknown ones raise ValueError (one line)."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"unknown synthesis setting(s) {unknown}")
-        kwargs: dict[str, Any] = {}
-        for name, value in data.items():
-            if name == "appearance" and value is not None:
-                value = appearance_from_dict(value)
-            elif name == "profiles" and value is not None:
-                value = {t: tuple(SizeClass(**_tuples(c)) for c in classes)
-                         for t, classes in value.items()}
-            else:
-                default = cls.__dataclass_fields__[name].default_factory
-                nested = default() if callable(default) else None
-                if (is_dataclass(nested) and not isinstance(nested, type)
-                        and isinstance(value, Mapping)):
-                    value = type(nested)(**_tuples(value))
-                elif not isinstance(value, Mapping):
-                    value = _tuples(value)
-            kwargs[name] = value
-        return cls(**kwargs)
-
-
-def _plain(value: Any) -> Any:
-    """Tuples -> lists, mappings -> dicts, recursively (the JSON form of ``asdict``)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _tuples(value: Any) -> Any:
-    """Lists -> tuples, recursively inside mappings (dataclass fields are tuples)."""
-    if isinstance(value, Mapping):
-        return {k: _tuples(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return tuple(_tuples(v) for v in value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -219,25 +96,6 @@ def _geometry(
     return spacing, 2, np.diag([*spacing, 1.0])
 
 
-_T = TypeVar("_T")
-
-
-def _three(values: Iterable[_T]) -> tuple[_T, _T, _T]:
-    """The three per-axis values of an iterable, as a 3-tuple (its length checked)."""
-    a, b, c = values
-    return a, b, c
-
-
-def _box_around(
-    centre: np.ndarray, half_mm: np.ndarray, spacing: tuple[float, ...], limit: tuple[slice, ...]
-) -> tuple[slice, slice, slice]:
-    half = np.ceil(half_mm / np.asarray(spacing)).astype(int)
-    return _three(
-        slice(max(lim.start, int(c - h)), min(lim.stop, int(c + h + 1)))
-        for c, h, lim in zip(centre, half, limit)
-    )
-
-
 def synthesize(
     ct: np.ndarray,
     liver: np.ndarray,
@@ -280,9 +138,35 @@ def synthesize(
     """
     config = config or SynthesisConfig()
     ct = np.asarray(ct)
+    spacing, cc_axis, affine = _geometry_of(ct, liver, spacing, affine)
+    out, label, liver_box = _outputs(ct, liver, inplace)
+    tumor_type, drop, edge_sigma, texture, params = _draw_sample(config, rng)
+    avoid = _vessel_mask(config, vessels, ct.shape, out, label, spacing, liver_box, params)
+    enhancement = _enhancement(config, out, label, liver_box, params)
+    tumors = _place_all(config, tumor_type, rng, label, spacing, cc_axis, liver_box, edge_sigma,
+                        enhancement, avoid)
+    if config.mass_effect:
+        for tumor in tumors:
+            _push(out, label, tumor, spacing, rng, config.effects, liver_box)
+    records = _paint_all(out, label, tumors, drop, edge_sigma, texture, spacing, affine, rng,
+                         config)
+    return SynthesisResult(out, label, records, tumor_type, params)
+
+
+def _geometry_of(
+    ct: np.ndarray, liver: np.ndarray, spacing: Any, affine: np.ndarray | None
+) -> tuple[tuple[float, float, float], int, np.ndarray]:
+    """Check the input shapes; ``_geometry`` of whichever of spacing/affine was given."""
     if ct.ndim != 3 or np.shape(liver) != ct.shape:
         raise ValueError(f"ct {ct.shape} and liver {np.shape(liver)} must be 3-D of one shape")
-    spacing, cc_axis, affine = _geometry(spacing, affine)
+    return _geometry(spacing, affine)
+
+
+def _outputs(
+    ct: np.ndarray, liver: np.ndarray, inplace: bool
+) -> tuple[np.ndarray, np.ndarray, tuple[slice, ...]]:
+    """The output CT and label map (new, or the inputs themselves in place) and the liver's
+    bounding box (voxel slices); ValueError if the liver is empty or not 0/1 in place."""
     if inplace:
         out, label = _inplace_arrays(ct, liver)
     else:
@@ -295,7 +179,14 @@ def synthesize(
         raise ValueError("liver mask is empty")
     if inplace and label[liver_box].max() > 1:  # the box holds every non-zero voxel
         raise ValueError("inplace=True needs a 0/1 liver array")
+    return out, label, liver_box
 
+
+def _draw_sample(
+    config: SynthesisConfig, rng: np.random.Generator
+) -> tuple[str, float, float, TextureParams, dict[str, Any]]:
+    """The sample-level draws, in this order: type, edge sigma (mm), drop (HU), texture,
+    bright (and its HU). Returns them and the ``params`` record."""
     tumor_type = config.tumor_type or draw_type(rng, normalise_type_probs(config.tumor_probs))
     edge_sigma = float(rng.uniform(*config.edge_sigma_mm))
     drop = float(rng.uniform(*config.drop_hu))
@@ -308,25 +199,66 @@ def synthesize(
         "drop_hu": drop, "edge_sigma_mm": edge_sigma, "texture": asdict(texture),
         "bright": bright,
     }
+    return tumor_type, drop, edge_sigma, texture, params
 
+
+def _vessel_mask(
+    config: SynthesisConfig,
+    vessels: np.ndarray | None,
+    shape: tuple[int, ...],
+    out: np.ndarray,
+    label: np.ndarray,
+    spacing: tuple[float, float, float],
+    liver_box: tuple[slice, ...],
+    params: dict[str, Any],
+) -> np.ndarray | None:
+    """The bool vessel mask to avoid (given, or detected in ``out``), None if not avoiding;
+    records its voxel count in the liver box in ``params``."""
     avoid = None
     if config.avoid_vessels:
-        if vessels is not None and np.shape(vessels) != ct.shape:
-            raise ValueError(f"vessels {np.shape(vessels)} and ct {ct.shape} differ in shape")
+        if vessels is not None and np.shape(vessels) != shape:
+            raise ValueError(f"vessels {np.shape(vessels)} and ct {shape} differ in shape")
         avoid = (
             np.asarray(vessels, dtype=bool)
             if vessels is not None
             else find_vessels(out, label > 0, spacing)
         )
         params["vessel_voxels"] = int(avoid[liver_box].sum())
+    return avoid
 
+
+def _enhancement(
+    config: SynthesisConfig,
+    out: np.ndarray,
+    label: np.ndarray,
+    liver_box: tuple[slice, ...],
+    params: dict[str, Any],
+) -> float:
+    """The liver's contrast enhancement (HU) for the appearance model (0 without one); records
+    the liver's median HU and phase in ``params``."""
     enhancement = 0.0
     if config.appearance is not None:
         liver_hu = liver_median_hu(out[liver_box], label[liver_box])
         enhancement = liver_enhancement_hu(liver_hu)
         params |= {"liver_hu": round(liver_hu, 2), "phase": phase_name(liver_hu),
                    "liver_enhancement_hu": round(enhancement, 2)}
+    return enhancement
 
+
+def _place_all(
+    config: SynthesisConfig,
+    tumor_type: str,
+    rng: np.random.Generator,
+    label: np.ndarray,
+    spacing: tuple[float, float, float],
+    cc_axis: int,
+    liver_box: tuple[slice, ...],
+    edge_sigma: float,
+    enhancement: float,
+    avoid: np.ndarray | None,
+) -> list[_Tumor]:
+    """Every tumor of the type, size class by size class (count, then per tumor its look and
+    its place), then the satellites; warns (SynthesisWarning) where one does not fit."""
     ws = workspace()
     sites = LiverSites(label[liver_box], spacing, cc_axis, config.band, config.erosion_mm)
     offset = np.array([s.start for s in liver_box])
@@ -339,7 +271,7 @@ def synthesize(
                 f"{size_class.name} tumors ({2 * size_class.radius_mm:.0f} mm across): "
                 "they are clipped to the liver",
                 SynthesisWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of synthesize()
             )
         n = config.count or size_class.draw_count(rng)
         for _ in range(n):
@@ -350,18 +282,30 @@ def synthesize(
                            config.max_retries, ws)
             if tumor is None:
                 warnings.warn(f"no room for a {size_class.name} tumor in the liver band",
-                              SynthesisWarning, stacklevel=2)
+                              SynthesisWarning, stacklevel=3)
                 continue
             tumor.look = look
             tumors.append(tumor)
     if config.appearance is not None:
         tumors += _satellites(tumors, config.appearance, rng, label[liver_box], offset,
                               spacing, liver_box)
+    return tumors
 
-    if config.mass_effect:
-        for tumor in tumors:
-            _push(out, label, tumor, spacing, rng, fx, liver_box)
 
+def _paint_all(
+    out: np.ndarray,
+    label: np.ndarray,
+    tumors: list[_Tumor],
+    drop: float,
+    edge_sigma: float,
+    texture: TextureParams,
+    spacing: tuple[float, float, float],
+    affine: np.ndarray,
+    rng: np.random.Generator,
+    config: SynthesisConfig,
+) -> list[TumorRecord]:
+    """Paint the tumors into ``out`` and ``label`` in order; one record per tumor."""
+    ws = workspace()
     # Where tumor boxes overlap, the stronger change wins (as blurring their union would):
     # that needs the CT from before any painting, kept per group of overlapping boxes.
     shared_parts, overlaps = _shared_parts([t.box for t in tumors])
@@ -387,7 +331,7 @@ def synthesize(
                 look=tumor.look,
             )
         )
-    return SynthesisResult(out, label, records, tumor_type, params)
+    return records
 
 
 def _liver_box(label: np.ndarray) -> tuple[slice, ...] | None:
@@ -415,134 +359,6 @@ def _inplace_arrays(ct: Any, liver: Any) -> tuple[np.ndarray, np.ndarray]:
     if not (isinstance(liver, np.ndarray) and liver.dtype == np.uint8 and liver.flags.writeable):
         raise ValueError("inplace=True needs a writable uint8 liver array (0/1)")
     return ct, liver
-
-
-def _tight_box(
-    centre: np.ndarray,
-    semi_axes: np.ndarray,
-    distortion: Distortion,
-    half_mm: np.ndarray,
-    spacing: tuple[float, float, float],
-    limit: tuple[slice, ...],
-    edge_sigma: float,
-) -> tuple[slice, slice, slice]:
-    """The box the tumor and its soft edge really occupy, found on a ~4 mm sub-grid.
-
-    The bound from the largest displacement is loose (large tumors: ~20x the tumor's volume);
-    the analytic shape is cheap to probe coarsely, so probe it and keep a safe margin.
-    """
-    loose = _box_around(centre, half_mm, spacing, limit)
-    step = tuple(max(1, int(round(4.0 / sp))) for sp in spacing)
-    if math.prod(s.stop - s.start for s in loose) < _PROBE_MIN_VOXELS:
-        return loose  # small already: probing would cost more than it saves
-    axes_mm = _box_axes_mm(loose, centre, spacing, step)
-    if compiled_backend():
-        distance = _probe_compiled(axes_mm, semi_axes, distortion)
-    else:
-        distance = evaluate_shape(axes_mm, semi_axes, distortion).distance_mm
-    cell_mm = float(np.linalg.norm(np.array(step) * spacing))
-    # A voxel within 3 sigma of the surface is at most half a cell from a probe point, so that
-    # point is within 3 sigma + half a cell (x 1.25: the distance estimate is not exact).
-    near = distance <= 1.25 * (EDGE_TRUNCATE * edge_sigma + 0.5 * cell_mm) + 1.0
-    found = bounding_box(near)
-    if found is None:
-        return loose
-    return _three(
-        slice(max(s.start, s.start + f.start * st - st), min(s.stop, s.start + f.stop * st + st))
-        for s, f, st in zip(loose, found, step)
-    )
-
-
-def _probe_compiled(
-    axes_mm: tuple[np.ndarray, ...], semi_axes: np.ndarray, distortion: Distortion
-) -> np.ndarray:
-    """``evaluate_shape(...).distance_mm`` by a compiled kernel (same float32 arithmetic)."""
-    from . import kernels
-
-    dims = tuple(len(x) for x in axes_mm)
-    r2, distance = np.empty(dims, np.float32), np.empty(dims, np.float32)
-    grads = tuple(kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0)
-                  for x in axes_mm)
-    kernels.probe_distance(_shape_kernel_terms(axes_mm, semi_axes, distortion), grads, r2,
-                           distance)
-    return distance
-
-
-def _place(
-    size_class: SizeClass,
-    rng: np.random.Generator,
-    sites: LiverSites,
-    offset: np.ndarray,
-    spacing: tuple[float, float, float],
-    limit: tuple[slice, ...],
-    edge_sigma: float,
-    avoid: np.ndarray | None,
-    max_retries: int,
-    ws: Workspace,
-) -> _Tumor | None:
-    """Draw one tumor's shape and a location for it (avoiding vessels if asked)."""
-    semi_axes = size_class.draw_semi_axes_mm(rng)
-    sigma = size_class.draw_elastic_sigma_mm(rng)
-    distortion = Distortion.draw(rng, sigma)
-    half_mm = semi_axes + distortion.reach_mm() + EDGE_TRUNCATE * edge_sigma
-    best: _Tumor | None = None
-    best_overlap = np.inf
-    for _ in range(max_retries + 1 if avoid is not None else 1):
-        local = sites.draw(rng)
-        if local is None:
-            break
-        centre = local + offset
-        box = _tight_box(centre, semi_axes, distortion, half_mm, spacing, limit, edge_sigma)
-        overlap = 0
-        if avoid is not None:
-            shape = evaluate_shape(_box_axes_mm(box, centre, spacing), semi_axes, distortion, ws)
-            overlap = int(np.count_nonzero(shape.inside & avoid[box]))
-        if overlap < best_overlap:
-            best = _Tumor(size_class, centre, semi_axes, sigma, distortion, box, [])
-            best_overlap = overlap
-        if overlap == 0:
-            break
-    if avoid is not None and best is not None:
-        best.effects.append("vessel_avoidance" if best_overlap == 0 else "vessel_overlap")
-    return best
-
-
-def _box_edge(edge_sigma: float, look: Look | None, radius_mm: float) -> float:
-    """The edge sigma that sizes a tumor's box: its own edge, plus a third of how far an
-    irregular margin may move its surface (the box reaches 3 edge sigmas past the shape)."""
-    if look is None:
-        return edge_sigma
-    return look.edge_mm + margin_reach_mm(look.irregularity, 1.25 * radius_mm) / 3.0
-
-
-_SATELLITE = SizeClass("satellite", 3.0, (1, 1), (0.5, 0.5), integer_sigma=False)
-
-
-def _satellites(
-    parents: list[_Tumor],
-    appearance: Appearance,
-    rng: np.random.Generator,
-    liver: np.ndarray,
-    offset: np.ndarray,
-    spacing: tuple[float, float, float],
-    limit: tuple[slice, ...],
-) -> list[_Tumor]:
-    """Satellite nodules around the large tumors of ``parents``; each looks like its parent.
-    liver: the liver mask (non-zero) of the ``limit`` box; offset: that box's corner (voxel
-    indices)."""
-    out = []
-    for parent in parents:
-        radius = float(np.prod(parent.semi_axes_mm) ** (1.0 / 3.0))
-        found = draw_satellites(rng, appearance, parent.centre - offset, radius, spacing, liver)
-        for local, semi_axes in found:
-            centre = local + offset
-            distortion = Distortion.draw(rng, 0.5)
-            edge = _box_edge(0.0, parent.look, float(semi_axes.mean()))
-            half_mm = semi_axes + distortion.reach_mm() + EDGE_TRUNCATE * edge
-            box = _tight_box(centre, semi_axes, distortion, half_mm, spacing, limit, edge)
-            out.append(_Tumor(_SATELLITE, centre, semi_axes, 0.5, distortion, box,
-                              ["satellite"], parent.look))
-    return out
 
 
 def _push(
