@@ -92,6 +92,11 @@ def test_ball_in_real_liver_gives_known_statistics(lits, spacing) -> None:
     flat = tumor_statistics(healthy_ct, lab, affine, "flat").tumors[0]
     assert t["edge_hu_per_mm"] > flat["edge_hu_per_mm"] + 0.2 * offset / max(spacing)
     assert abs(flat["contrast_hu"]) < 6.0
+    # above the liver's own: the scan's noise cancels, the 60 HU step stays
+    assert flat["edge_hu_per_mm"] > 5.0  # LiTS 117's own noise alone
+    assert abs(flat["edge_above_liver_hu_per_mm"]) < 0.15 * flat["edge_hu_per_mm"]
+    assert abs(flat["std_above_liver_hu"]) < 4.0 and abs(t["std_above_liver_hu"]) < 4.0
+    assert t["edge_above_liver_hu_per_mm"] > 0.2 * offset / max(spacing)
 
 
 def test_glcm_of_a_checkerboard_and_a_constant() -> None:

@@ -54,6 +54,9 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("std_hu", "HU std", "HU"),
     Statistic("contrast_hu", "contrast to liver", "HU"),
     Statistic("edge_hu_per_mm", "edge sharpness", "HU/mm"),
+    # the two above minus the liver shell's own: the scan's noise and resolution cancel
+    Statistic("std_above_liver_hu", "HU std above the liver's", "HU"),
+    Statistic("edge_above_liver_hu_per_mm", "edge sharpness above the liver's", "HU/mm"),
     Statistic("glcm_contrast", "GLCM contrast", ""),
     Statistic("glcm_homogeneity", "GLCM homogeneity", ""),
     Statistic("depth_mm", "depth in liver", "mm"),
@@ -164,10 +167,13 @@ def tumor_statistics(
     ball); mean_hu, std_hu inside; contrast_hu = mean HU of the liver shell ``shell_mm`` around
     the tumor minus the tumor's mean (positive: darker than the liver); edge_hu_per_mm = mean
     HU gradient magnitude over the voxel layers on both sides of the boundary, inside the liver
-    and away from its surface; glcm_contrast, glcm_homogeneity on ``GLCM_WINDOW_HU`` in
-    ``GLCM_LEVELS`` levels; depth_mm = distance from the centroid to the liver surface (the
-    array border counts as surface). NaN where a statistic cannot be measured (e.g. no liver
-    shell around a tumor that fills the liver).
+    and away from its surface; std_above_liver_hu and edge_above_liver_hu_per_mm: std_hu and
+    edge_hu_per_mm minus the same measure of the liver shell (HU std of the shell; mean gradient
+    magnitude over the shell's voxels away from the liver surface), so that the scan's own
+    noise and resolution, which raise both sides alike, cancel; glcm_contrast,
+    glcm_homogeneity on ``GLCM_WINDOW_HU`` in ``GLCM_LEVELS`` levels; depth_mm = distance from
+    the centroid to the liver surface (the array border counts as surface). NaN where a
+    statistic cannot be measured (e.g. no liver shell around a tumor that fills the liver).
     """
     ct, label, affine = _case_arrays(ct, label, affine)
     spacing = spacing_of(affine)
@@ -189,19 +195,12 @@ def tumor_statistics(
             skipped += 1
             continue
         hu = ct[box].astype(np.float64)
-        origin = np.array([s.start for s in box])
-        idx = np.argwhere(inside) + origin
+        record = _intensity_statistics(hu, inside, label[box] == 1, liver_inner[box], spacing,
+                                       shell_mm)
+        idx = np.argwhere(inside) + np.array([s.start for s in box])
         world = idx @ affine[:3, :3].T + affine[:3, 3]
         volume_ml = n_vox * voxel_ml
-        values = hu[inside]
-        mean_hu = float(values.mean())
-
-        contrast = _shell_contrast_hu(hu, inside, label[box] == 1, spacing, shell_mm, mean_hu)
-        edge = _edge_hu_per_mm(hu, inside, liver_inner[box], spacing)
-        g_contrast, g_homog = glcm_features(glcm(quantise(hu), inside))
         centroid = idx.mean(axis=0)
-        depth = float(ndi.map_coordinates(depth_map, centroid[:, None], order=1)[0])
-
         tumors.append({
             "case": case,
             "tumor": len(tumors),
@@ -209,13 +208,8 @@ def tumor_statistics(
             "centroid_mm": [round(float(v), 2) for v in affine[:3, :3] @ centroid + affine[:3, 3]],
             "volume_ml": volume_ml,
             **_shape_statistics(inside, world, affine, spacing, volume_ml),
-            "mean_hu": mean_hu,
-            "std_hu": float(values.std()),
-            "contrast_hu": contrast,
-            "edge_hu_per_mm": edge,
-            "glcm_contrast": g_contrast,
-            "glcm_homogeneity": g_homog,
-            "depth_mm": depth,
+            **record,
+            "depth_mm": float(ndi.map_coordinates(depth_map, centroid[:, None], order=1)[0]),
         })
     return CaseStatistics(tumors, skipped)
 
@@ -243,21 +237,49 @@ def _shape_statistics(inside: np.ndarray, world: np.ndarray, affine: np.ndarray,
     }
 
 
-def _shell_contrast_hu(hu: np.ndarray, inside: np.ndarray, liver: np.ndarray,
-                       spacing: tuple[float, float, float], shell_mm: tuple[float, float],
-                       mean_hu: float) -> float:
-    """Mean HU of the liver shell ``shell_mm`` around the tumor minus the tumor's mean HU."""
+def _intensity_statistics(hu: np.ndarray, inside: np.ndarray, liver: np.ndarray,
+                          liver_inner: np.ndarray, spacing: tuple[float, float, float],
+                          shell_mm: tuple[float, float]) -> dict[str, float]:
+    """The HU statistics of one tumor on its box (``tumor_statistics``): mean, std, contrast
+    and edge, the last two also above the liver shell's own, and the GLCM features.
+    liver: label 1 (tumor excluded); liver_inner: liver voxels away from its surface."""
+    values = hu[inside]
+    mean_hu, std_hu = float(values.mean()), float(values.std())
+    shell = _shell(inside, liver, spacing, shell_mm)
+    shell_inner = shell & liver_inner
+    gradient = _gradient_magnitude(hu, spacing)
+    edge = _edge_hu_per_mm(gradient, inside, liver_inner)
+    g_contrast, g_homog = glcm_features(glcm(quantise(hu), inside))
+    return {
+        "mean_hu": mean_hu,
+        "std_hu": std_hu,
+        "contrast_hu": float(hu[shell].mean()) - mean_hu if shell.any() else math.nan,
+        "edge_hu_per_mm": edge,
+        "std_above_liver_hu": std_hu - float(hu[shell].std()) if shell.any() else math.nan,
+        "edge_above_liver_hu_per_mm": (edge - float(gradient[shell_inner].mean())
+                                       if shell_inner.any() else math.nan),
+        "glcm_contrast": g_contrast,
+        "glcm_homogeneity": g_homog,
+    }
+
+
+def _shell(inside: np.ndarray, liver: np.ndarray, spacing: tuple[float, float, float],
+           shell_mm: tuple[float, float]) -> np.ndarray:
+    """The liver voxels ``shell_mm`` (from, to] around the tumor."""
     outside_mm = ndi.distance_transform_edt(~inside, sampling=spacing)
-    shell = (outside_mm > shell_mm[0]) & (outside_mm <= shell_mm[1]) & liver
-    return float(hu[shell].mean()) - mean_hu if shell.any() else math.nan
+    shell: np.ndarray = (outside_mm > shell_mm[0]) & (outside_mm <= shell_mm[1]) & liver
+    return shell
 
 
-def _edge_hu_per_mm(hu: np.ndarray, inside: np.ndarray, liver_inner: np.ndarray,
-                    spacing: tuple[float, float, float]) -> float:
+def _gradient_magnitude(hu: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """|grad HU| (HU/mm), central differences in mm."""
+    grads: list[np.ndarray] = list(np.gradient(hu, *spacing))  # 3-D: one per axis
+    magnitude: np.ndarray = np.sqrt(sum(g**2 for g in grads))
+    return magnitude
+
+
+def _edge_hu_per_mm(gradient: np.ndarray, inside: np.ndarray, liver_inner: np.ndarray) -> float:
     """Mean HU gradient magnitude over the voxel layers on both sides of the tumor boundary."""
     layer = (ndi.binary_dilation(inside, _STRUCTURE) & ~ndi.binary_erosion(inside, _STRUCTURE))
     layer &= liver_inner
-    if layer.any():
-        grads: list[np.ndarray] = list(np.gradient(hu, *spacing))  # 3-D: one per axis
-        return float(np.sqrt(sum(g[layer] ** 2 for g in grads)).mean())
-    return math.nan
+    return float(gradient[layer].mean()) if layer.any() else math.nan
