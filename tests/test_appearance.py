@@ -227,3 +227,49 @@ def test_satellites_surround_a_large_tumor_and_look_like_it(totalseg_1mm: Case) 
             assert 1.1 * radius - 2.0 <= gap <= 1.5 * radius + 2.0
             found += 1
     assert found >= 5  # most satellites land in the liver
+
+
+def test_heterogeneity_beyond_the_liver_adds_to_each_hosts_own(
+    totalseg_1mm: Case, dicom_1mm: Case
+) -> None:
+    """``std_beyond_liver``: the drawn std is what the tumor adds to its host's in quadrature,
+    so in a smooth and in a noisier scan the measured excess over the liver shell is the drawn
+    one, and the tumor's own std is more than the drawn one (the host's adds)."""
+    look = Appearance(classes=(HYPO,), std_hu=Spread.of(15.0), corr_mm=Spread.of(0.5),
+                      edge_mm=Spread.of(0.5), irregularity=Spread.of(0.0),
+                      std_beyond_liver=True)
+    config = SynthesisConfig(tumor_type="medium", count=2, appearance=look)
+    stds: dict[str, float] = {}
+    for name, case in (("non-contrast", totalseg_1mm), ("portal venous", dicom_1mm)):
+        tumors = []
+        for seed in range(3):
+            result = synthesize(case.ct, case.liver, np.random.default_rng(seed), config,
+                                affine=case.affine)
+            tumors += tumor_statistics(result.ct, result.label, case.affine).tumors
+        beyond = np.array([t["std_above_liver_hu"] for t in tumors], dtype=float)
+        beyond = beyond[np.isfinite(beyond)]
+        assert beyond.size >= 4
+        assert np.median(beyond) == pytest.approx(15.0, abs=4.0), (name, np.round(beyond, 1))
+        stds[name] = float(np.median([t["std_hu"] for t in tumors]))
+    assert min(stds.values()) > 15.5, stds
+
+
+def test_fit_beyond_the_liver_and_its_profile_round_trip(lits_real, tmp_path) -> None:
+    import json
+
+    from synthtumor.realism.fit import fit_profile, read_profile, write_profile
+
+    profile, summary = fit_profile(lits_real, fixed_phase=True, beyond_liver=True)
+    look = profile.appearance
+    assert look is not None and look.std_beyond_liver
+    beyond = np.clip(lits_real.values("std_above_liver_hu"), 0.0, None)
+    assert look.std_hu.knots[len(look.std_hu.knots) // 2] == pytest.approx(
+        np.median(beyond), abs=0.5)
+    assert summary["appearance"]["std_beyond_liver_hu_median"] == pytest.approx(
+        np.median(lits_real.values("std_above_liver_hu")), abs=0.01)
+    path = tmp_path / "p.json"
+    write_profile(path, profile, {"set": "lits117"})
+    assert json.loads(path.read_text())["appearance"]["std_beyond_liver"] is True
+    assert read_profile(path).appearance == look
+    # the default fit keeps the tumors' std as measured
+    assert not fit_profile(lits_real)[0].appearance.std_beyond_liver

@@ -51,6 +51,10 @@ FitFixedPhaseOpt = Annotated[bool, typer.Option(
     "--fit-fixed-phase", help="With --fit: keep the real scans' liver enhancement in the "
     "profile, so its tumors get the fitted contrasts in any scan (default: phase-aware, "
     "contrasts follow each scan's liver HU).")]
+FitBeyondLiverOpt = Annotated[bool, typer.Option(
+    "--fit-beyond-liver", help="With --fit: fit the tumors' heterogeneity and edges beyond "
+    "the real liver's own (scan noise removed), so that they keep that excess in scans of "
+    "other noise (default: as measured, the real scans' noise included).")]
 HalfOpt = Annotated[str | None, typer.Option(
     "--half", help="Use only the real tumors of one cranio-caudal half (cranial or "
     "caudal, split at the median height of their centroids): fit on one, compare on the "
@@ -76,6 +80,7 @@ def realism(
     liver_label: LiverLabelOpt = None,
     fit: FitOpt = False,
     fit_fixed_phase: FitFixedPhaseOpt = False,
+    fit_beyond_liver: FitBeyondLiverOpt = False,
     half: HalfOpt = None,
     spacing: SpacingOpt = 1.0,
     out: OutOpt = Path("realism-output"),
@@ -113,9 +118,21 @@ def realism(
                     liver_label=liver_label, name=_synthetic_name(realistic, profile),
                     progress=progress))
         _unique_names([s for s in [real_set, *synth_sets] if s is not None])
+        if fit_beyond_liver and real is not None and real_set is not None:
+            _check_beyond_liver(real, real_set)
         make_folder(out)  # only now: a bad input leaves nothing behind
-        written = _write_outputs(out, real_set, synth_sets, fit, fit_fixed_phase)
+        written = _write_outputs(out, real_set, synth_sets, fit, {
+            "fixed_phase": fit_fixed_phase, "beyond_liver": fit_beyond_liver})
     console.print(f"wrote [bold]{out}[/]: {', '.join(written)}")
+
+
+def _check_beyond_liver(real: Path, real_set: StatsSet) -> None:
+    """InputError unless the real tumors were measured with the liver shell's own std."""
+    from synthtumor.errors import InputError
+
+    if real_set.values("std_above_liver_hu").size < 2:
+        raise InputError(real, "--fit-beyond-liver: no heterogeneity beyond the liver was "
+                         "measured in these stats (an earlier version's?): give the images")
 
 
 def _check_inputs(real: Path | None, real_label: Path | None, synthetic: list[Path] | None,
@@ -137,7 +154,7 @@ def _check_inputs(real: Path | None, real_label: Path | None, synthetic: list[Pa
 
 
 def _write_outputs(out: Path, real_set: StatsSet | None, synth_sets: list[StatsSet],
-                   fit: bool, fit_fixed_phase: bool) -> list[str]:
+                   fit: bool, fit_options: dict[str, bool]) -> list[str]:
     """Write the stats, comparison, figures and fitted profile into ``out``; their names."""
     from synthtumor.console import console
     from synthtumor.files import write_json_atomic
@@ -169,7 +186,7 @@ def _write_outputs(out: Path, real_set: StatsSet | None, synth_sets: list[StatsS
         from .fit import fit_profile, write_profile
 
         assert real_set is not None  # --fit without --real was refused above
-        fitted, summary = fit_profile(real_set, fixed_phase=fit_fixed_phase)
+        fitted, summary = fit_profile(real_set, **fit_options)
         write_profile(out / "profile.json", fitted, {"set": real_set.name,
                                                      "fit": summary})
         written.append("profile.json")

@@ -52,11 +52,13 @@ def size_class_of(radius_mm: float) -> str:
 
 
 def fit_profile(real: StatsSet, contrast_per_drop: float = CONTRAST_PER_DROP, *,
-                fixed_phase: bool = False) -> tuple[SynthesisProfile, dict[str, Any]]:
+                fixed_phase: bool = False, beyond_liver: bool = False
+                ) -> tuple[SynthesisProfile, dict[str, Any]]:
     """Estimate a profile from the real set's tumors (see the module docstring).
 
     fixed_phase: pin the appearance's liver enhancement to the real scans' (their contrasts
-    in any scan) instead of following each scan's phase.
+    in any scan) instead of following each scan's phase. beyond_liver: fit heterogeneity and
+    edges relative to the real liver around each tumor (``fit_appearance``).
 
     Returns the profile and a summary of the fit (per class: tumors, median radius, count
     range; the cases' types; the real contrast range in HU).
@@ -109,7 +111,7 @@ def fit_profile(real: StatsSet, contrast_per_drop: float = CONTRAST_PER_DROP, *,
     if len(real.values("std_hu")) >= 2:
         radii_sigma = {n: (c.radius_mm, float(np.mean(c.elastic_sigma_mm)))
                        for n, c in fitted.items()}
-        appearance, summary["appearance"] = fit_appearance(real, radii_sigma)
+        appearance, summary["appearance"] = fit_appearance(real, radii_sigma, beyond_liver)
         enhancement = summary["appearance"]["liver_enhancement_hu"]
         if fixed_phase and enhancement is not None:
             appearance = replace(appearance, enhancement_hu=float(enhancement))

@@ -2,6 +2,10 @@
 
 Per real tumor, from its ``stats`` record:
 - std_hu: the HU std inside it, as is (synthesis reproduces the drawn std, host included);
+  with ``beyond_liver``: what the tumor adds to its liver shell's HU std in quadrature
+  (``std_above_liver_hu``; negative: 0), used with ``std_beyond_liver``, so that a tumor is as
+  much noisier than the host liver it goes into as the real one was than its own, whatever
+  the two scans' noise;
 - corr_mm: from its GLCM contrast and std. Neighbours h mm apart differ by 2 std^2 (1 - rho(h))
   on average; the GLCM adds the quantisation (1/6 level^2), so the mean correlation over the 13
   GLCM directions is rho = 1 - (glcm - 1/6) level^2 / (2 std^2), and the smoothing std s of one
@@ -12,6 +16,8 @@ Per real tumor, from its ``stats`` record:
   typically smoother than a tumor) and the step (contrast C blurred by sigma gives
   C phi(0.5 / sigma') / sigma' half a voxel from the surface, sigma'^2 = sigma^2 + 0.5^2 for
   the voxel grid): solved for sigma (no evidence, left out: noise explains it all, or iso);
+  with ``beyond_liver``, the boundary's RMS gradient beyond the liver shell's
+  (``edge_above_liver_hu_per_mm``, the scan's noise removed) is the step's gradient itself;
 - irregularity: the margin displacement whose simulated sphericity, at the tumor's size, is
   the tumor's (``calibrate_sphericity``: the margin model alone on a 1 mm grid, fixed seed);
 - attenuation class: iso when |contrast| <= 15 HU, hyper below -15, hypo above 15; the class
@@ -57,11 +63,18 @@ def _corr_from_glcm(std_hu: float, glcm_contrast: float) -> float:
     return float(np.interp(rho, mean_rho, grid))
 
 
-def _edge_from_gradient(contrast_hu: float, std_hu: float, edge_hu_per_mm: float) -> float:
-    """Edge sigma (mm) whose blurred step plus white noise gives this edge sharpness."""
-    if not all(math.isfinite(v) for v in (contrast_hu, std_hu, edge_hu_per_mm)):
+def _edge_from_gradient(contrast_hu: float, std_hu: float, edge_hu_per_mm: float,
+                        beyond_hu_per_mm: float = math.nan) -> float:
+    """Edge sigma (mm) whose blurred step plus white noise gives this edge sharpness, or whose
+    blurred step alone gives ``beyond_hu_per_mm`` (the gradient beyond the liver's) if finite."""
+    if math.isfinite(beyond_hu_per_mm):
+        step_sq = math.copysign(beyond_hu_per_mm**2, beyond_hu_per_mm)
+    elif all(math.isfinite(v) for v in (std_hu, edge_hu_per_mm)):
+        step_sq = edge_hu_per_mm**2 - 0.5 * (_NOISE_GRADIENT * std_hu) ** 2
+    else:
         return math.nan
-    step_sq = edge_hu_per_mm**2 - 0.5 * (_NOISE_GRADIENT * std_hu) ** 2
+    if not math.isfinite(contrast_hu):
+        return math.nan
     c = abs(contrast_hu)
     grid = np.linspace(0.5, 4.0, 300)  # sigma' (grid blur included); decreasing in sigma'
     profile = c * np.exp(-0.5 * (0.5 / grid) ** 2) / (math.sqrt(2 * math.pi) * grid)
@@ -141,21 +154,28 @@ def _fit_classes(real: StatsSet) -> tuple[tuple[AttenuationClass, ...], dict[str
     return tuple(classes), summary
 
 
-def fit_appearance(real: StatsSet, class_radii: dict[str, tuple[float, float]]
-                   ) -> tuple[Appearance, dict[str, Any]]:
+def fit_appearance(real: StatsSet, class_radii: dict[str, tuple[float, float]],
+                   beyond_liver: bool = False) -> tuple[Appearance, dict[str, Any]]:
     """The appearance of the real set's tumors (see the module docstring).
 
     class_radii: size class -> (base radius mm, elastic sigma mm) of the fitted size classes,
-    for the sphericity calibration. Returns the appearance and a summary of the fit.
+    for the sphericity calibration. beyond_liver: fit heterogeneity and edges relative to the
+    real liver around each tumor (ValueError if the stats lack those measures, as files of
+    earlier versions do). Returns the appearance and a summary of the fit.
     """
     std = real.values("std_hu")
     if std.size < 2:
         raise ValueError(f"set {real.name!r} has too few measured tumors to fit an appearance")
+    beyond = real.values("std_above_liver_hu")
+    if beyond_liver and beyond.size < 2:
+        raise ValueError(f"set {real.name!r} has no heterogeneity beyond the liver measured "
+                         "(stats of an earlier version?): measure the real tumors again")
     rows = [(float(t.get("std_hu", math.nan)), float(t.get("glcm_contrast", math.nan)),
-             float(t.get("contrast_hu", math.nan)), float(t.get("edge_hu_per_mm", math.nan)))
+             float(t.get("contrast_hu", math.nan)), float(t.get("edge_hu_per_mm", math.nan)),
+             float(t.get("edge_above_liver_hu_per_mm", math.nan)) if beyond_liver else math.nan)
             for t in real.tumors]
-    corr = np.array([_corr_from_glcm(s, g) for s, g, _, _ in rows])
-    edge = np.array([_edge_from_gradient(c, s, e) for s, _, c, e in rows])
+    corr = np.array([_corr_from_glcm(s, g) for s, g, _, _, _ in rows])
+    edge = np.array([_edge_from_gradient(c, s, e, b) for s, _, c, e, b in rows])
     corr, edge = corr[np.isfinite(corr)], edge[np.isfinite(edge)]
     lobe = GENERIC_APPEARANCE.lobe_scale
     irregular = _irregularities(real, class_radii, lobe)
@@ -164,7 +184,8 @@ def fit_appearance(real: StatsSet, class_radii: dict[str, tuple[float, float]]
         real.values("mean_hu")) == len(real.values("contrast_hu")) else np.array([])
     appearance = Appearance(
         classes=classes,
-        std_hu=Spread.fitted(std),
+        std_hu=Spread.fitted(np.clip(beyond, 0.0, None) if beyond_liver else std),
+        std_beyond_liver=beyond_liver,
         corr_mm=Spread.fitted(corr) if corr.size >= 2 else GENERIC_APPEARANCE.corr_mm,
         edge_mm=Spread.fitted(edge) if edge.size >= 2 else GENERIC_APPEARANCE.edge_mm,
         irregularity=(Spread.fitted(np.clip(irregular, 0.0, 0.6)) if irregular.size >= 2
@@ -175,6 +196,8 @@ def fit_appearance(real: StatsSet, class_radii: dict[str, tuple[float, float]]
     )
     summary = {
         "std_hu_median": round(float(np.median(std)), 2),
+        "std_beyond_liver_hu_median": round(float(np.median(beyond)), 2) if beyond.size
+        else None,
         "corr_mm_median": round(float(np.median(corr)), 3) if corr.size else None,
         "edge_mm_median": round(float(np.median(edge)), 3) if edge.size else None,
         "irregularity_median": round(float(np.median(irregular)), 3) if irregular.size

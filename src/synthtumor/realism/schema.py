@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 
 def _non_decreasing(knots: list[float]) -> list[float]:
@@ -60,6 +60,7 @@ class AppearanceModel(_Strict):
     scales: int = Field(default=2, ge=1, le=4)
     coarse_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     enhancement_hu: float | None = Field(default=None, ge=0.0, le=400.0)
+    std_beyond_liver: StrictBool = False
     satellites: SatelliteModel = Field(default_factory=SatelliteModel)
 
 

@@ -54,9 +54,9 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("std_hu", "HU std", "HU"),
     Statistic("contrast_hu", "contrast to liver", "HU"),
     Statistic("edge_hu_per_mm", "edge sharpness", "HU/mm"),
-    # the two above minus the liver shell's own: the scan's noise and resolution cancel
-    Statistic("std_above_liver_hu", "HU std above the liver's", "HU"),
-    Statistic("edge_above_liver_hu_per_mm", "edge sharpness above the liver's", "HU/mm"),
+    # the two above beyond the liver shell's own (in quadrature): the scan's noise cancels
+    Statistic("std_above_liver_hu", "HU std beyond the liver's", "HU"),
+    Statistic("edge_above_liver_hu_per_mm", "edge gradient beyond the liver's", "HU/mm"),
     Statistic("glcm_contrast", "GLCM contrast", ""),
     Statistic("glcm_homogeneity", "GLCM homogeneity", ""),
     Statistic("depth_mm", "depth in liver", "mm"),
@@ -167,10 +167,10 @@ def tumor_statistics(
     ball); mean_hu, std_hu inside; contrast_hu = mean HU of the liver shell ``shell_mm`` around
     the tumor minus the tumor's mean (positive: darker than the liver); edge_hu_per_mm = mean
     HU gradient magnitude over the voxel layers on both sides of the boundary, inside the liver
-    and away from its surface; std_above_liver_hu and edge_above_liver_hu_per_mm: std_hu and
-    edge_hu_per_mm minus the same measure of the liver shell (HU std of the shell; mean gradient
-    magnitude over the shell's voxels away from the liver surface), so that the scan's own
-    noise and resolution, which raise both sides alike, cancel; glcm_contrast,
+    and away from its surface; std_above_liver_hu and edge_above_liver_hu_per_mm: what the
+    tumor adds to the liver shell's own HU std and RMS gradient (over the shell's voxels away
+    from the liver surface), in quadrature: signed sqrt(tumor^2 - shell^2), since independent
+    noise adds in variance; the scan's own noise, the same on both sides, cancels; glcm_contrast,
     glcm_homogeneity on ``GLCM_WINDOW_HU`` in ``GLCM_LEVELS`` levels; depth_mm = distance from
     the centroid to the liver surface (the array border counts as surface). NaN where a
     statistic cannot be measured (e.g. no liver shell around a tumor that fills the liver).
@@ -248,16 +248,20 @@ def _intensity_statistics(hu: np.ndarray, inside: np.ndarray, liver: np.ndarray,
     shell = _shell(inside, liver, spacing, shell_mm)
     shell_inner = shell & liver_inner
     gradient = _gradient_magnitude(hu, spacing)
-    edge = _edge_hu_per_mm(gradient, inside, liver_inner)
+    layer = _boundary_layers(inside, liver_inner)
+    edge = float(gradient[layer].mean()) if layer.any() else math.nan
     g_contrast, g_homog = glcm_features(glcm(quantise(hu), inside))
     return {
         "mean_hu": mean_hu,
         "std_hu": std_hu,
         "contrast_hu": float(hu[shell].mean()) - mean_hu if shell.any() else math.nan,
         "edge_hu_per_mm": edge,
-        "std_above_liver_hu": std_hu - float(hu[shell].std()) if shell.any() else math.nan,
-        "edge_above_liver_hu_per_mm": (edge - float(gradient[shell_inner].mean())
-                                       if shell_inner.any() else math.nan),
+        "std_above_liver_hu": (_beyond(std_hu**2, float(hu[shell].var())) if shell.any()
+                               else math.nan),
+        "edge_above_liver_hu_per_mm": (
+            _beyond(float(np.mean(gradient[layer] ** 2)),
+                    float(np.mean(gradient[shell_inner] ** 2)))
+            if layer.any() and shell_inner.any() else math.nan),
         "glcm_contrast": g_contrast,
         "glcm_homogeneity": g_homog,
     }
@@ -278,8 +282,14 @@ def _gradient_magnitude(hu: np.ndarray, spacing: tuple[float, float, float]) -> 
     return magnitude
 
 
-def _edge_hu_per_mm(gradient: np.ndarray, inside: np.ndarray, liver_inner: np.ndarray) -> float:
-    """Mean HU gradient magnitude over the voxel layers on both sides of the tumor boundary."""
-    layer = (ndi.binary_dilation(inside, _STRUCTURE) & ~ndi.binary_erosion(inside, _STRUCTURE))
-    layer &= liver_inner
-    return float(gradient[layer].mean()) if layer.any() else math.nan
+def _boundary_layers(inside: np.ndarray, liver_inner: np.ndarray) -> np.ndarray:
+    """The voxel layers on both sides of the tumor boundary, within ``liver_inner``."""
+    layer: np.ndarray = ndi.binary_dilation(inside, _STRUCTURE) & ~ndi.binary_erosion(
+        inside, _STRUCTURE)
+    return layer & liver_inner
+
+
+def _beyond(power: float, background: float) -> float:
+    """Signed sqrt(power - background): the part of an RMS beyond an independent background."""
+    excess = power - background
+    return math.copysign(math.sqrt(abs(excess)), excess)

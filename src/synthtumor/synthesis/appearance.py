@@ -7,12 +7,13 @@ of fitted quantiles: the fitted distribution), so fitted and hand-written models
 kind of data and no property has a code branch of its own.
 
 Properties (units in the names): ``std_hu`` the HU standard deviation inside the tumor (what
-``realism`` measures, host liver texture included); ``corr_mm`` the correlation length of the
-finest texture scale; ``edge_mm`` the width (Gaussian sigma) of the tumor's edge, sharp (0.3)
-to infiltrative (3+); ``irregularity`` the surface displacement as a fraction of the radius;
-``lobe_scale`` the displacement's correlation length as a fraction of the radius (small:
-rough, large: lobulated). Intensity comes from the attenuation class and the scan's phase
-(``phase.contrast_in_scan``).
+``realism`` measures, host liver texture included), or with ``std_beyond_liver`` what the
+tumor adds to the host liver's own std there, in quadrature (the scan's noise is the host's);
+``corr_mm`` the correlation length of the finest texture scale; ``edge_mm`` the width
+(Gaussian sigma) of the tumor's edge, sharp (0.3) to infiltrative (3+); ``irregularity`` the
+surface displacement as a fraction of the radius; ``lobe_scale`` the displacement's
+correlation length as a fraction of the radius (small: rough, large: lobulated). Intensity
+comes from the attenuation class and the scan's phase (``phase.contrast_in_scan``).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class Look:
     irregularity: float
     lobe_scale: float
     rim_hu: float
+    std_beyond_liver: bool = False  # std_hu is added to the host's std in quadrature
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,10 @@ class Appearance:
     its centre, looking like their parent. enhancement_hu: None (phase-aware): the liver
     enhancement is estimated from each scan's liver HU; a number: every scan is treated as
     having this liver enhancement (the contrasts of the phase a profile was fitted on, in any
-    scan).
+    scan). std_beyond_liver: ``std_hu`` is the tumor's heterogeneity beyond the host liver's own
+    HU std at the tumor, in quadrature (tumor std = sqrt(host std^2 + std_hu^2)), so that the
+    same profile gives tumors as much noisier than their liver in a smooth scan as in a noisy
+    one; False: ``std_hu`` is the tumor's std itself.
     """
 
     classes: tuple[AttenuationClass, ...]
@@ -119,6 +124,7 @@ class Appearance:
     satellite_distance: Spread = field(default_factory=lambda: Spread.of(1.1, 1.5))
     satellite_min_radius_mm: float = 15.0
     enhancement_hu: float | None = None
+    std_beyond_liver: bool = False
 
     def __post_init__(self) -> None:
         if not self.classes:
@@ -162,6 +168,7 @@ class Appearance:
             irregularity=self.irregularity.draw(rng),
             lobe_scale=self.lobe_scale.draw(rng),
             rim_hu=rim,
+            std_beyond_liver=self.std_beyond_liver,
         )
 
 

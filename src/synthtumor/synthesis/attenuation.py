@@ -3,10 +3,11 @@
 change = w * (-C + A * n) + rim * R (+ the optional effects: capsule, necrotic core), with w
 the soft edge (1 inside, 0 beyond 3 edge sigmas), n the unit-std heterogeneity field, R the rim
 HU. C and A are set from the look so that what ``realism`` measures comes out as drawn:
-- the HU std over the tumor's voxels is std_hu: the host's own texture there and the spread of
-  the deterministic part (edge ramp, rims, cores) add to the texture's, so
-  A^2 = (std^2 - var(host + deterministic part)) / mean(w^2), and A = 0 when that alone is
-  already as heterogeneous;
+- the HU std over the tumor's voxels is std_hu (with ``std_beyond_liver``: sqrt(var(host) +
+  std_hu^2), the host's std there plus the drawn heterogeneity in quadrature): the host's own
+  texture there and the spread of the deterministic part (edge ramp, rims, cores) add to the
+  texture's, so A^2 = (std^2 - var(host + deterministic part)) / mean(w^2), and A = 0 when that
+  alone is already as heterogeneous;
 - the mean change over the tumor's voxels is -contrast (``match_contrast``, last).
 """
 
@@ -59,7 +60,8 @@ def add_texture(
     delta: np.ndarray, weight: np.ndarray, inside: np.ndarray, host: np.ndarray,
     texture: np.ndarray, look: Look,
 ) -> float:
-    """Add w A n to ``delta`` with A set so that the tumor's HU std is ``look.std_hu``.
+    """Add w A n to ``delta`` with A set so that the tumor's HU std is ``look.std_hu`` (beyond
+    the host's std in quadrature if ``look.std_beyond_liver``).
 
     host: the CT in the box before this tumor; texture: unit-std field n (overwritten). The
     host's own variance and the variance of ``delta`` so far (edge ramp, rims, cores) count
@@ -71,6 +73,8 @@ def add_texture(
     if w_in.size < 2:
         return 0.0
     budget = look.std_hu**2
+    if look.std_beyond_liver:
+        budget += float(host[inside].var(dtype=np.float64))
     mean_w = max(float(w_in.mean()), 0.05)
     base_in = host[inside].astype(np.float64) - (look.contrast_hu / mean_w) * w_in
     pattern_in = delta[inside] - (base_in - host[inside])

@@ -218,7 +218,8 @@ def appearance_to_dict(appearance: Appearance) -> dict[str, object]:
     """The JSON form of an appearance: spreads as knot lists (see ``appearance.Spread``)."""
     out: dict[str, object] = {k: list(getattr(appearance, k).knots) for k in _SPREADS}
     out |= {"scales": appearance.scales, "coarse_weight": appearance.coarse_weight,
-            "enhancement_hu": appearance.enhancement_hu}
+            "enhancement_hu": appearance.enhancement_hu,
+            "std_beyond_liver": appearance.std_beyond_liver}
     out["classes"] = [{"name": c.name, "probability": round(c.probability, 6),
                        **{k: list(getattr(c, k).knots) for k in _CLASS_SPREADS}}
                       for c in appearance.classes]
@@ -239,7 +240,7 @@ def appearance_from_dict(data: object) -> Appearance:
                              *(Spread.of(*c.get(k, [0.0])) for k in _CLASS_SPREADS))
             for c in data["classes"])
         kwargs: dict[str, Any] = {k: Spread.of(*data[k]) for k in _SPREADS if k in data}
-        for k in ("scales", "coarse_weight", "enhancement_hu"):
+        for k in ("scales", "coarse_weight", "enhancement_hu", "std_beyond_liver"):
             if k in data:
                 kwargs[k] = data[k]
         for k, attr in _SATELLITE_KEYS.items():
