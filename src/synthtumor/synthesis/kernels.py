@@ -14,22 +14,19 @@ training loader's worker processes are the parallelism.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal, TypedDict
 
 import numpy as np
 from numba import njit
 
-
-class JitOptions(TypedDict):
-    """Keyword options of ``numba.njit``, typed so that ``njit(**OPTIONS)`` type-checks."""
-
-    cache: bool
-    nogil: bool
-    error_model: Literal["python", "numpy"]
-
-
-OPTIONS: JitOptions = {"cache": True, "nogil": True, "error_model": "numpy"}
-_EMPTY = 1 << 40  # the start of an empty row's extent (its end: -_EMPTY)
+from .jit_options import OPTIONS
+from .kernels_reach import (
+    EMPTY,
+    dilate_planes,
+    dilate_rows_where,
+    dilate_y_within,
+    widen_rows,
+)
+from .kernels_reach import box_dilate3 as box_dilate3  # re-exported (its former home)
 
 
 @njit(**OPTIONS)
@@ -43,7 +40,7 @@ def shape_pass(  # noqa: PLR0913
     l*: (n,) lines; t0a (nx, ny), t0b (nx, nz): the tables of axis 0; t1a (nx, ny),
     t1b (ny, nz): axis 1; t2a (ny, nz), t2b (nx, nz): axis 2 (``shape.shape_terms`` order).
     rows: (2, nx, ny) int64, written: per row the first and one past the last inside k
-    (``_EMPTY`` and -``_EMPTY`` if none). Returns the number of inside voxels.
+    (``EMPTY`` and -``EMPTY`` if none). Returns the number of inside voxels.
     """
     nx, ny, nz = r2.shape
     one = np.float32(1.0)
@@ -63,7 +60,7 @@ def shape_pass(  # noqa: PLR0913
                 hit = s <= one and label[i, j, k] > 0
                 inside[i, j, k] = hit
                 count += hit
-            rows[0, i, j], rows[1, i, j] = _EMPTY, -_EMPTY
+            rows[0, i, j], rows[1, i, j] = EMPTY, -EMPTY
             if count > before:  # the row's extent, scanned from both ends
                 first, last = 0, nz - 1
                 while not inside[i, j, first]:
@@ -72,45 +69,6 @@ def shape_pass(  # noqa: PLR0913
                     last -= 1
                 rows[0, i, j], rows[1, i, j] = first, last + 1
     return count
-
-
-@njit(**OPTIONS)
-def _window_extrema(lo: np.ndarray, hi: np.ndarray, r: int, out_lo: np.ndarray,
-                    out_hi: np.ndarray) -> None:
-    """out_lo[j] = min(lo[j - r .. j + r]), out_hi[j] = max(hi[..]) along a 1-D row (clipped
-    window); shifted views, so that the compiler vectorises each shift."""
-    n = lo.shape[0]
-    for j in range(n):
-        out_lo[j], out_hi[j] = lo[j], hi[j]
-    for d in range(1, min(r, n - 1) + 1):
-        a, b, c, e = lo[d:], hi[d:], out_lo[: n - d], out_hi[: n - d]
-        for m in range(n - d):
-            c[m], e[m] = min(c[m], a[m]), max(e[m], b[m])
-        a, b, c, e = lo[: n - d], hi[: n - d], out_lo[d:], out_hi[d:]
-        for m in range(n - d):
-            c[m], e[m] = min(c[m], a[m]), max(e[m], b[m])
-
-
-@njit(**OPTIONS)
-def _widen_rows(rows: np.ndarray, rx: int, ry: int, rz: int, nz: int, tmp: np.ndarray) -> None:
-    """Per-row k extents (2, nx, ny) of a mask -> those of its box dilation by (rx, ry, rz)
-    voxels, in place (``tmp``: scratch of the same shape): the lowest start and highest end
-    within the (x, y) window, widened by rz and clipped to [0, nz); empty rows get (0, 0).
-    Exact, since a box dilation of a row's set of k is its hull widened by rz."""
-    nx, ny = rows.shape[1], rows.shape[2]
-    for i in range(nx):
-        _window_extrema(rows[0, i], rows[1, i], ry, tmp[0, i], tmp[1, i])
-    lo, hi = rows[0], rows[1]
-    for i in range(nx):
-        for j in range(ny):
-            lo[i, j], hi[i, j] = _EMPTY, -_EMPTY
-        for ii in range(max(0, i - rx), min(nx, i + rx + 1)):
-            for j in range(ny):
-                lo[i, j], hi[i, j] = min(lo[i, j], tmp[0, ii, j]), max(hi[i, j], tmp[1, ii, j])
-        for j in range(ny):
-            a, b = max(lo[i, j] - rz, 0), min(hi[i, j] + rz, nz)
-            empty = a >= b
-            lo[i, j], hi[i, j] = (0 if empty else a), (0 if empty else b)
 
 
 @njit(**OPTIONS)
@@ -169,60 +127,14 @@ def probe_distance(
 
 
 @njit(**OPTIONS)
-def _dilate_planes(src: np.ndarray, dst: np.ndarray, reach: int) -> None:
-    """dst[i] = OR of src[i - reach .. i + reach] along axis 0 (whole contiguous planes)."""
-    n, m = src.shape
-    for i in range(n):
-        lo, hi = max(0, i - reach), min(n, i + reach + 1)
-        for k in range(m):
-            dst[i, k] = src[lo, k]
-        for s in range(lo + 1, hi):
-            for k in range(m):
-                dst[i, k] |= src[s, k]
-
-
-@njit(**OPTIONS)
-def _dilate_rows(src: np.ndarray, dst: np.ndarray, reach: int) -> None:
-    """The same along the last axis of a (rows, n) array: shifted ORs of each row."""
-    rows, n = src.shape
-    for row in range(rows):
-        a, b = src[row], dst[row]
-        for k in range(n):
-            b[k] = a[k]
-        for d in range(1, min(reach, n - 1) + 1):
-            # views shifted by d, so that both sides use the loop index itself: the
-            # compiler vectorises that, not an offset index
-            ahead, behind = a[d:], b[: n - d]
-            for k in range(n - d):
-                behind[k] |= ahead[k]
-            ahead, behind = a[: n - d], b[d:]
-            for k in range(n - d):
-                behind[k] |= ahead[k]
-
-
-@njit(**OPTIONS)
-def box_dilate3(
-    mask: np.ndarray, rx: int, ry: int, rz: int, out: np.ndarray, tmp: np.ndarray
-) -> np.ndarray:
-    """Box dilation of a C-contiguous (nx, ny, nz) uint8 mask by (rx, ry, rz) voxels into
-    ``out``, returned (``tmp``: scratch of the same shape); as ``morphology.box_dilate``.
-    Each axis is a loop of whole-row ORs, which the compiler vectorises."""
-    nx, ny, nz = mask.shape
-    _dilate_rows(mask.reshape(nx * ny, nz), out.reshape(nx * ny, nz), rz)
-    _dilate_planes(out.reshape(nx, ny * nz), tmp.reshape(nx, ny * nz), rx)
-    for i in range(nx):  # axis 1 is the outer axis of each x plane
-        _dilate_planes(tmp[i], out[i], ry)
-    return out
-
-
-@njit(**OPTIONS)
 def shape_and_reach(  # noqa: PLR0913
     terms: tuple[np.ndarray, ...], label: np.ndarray, centre: np.ndarray, reach: np.ndarray,
     r2: np.ndarray, rho: np.ndarray, inside: np.ndarray, out: np.ndarray, tmp: np.ndarray,
     rows: np.ndarray,
 ) -> tuple[np.ndarray, int, bool]:
     """``shape_pass`` (terms: its 9 line and table arguments), then the edge's reach: the
-    labelled tumor dilated by ``reach`` (3,) voxels (``box_dilate3`` into ``out``). A tumor
+    labelled tumor dilated by ``reach`` (3,) voxels (as ``box_dilate3``) into ``out``, valid
+    only within ``rows`` (it is zero elsewhere, and not written there). A tumor
     with no voxel inside keeps its ``centre`` voxel if that is liver. rows: (2, nx, ny) int64,
     written: per row the start and end of the reach mask's k (both 0 for an empty row), so
     that later passes skip where the change is zero. Returns the reach mask, the inside
@@ -236,9 +148,13 @@ def shape_and_reach(  # noqa: PLR0913
         count = 1 if inside[i, j, k] else 0
         if count:
             rows[0, i, j], rows[1, i, j] = k, k + 1
-    mask = box_dilate3(inside.view(np.uint8), reach[0], reach[1], reach[2], out, tmp)
-    _widen_rows(rows, reach[0], reach[1], reach[2], r2.shape[2], np.empty_like(rows))
-    return mask, count, forced
+    # box_dilate3, skipping rows without tumor and writing the last axis only within rows
+    nx, ny, nz = inside.shape
+    dilate_rows_where(inside.view(np.uint8), out, reach[2], rows)
+    dilate_planes(out.reshape(nx, ny * nz), tmp.reshape(nx, ny * nz), reach[0])
+    widen_rows(rows, reach[0], reach[1], reach[2], nz, np.empty_like(rows))
+    dilate_y_within(tmp, out, reach[1], rows)
+    return out, count, forced
 
 
 _POW2 = np.array([2.0**-n for n in range(128)], np.float32)  # 2^-n, n = 0 .. 127
