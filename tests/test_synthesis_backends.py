@@ -67,6 +67,19 @@ def test_compiled_kernels_match_with_every_effect(
         _assert_parity(reference, compiled)
 
 
+def test_compiled_kernels_match_with_capsule_and_necrosis_without_appearance(
+    monkeypatch: pytest.MonkeyPatch, totalseg_1mm: Case
+) -> None:
+    """Capsule and necrosis on the compiled change (no appearance model): the capsule rim reads
+    the surface distance beyond the edge's reach, where the compiled change alone is skipped."""
+    for seed, kind in ((0, "large"), (3, "mix"), (4, "small")):
+        config = SynthesisConfig(tumor_type=kind, capsule=True, necrosis=True, mass_effect=True,
+                                 bright_probability=0.5)
+        reference, compiled = _both(monkeypatch, totalseg_1mm, config, seed, inplace=True)
+        assert any("capsule" in t.effects for t in compiled.tumors)
+        _assert_parity(reference, compiled)
+
+
 def test_compiled_kernels_match_on_an_anisotropic_float64_ct(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -3,9 +3,11 @@
 The NumPy path of ``synthesize`` makes about forty whole-box passes per tumor (shape, gradient,
 edge, dilation, texture interpolation, paint), each reading and writing float32 boxes of up to a
 few million voxels. These kernels fuse them into five passes and skip the arithmetic wherever the
-result is known to be zero (outside the liver, beyond the edge's reach). They repeat the NumPy
-path's float32 arithmetic operation by operation, so labels are identical and HU agree to
-within rounding of the transcendental functions (checked by a parity test on real CT).
+result is known to be zero: outside the liver, and beyond the edge's reach, where whole stretches
+of each row are skipped using the reach's per-row extents (``kernels_reach.py``). They repeat the
+NumPy path's float32 arithmetic operation by operation, so labels are identical and HU agree to
+within rounding of the transcendental functions (inline float32 exp and tanh here, agreeing with
+NumPy's to about 1e-7; checked by a parity test on real CT).
 
 Compiled on first use and cached on disk (``cache=True``); single-threaded on purpose: the
 training loader's worker processes are the parallelism.
@@ -14,40 +16,40 @@ training loader's worker processes are the parallelism.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal, TypedDict
 
 import numpy as np
 from numba import njit
 
-
-class JitOptions(TypedDict):
-    """Keyword options of ``numba.njit``, typed so that ``njit(**OPTIONS)`` type-checks."""
-
-    cache: bool
-    nogil: bool
-    error_model: Literal["python", "numpy"]
-
-
-OPTIONS: JitOptions = {"cache": True, "nogil": True, "error_model": "numpy"}
+from .jit_options import OPTIONS
+from .kernels_reach import (
+    EMPTY,
+    dilate_planes,
+    dilate_rows_where,
+    dilate_y_within,
+    widen_rows,
+)
+from .kernels_reach import box_dilate3 as box_dilate3  # re-exported (its former home)
 
 
 @njit(**OPTIONS)
 def shape_pass(  # noqa: PLR0913
     lx: np.ndarray, t0a: np.ndarray, t0b: np.ndarray, ly: np.ndarray, t1a: np.ndarray,
     t1b: np.ndarray, lz: np.ndarray, t2a: np.ndarray, t2b: np.ndarray, label: np.ndarray,
-    r2: np.ndarray, rho: np.ndarray, inside: np.ndarray,
+    r2: np.ndarray, rho: np.ndarray, inside: np.ndarray, rows: np.ndarray,
 ) -> int:
     """r2 = |q / a|^2 and rho = sqrt(r2) on the box; inside = (r2 <= 1) & (label > 0).
 
     l*: (n,) lines; t0a (nx, ny), t0b (nx, nz): the tables of axis 0; t1a (nx, ny),
     t1b (ny, nz): axis 1; t2a (ny, nz), t2b (nx, nz): axis 2 (``shape.shape_terms`` order).
-    Returns the number of inside voxels.
+    rows: (2, nx, ny) int64, written: per row the first and one past the last inside k
+    (``EMPTY`` and -``EMPTY`` if none). Returns the number of inside voxels.
     """
     nx, ny, nz = r2.shape
     one = np.float32(1.0)
     count = 0
     for i in range(nx):
         for j in range(ny):
+            before = count
             for k in range(nz):
                 w = (lx[i] - t0a[i, j]) - t0b[i, k]
                 s = w * w
@@ -60,6 +62,14 @@ def shape_pass(  # noqa: PLR0913
                 hit = s <= one and label[i, j, k] > 0
                 inside[i, j, k] = hit
                 count += hit
+            rows[0, i, j], rows[1, i, j] = EMPTY, -EMPTY
+            if count > before:  # the row's extent, scanned from both ends
+                first, last = 0, nz - 1
+                while not inside[i, j, first]:
+                    first += 1
+                while not inside[i, j, last]:
+                    last -= 1
+                rows[0, i, j], rows[1, i, j] = first, last + 1
     return count
 
 
@@ -119,81 +129,80 @@ def probe_distance(
 
 
 @njit(**OPTIONS)
-def _dilate_planes(src: np.ndarray, dst: np.ndarray, reach: int) -> None:
-    """dst[i] = OR of src[i - reach .. i + reach] along axis 0 (whole contiguous planes)."""
-    n, m = src.shape
-    for i in range(n):
-        lo, hi = max(0, i - reach), min(n, i + reach + 1)
-        for k in range(m):
-            dst[i, k] = src[lo, k]
-        for s in range(lo + 1, hi):
-            for k in range(m):
-                dst[i, k] |= src[s, k]
-
-
-@njit(**OPTIONS)
-def _dilate_rows(src: np.ndarray, dst: np.ndarray, reach: int) -> None:
-    """The same along the last axis of a (rows, n) array: shifted ORs of each row."""
-    rows, n = src.shape
-    for row in range(rows):
-        a, b = src[row], dst[row]
-        for k in range(n):
-            b[k] = a[k]
-        for d in range(1, min(reach, n - 1) + 1):
-            # views shifted by d, so that both sides use the loop index itself: the
-            # compiler vectorises that, not an offset index
-            ahead, behind = a[d:], b[: n - d]
-            for k in range(n - d):
-                behind[k] |= ahead[k]
-            ahead, behind = a[: n - d], b[d:]
-            for k in range(n - d):
-                behind[k] |= ahead[k]
-
-
-@njit(**OPTIONS)
-def box_dilate3(
-    mask: np.ndarray, rx: int, ry: int, rz: int, out: np.ndarray, tmp: np.ndarray
-) -> np.ndarray:
-    """Box dilation of a C-contiguous (nx, ny, nz) uint8 mask by (rx, ry, rz) voxels into
-    ``out``, returned (``tmp``: scratch of the same shape); as ``morphology.box_dilate``.
-    Each axis is a loop of whole-row ORs, which the compiler vectorises."""
-    nx, ny, nz = mask.shape
-    _dilate_rows(mask.reshape(nx * ny, nz), out.reshape(nx * ny, nz), rz)
-    _dilate_planes(out.reshape(nx, ny * nz), tmp.reshape(nx, ny * nz), rx)
-    for i in range(nx):  # axis 1 is the outer axis of each x plane
-        _dilate_planes(tmp[i], out[i], ry)
-    return out
-
-
-@njit(**OPTIONS)
 def shape_and_reach(  # noqa: PLR0913
     terms: tuple[np.ndarray, ...], label: np.ndarray, centre: np.ndarray, reach: np.ndarray,
     r2: np.ndarray, rho: np.ndarray, inside: np.ndarray, out: np.ndarray, tmp: np.ndarray,
+    rows: np.ndarray,
 ) -> tuple[np.ndarray, int, bool]:
     """``shape_pass`` (terms: its 9 line and table arguments), then the edge's reach: the
-    labelled tumor dilated by ``reach`` (3,) voxels (``box_dilate3`` into ``out``). A tumor
-    with no voxel inside keeps its ``centre`` voxel if that is liver. Returns the reach mask,
-    the inside count, and whether the centre was forced."""
+    labelled tumor dilated by ``reach`` (3,) voxels (as ``box_dilate3``) into ``out``, valid
+    only within ``rows`` (it is zero elsewhere, and not written there). A tumor
+    with no voxel inside keeps its ``centre`` voxel if that is liver. rows: (2, nx, ny) int64,
+    written: per row the start and end of the reach mask's k (both 0 for an empty row), so
+    that later passes skip where the change is zero. Returns the reach mask, the inside
+    count, and whether the centre was forced."""
     lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
-    count = shape_pass(lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b, label, r2, rho, inside)
+    count = shape_pass(lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b, label, r2, rho, inside, rows)
     forced = count == 0
     if forced:
         i, j, k = centre[0], centre[1], centre[2]
         inside[i, j, k] = label[i, j, k] > 0
         count = 1 if inside[i, j, k] else 0
-    mask = box_dilate3(inside.view(np.uint8), reach[0], reach[1], reach[2], out, tmp)
-    return mask, count, forced
+        if count:
+            rows[0, i, j], rows[1, i, j] = k, k + 1
+    # box_dilate3, skipping rows without tumor and writing the last axis only within rows
+    nx, ny, nz = inside.shape
+    dilate_rows_where(inside.view(np.uint8), out, reach[2], rows)
+    dilate_planes(out.reshape(nx, ny * nz), tmp.reshape(nx, ny * nz), reach[0])
+    widen_rows(rows, reach[0], reach[1], reach[2], nz, np.empty_like(rows))
+    dilate_y_within(tmp, out, reach[1], rows)
+    return out, count, forced
+
+
+_POW2 = np.array([2.0**-n for n in range(128)], np.float32)  # 2^-n, n = 0 .. 127
+_LOG2_E = np.float32(1.4426950408889634)
+# ln 2 split in two (Cody-Waite): n * _LN2_HI is exact in float32 for |n| < 2^9
+_LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.121944400546905e-4)
+
+
+@njit(**OPTIONS)
+def _exp_neg(x: np.float32) -> np.float32:
+    """e^x for float32 x <= 0 (2^-126 below -87), to about 2e-7 relative: x = n ln 2 + r,
+    |r| <= ln 2 / 2, e^r by its Taylor polynomial to r^7 (truncation < 1e-8). Plain arithmetic
+    that the compiler inlines, where libm's expf is a call per voxel."""
+    x = max(x, np.float32(-87.0))
+    n = np.floor(x * _LOG2_E + np.float32(0.5))
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    p = np.float32(1.0 / 5040.0)
+    p = p * r + np.float32(1.0 / 720.0)
+    p = p * r + np.float32(1.0 / 120.0)
+    p = p * r + np.float32(1.0 / 24.0)
+    p = p * r + np.float32(1.0 / 6.0)
+    p = p * r + np.float32(0.5)
+    p = p * r + np.float32(1.0)
+    p = p * r + np.float32(1.0)
+    return p * _POW2[np.int64(-n)]
+
+
+@njit(**OPTIONS)
+def _tanh(u: np.float32) -> np.float32:
+    """tanh(u) = (1 - e) / (1 + e), e = exp(-2 |u|), signed: absolute error about 1e-7
+    (exactly +-1 from |u| = 9, where float32 tanh rounds to 1)."""
+    e = _exp_neg(np.float32(-2.0) * min(abs(u), np.float32(9.0)))
+    v = (np.float32(1.0) - e) / (np.float32(1.0) + e)
+    return v if u >= np.float32(0.0) else -v
 
 
 @njit(**OPTIONS)
 def _cdf(t: np.float32) -> np.float32:
-    """Phi(t) in the tanh form of ``effects._normal_cdf`` (float32, same operation order)."""
+    """Phi(t) in the tanh form of ``effects._normal_cdf`` (float32, same operation order;
+    ``_tanh`` for NumPy's tanh: the results agree to about 1e-7)."""
     u: np.float32 = t * t
     u *= np.float32(0.044715)
     u += np.float32(1.0)
     u *= t
     u *= np.float32(0.7978845608028654)
-    u = np.tanh(u)
+    u = _tanh(u)
     u += np.float32(1.0)
     u *= np.float32(0.5)
     return u
@@ -242,7 +251,7 @@ def change_pass(  # noqa: PLR0913
     grad_z: tuple[np.ndarray, np.ndarray, np.ndarray], lattice: np.ndarray,
     look_x: tuple[np.ndarray, ...], look_y: tuple[np.ndarray, ...],
     look_z: tuple[np.ndarray, ...], planes: np.ndarray, edge: np.ndarray, force: np.ndarray,
-    distance: np.ndarray, delta: np.ndarray,
+    rows: np.ndarray, full: bool, distance: np.ndarray, delta: np.ndarray,
 ) -> None:
     """The HU change of one tumor on its box: soft edge x confinement x texture x -drop, in
     the liver (``painting._change_numpy`` without the optional effects).
@@ -254,8 +263,12 @@ def change_pass(  # noqa: PLR0913
     edge: float32 (kind, inv_sigma, radius, floor_r, curvature, r_max, cdf_floor, cdf_scale,
     scale): kind 0 = flat profile (``effects.soft_edge``), 1 = ball (``effects.soft_edge_ball``);
     scale: the change at weight 1 (-drop, HU). force: (3,) voxel whose weight is at least 0.5
-    (a tumor that would vanish), or (-1, -1, -1).
-    Writes ``distance`` (signed, mm, every voxel: the optional effects use it) and ``delta`` (HU).
+    (a tumor that would vanish), or (-1, -1, -1). rows: (2, nx, ny) the reach mask's k extent
+    per row (``shape_and_reach``): the change is zero outside it, so only there is anything
+    computed. full: also write ``distance`` on every voxel and zeros into ``delta`` outside
+    ``rows`` (for the optional effects, which read both on the whole box); else both are
+    written only within ``rows``.
+    Writes ``distance`` (signed, mm) and ``delta`` (HU).
     """
     nx, ny, nz = rho.shape
     texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
@@ -272,18 +285,29 @@ def change_pass(  # noqa: PLR0913
         a, fa, fx, xu, xd = idx0[i], w0[i], xf[i], xh[i], xl[i]
         for j in range(ny):
             fy, yu, yd = yf[j], yh[j], yl[j]
-            # the distance on the whole row, branch-free so that the compiler vectorises it
+            # unsigned k: no negative-index wraparound, so the loops below vectorise without
+            # gathers (signed k from an array measured 1.7x slower than whole rows)
+            k0, k1 = np.uint64(rows[0, i, j]), np.uint64(rows[1, i, j])
+            if full:
+                d0, d1 = np.uint64(0), np.uint64(nz)
+                for k in range(k0):
+                    delta[i, j, k] = zero
+                for k in range(k1, d1):
+                    delta[i, j, k] = zero
+            else:
+                d0, d1 = k0, k1
+            # the distance on the row's extent, branch-free so that the compiler vectorises it
             # (plain indexing: a row view per row costs more than the arithmetic on short rows)
-            for k in range(nz):
+            for k in range(d0, d1):
                 dz[k] = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
-            for k in range(nz):
+            for k in range(d0, d1):
                 d = (rho[xu, j, k] - rho[xd, j, k]) * fx
                 g = zero + d * d
                 d = (rho[i, yu, k] - rho[i, yd, k]) * fy
                 g += d * d
                 g += dz[k] * dz[k]
                 distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
-            for k in range(nz):
+            for k in range(k0, k1):
                 if reach_mask[i, j, k] == 0 or label[i, j, k] == 0:
                     delta[i, j, k] = zero
                     continue
@@ -305,11 +329,11 @@ def change_pass(  # noqa: PLR0913
                     near = (radius - r) * inv_sigma
                     far = (radius + r) * -inv_sigma
                     w = _cdf(near) - _cdf(far)
-                    bend = np.exp(near * near * np.float32(-0.5))
-                    bend -= np.exp(far * far * np.float32(-0.5))
+                    bend = _exp_neg(near * near * np.float32(-0.5))
+                    bend -= _exp_neg(far * far * np.float32(-0.5))
                     bend /= r
                     w = min(max(w - bend * curvature, zero), one)
-                if i == force[0] and j == force[1] and k == force[2]:
+                if i == force[0] and j == force[1] and np.int64(k) == force[2]:
                     w = max(w, np.float32(0.5))
                 texture = planes[a, j, k] + (planes[a + 1, j, k] - planes[a, j, k]) * fa
                 delta[i, j, k] = (w * texture) * scale
@@ -318,17 +342,19 @@ def change_pass(  # noqa: PLR0913
 @njit(**OPTIONS)
 def paint_pass(  # noqa: PLR0913
     target: np.ndarray, original: np.ndarray, shared: np.ndarray, label: np.ndarray,
-    delta: np.ndarray, inside: np.ndarray, tumor: np.uint8,
+    delta: np.ndarray, inside: np.ndarray, tumor: np.uint8, rows: np.ndarray,
 ) -> tuple[float, int, float, float, float]:
     """Paint one tumor's change into ``target`` (the CT under its box) and label it.
 
     shared: (6,) int, the part of the box (x0, x1, y0, y1, z0, z1; box coordinates) that boxes
     painted earlier overlap, where the stronger change vs ``original`` (the CT before any
     tumor) wins; elsewhere ``delta`` is added. Voxels of ``inside`` get label ``tumor``.
+    rows: (2, nx, ny) int64, per row the [start, end) of k to paint; outside it ``delta`` must
+    be 0 and ``inside`` False (the voxel would not change), and is not read.
     Returns the sum of the change over inside (float64), the inside voxel count and the sums
     of its x, y and z indices (``synthesize._paint`` in one pass).
     """
-    nx, ny, nz = target.shape
+    nx, ny = target.shape[0], target.shape[1]
     x0, x1, y0, y1, z0, z1 = shared[0], shared[1], shared[2], shared[3], shared[4], shared[5]
     total = 0.0
     n = 0
@@ -336,9 +362,9 @@ def paint_pass(  # noqa: PLR0913
     for i in range(nx):
         for j in range(ny):
             rows_shared = x0 <= i < x1 and y0 <= j < y1
-            for k in range(nz):
+            for k in range(np.uint64(rows[0, i, j]), np.uint64(rows[1, i, j])):
                 d = delta[i, j, k]
-                if rows_shared and z0 <= k < z1:
+                if rows_shared and z0 <= np.int64(k) < z1:
                     t, o = target[i, j, k], original[i, j, k]
                     if abs(d) > abs(t - o):
                         target[i, j, k] = d + o

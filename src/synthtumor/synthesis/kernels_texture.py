@@ -79,8 +79,11 @@ def gaussian_wrap(src: np.ndarray, weights: np.ndarray, out: np.ndarray, tmp: np
     acc = np.empty(n2, np.float64)
     for i in range(n0):
         for j in range(n1):
-            for k in range(n2 + 2 * r):
+            for k in range(n2):
+                line[k + r] = out[i, j, k]
+            for k in range(r):  # the periodic ends (a modulo per voxel costs more than the sums)
                 line[k] = out[i, j, (k - r) % n2]
+                line[n2 + r + k] = out[i, j, k % n2]
             for k in range(n2):
                 acc[k] = line[k + r] * weights[r]
             for t in range(1, r + 1):
@@ -192,6 +195,24 @@ def lattice_lookup(
     return out
 
 
+@lru_cache(maxsize=4096)
+def _axis_lookup(n: int, scale: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``lattice_lookup`` of one axis at positions ``arange(n) * scale`` on a lattice of
+    ``size`` cells. Tumor boxes repeat their sizes, so this is cached: do not modify."""
+    (pair,) = lattice_lookup([np.arange(n) * scale], (size,))
+    return pair[0], pair[1]
+
+
+def voxel_lookup(
+    shape: tuple[int, int, int], spacing_mm: tuple[float, float, float],
+    params: TextureParams, lattice_shape: tuple[int, ...],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``lattice_lookup`` of the box's voxel centres on the texture lattice (the positions
+    ``texture_lattice`` returns), from a cache. Do not modify the arrays."""
+    step_b = params.sigma_b_mm / _LATTICE_SMOOTH
+    return [_axis_lookup(n, s / step_b, m) for n, s, m in zip(shape, spacing_mm, lattice_shape)]
+
+
 def texture_lattice(
     shape: tuple[int, int, int],
     spacing_mm: tuple[float, float, float],
@@ -210,7 +231,7 @@ def texture_lattice(
     constants = np.array([params.scale / (2.0 * kappa), params.base + 0.5 * params.scale,
                           params.base, params.base + params.scale, 1.0 / step_b**3], np.float32)
     b_shape = tuple(_lattice_size(n, s, step_b) for n, s in zip(shape, spacing_mm))
-    look = lattice_lookup([np.arange(m) * (step_b / step_a) for m in b_shape], a_shape)
+    look = [_axis_lookup(m, step_b / step_a, n) for m, n in zip(b_shape, a_shape)]
     a_b, spread = ws.get("k_b_of_a", b_shape), ws.get("b_spread", b_shape)
     _a_to_spread(noise, weights, a, _unit(params.sigma_a_mm / step_a), constants,
                  (look[0][0], look[0][1], look[1][0], look[1][1], look[2][0], look[2][1]),

@@ -180,9 +180,12 @@ def _paint(
     if look is not None:
         delta, inside, n_inside, r2, distance, weight = _change_look(
             label, tumor, look, spacing, rng, ws)
+    elif compiled:
+        # the optional effects read the distance and the change on the whole box
+        delta, inside, n_inside, r2, distance, rows = _change_compiled(
+            label, tumor, drop, edge_sigma, texture, spacing, rng, ws, full=extra)
     else:
-        change = _change_compiled if compiled else _change_numpy
-        delta, inside, n_inside, r2, distance = change(
+        delta, inside, n_inside, r2, distance = _change_numpy(
             label, tumor, drop, edge_sigma, texture, spacing, rng, ws)
     if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
         core = necrotic_core(r2, float(rng.uniform(*fx.necrosis_fraction)))
@@ -209,9 +212,11 @@ def _paint(
         bounds = np.zeros(6, np.int64)
         if shared is not None:
             bounds[:] = [v for part in shared for v in (part.start, part.stop)]
+        if extra:  # the effects may have changed voxels beyond the edge's reach
+            rows[0], rows[1] = 0, delta.shape[2]
         total, n_voxels, *sums = paint_pass(
             out[box], out[box] if original is None else original, bounds, label[box], delta,
-            inside, np.uint8(TUMOR))
+            inside, np.uint8(TUMOR), rows)
         centroid = np.array([s.start for s in box]) + np.array(sums) / max(n_voxels, 1)
         return n_voxels, centroid, total / max(n_inside, 1)
     n_voxels, centroid, total = _apply_numpy(out, original, shared, label, box, delta, inside,
@@ -341,8 +346,15 @@ def _change_look(
 def _change_compiled(
     label: np.ndarray, tumor: _Tumor, drop: float, edge_sigma: float, texture: TextureParams,
     spacing: tuple[float, float, float], rng: np.random.Generator, ws: Workspace,
-) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
-    """``_change_numpy`` in four fused passes (numba), already zero outside the liver."""
+    full: bool,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
+    """``_change_numpy`` in four fused passes (numba), already zero outside the liver.
+
+    Computes the change only within the edge's reach of the tumor; full: also the distance
+    on the whole box and zeros in the change beyond the reach (for the optional effects),
+    else both hold stale values there. Returns as ``_change_numpy``, then per row of the
+    box the k extent [start, end) of the reach ((2, nx, ny) int64), outside which the change
+    is zero."""
     from . import kernels, kernels_texture
 
     box = tumor.box
@@ -354,19 +366,22 @@ def _change_compiled(
     inside, labels = ws.get("inside", dims, np.bool_), label[box]
     # never let a tumor vanish: if nothing is inside, its centre is kept (as _change_numpy)
     centre = np.array([int(c - s.start) for c, s in zip(tumor.centre, box)], np.int64)
+    rows = ws.get("k_rows", (2, nx, ny), np.int64)
     reach, n_inside, forced = kernels.shape_and_reach(
         terms, labels, centre, np.array(_edge_reach(edge_sigma, spacing), np.int64),
-        r2, rho, inside, ws.get("k_reach", dims, np.uint8), ws.get("k_tmp", dims, np.uint8))
+        r2, rho, inside, ws.get("k_reach", dims, np.uint8), ws.get("k_tmp", dims, np.uint8),
+        rows)
     force = centre if forced else np.full(3, -1, np.int64)
-    lattice, positions = kernels_texture.texture_lattice(dims, spacing, texture, rng, ws)
-    look_x, look_y, look_z = kernels_texture.lattice_lookup(positions, lattice.shape)
+    lattice, _ = kernels_texture.texture_lattice(dims, spacing, texture, rng, ws)
+    look_x, look_y, look_z = kernels_texture.voxel_lookup(dims, spacing, texture, lattice.shape)
     grad_x, grad_y, grad_z = (kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0)
                               for x in axes_mm)
     distance, delta = ws.get("distance", dims), ws.get("edge", dims)
     kernels.change_pass(rho, reach, labels, grad_x, grad_y, grad_z, lattice, look_x, look_y, look_z,
                         ws.get("k_planes", (lattice.shape[0], *dims[1:])),
-                        _edge_constants(tumor, edge_sigma, drop), force, distance, delta)
-    return delta, inside, n_inside, r2, distance
+                        _edge_constants(tumor, edge_sigma, drop), force, rows, full, distance,
+                        delta)
+    return delta, inside, n_inside, r2, distance, rows
 
 
 def _shape_kernel_terms(
