@@ -181,7 +181,8 @@ def _exp_neg(x: np.float32) -> np.float32:
     p = p * r + np.float32(0.5)
     p = p * r + np.float32(1.0)
     p = p * r + np.float32(1.0)
-    return p * _POW2[np.int64(-n)]
+    result: np.float32 = p * _POW2[np.int64(-n)]
+    return result
 
 
 @njit(**OPTIONS)

@@ -14,7 +14,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from .kernels import OPTIONS, texture_planes
+from .jit_options import OPTIONS
+from .kernels import texture_planes
 from .texture import (
     _LATTICE_SMOOTH,
     _THRESHOLD,
