@@ -227,3 +227,25 @@ def test_satellites_surround_a_large_tumor_and_look_like_it(totalseg_1mm: Case) 
             assert 1.1 * radius - 2.0 <= gap <= 1.5 * radius + 2.0
             found += 1
     assert found >= 5  # most satellites land in the liver
+
+
+def test_appearance_benchmark_runs_on_the_synthesis_benchmarks_inputs(tmp_path) -> None:
+    """benchmarks/appearance.py takes its inputs from benchmarks/synthesis.py's ``prepare``
+    (so the two cannot drift apart again) and times every config on them."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "appearance.py"
+    spec = importlib.util.spec_from_file_location("bench_appearance", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    inputs = module.load_inputs(tmp_path)
+    full_ct, full_liver = inputs["full"]
+    patch_ct, patch_liver = inputs["patch"]
+    assert patch_ct.shape == patch_liver.shape == (96, 96, 96)
+    assert full_ct.shape == full_liver.shape and full_ct.size > 96**3
+    assert patch_liver.sum() > 0.5 * 96**3  # centred in the liver
+    times = module.measure({"patch": inputs["patch"]}, {"generic": GENERIC_APPEARANCE},
+                           ("tiny",), calls=1, rounds=1)
+    assert set(times[("patch", "tiny")]) == {"reference", "generic"}
+    assert all(0 < t < 60_000 for t in times[("patch", "tiny")].values())
