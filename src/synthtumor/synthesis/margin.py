@@ -23,6 +23,28 @@ def margin_reach_mm(irregularity: float, radius_mm: float) -> float:
     return REACH_STD * irregularity * radius_mm
 
 
+def margin_displacement(
+    shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    radius_mm: float,
+    irregularity: float,
+    lobe_scale: float,
+    rng: np.random.Generator,
+    ws: Workspace | None = None,
+) -> np.ndarray:
+    """The outward move of the surface (mm) on a box of ``shape`` voxels: irregularity x
+    radius x a unit-std field of correlation length lobe_scale x radius, clipped to
+    +-``REACH_STD`` std so that the surface never leaves the box sized with
+    ``margin_reach_mm``. float32, a workspace buffer ("margin"-prefixed) valid until reused.
+    """
+    ws = ws or Workspace()
+    noise = smooth_noise(shape, spacing_mm, max(lobe_scale * radius_mm, 0.3), rng, ws,
+                         "margin")
+    np.clip(noise, -REACH_STD, REACH_STD, out=noise)
+    noise *= np.float32(irregularity * radius_mm)
+    return noise
+
+
 def displace_surface(
     distance_mm: np.ndarray,
     spacing_mm: tuple[float, float, float],
@@ -32,19 +54,14 @@ def displace_surface(
     rng: np.random.Generator,
     ws: Workspace | None = None,
 ) -> np.ndarray:
-    """Subtract the random displacement from ``distance_mm`` in place and return it.
+    """Subtract the random displacement (``margin_displacement``) from ``distance_mm`` in
+    place and return it.
 
-    distance_mm: (nx, ny, nz) float32 signed distance to the surface in mm. The displacement is
-    clipped to +-``REACH_STD`` std, so the surface never leaves the box sized with
-    ``margin_reach_mm``. irregularity 0 changes nothing and draws nothing.
+    distance_mm: (nx, ny, nz) float32 signed distance to the surface in mm. irregularity 0
+    changes nothing and draws nothing.
     """
     if irregularity <= 0:
         return distance_mm
-    ws = ws or Workspace()
-    amplitude = irregularity * radius_mm
-    noise = smooth_noise(distance_mm.shape, spacing_mm, max(lobe_scale * radius_mm, 0.3),
-                         rng, ws, "margin")
-    np.clip(noise, -REACH_STD, REACH_STD, out=noise)
-    noise *= np.float32(amplitude)
-    distance_mm -= noise
+    distance_mm -= margin_displacement(distance_mm.shape, spacing_mm, radius_mm, irregularity,
+                                       lobe_scale, rng, ws)
     return distance_mm

@@ -1,0 +1,142 @@
+"""Compiled per-voxel kernels (numba) for tumors with a drawn appearance (``paint_look``).
+
+They repeat the float32 arithmetic of the NumPy reference operation by operation
+(``shape.evaluate_shape`` + ``margin.displace_surface``, ``effects.soft_edge`` /
+``effects.soft_edge_ball`` + confinement, ``placement.bounding_box``), so a seed gives identical
+labels and HU equal to within rounding either way (``tests/test_appearance.py``). The shared
+building blocks (shape terms, box dilation, paint) are those of ``kernels.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .kernels import OPTIONS, _cdf
+
+
+@njit(**OPTIONS)
+def shape_distance(  # noqa: PLR0913
+    terms: tuple[np.ndarray, ...], grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
+    label: np.ndarray, margin: np.ndarray, r2: np.ndarray, rho: np.ndarray,
+    distance: np.ndarray, inside: np.ndarray,
+) -> int:
+    """r2, the signed surface distance (mm) minus the margin's displacement, and the labelled
+    tumor on a (nx, ny, nz) box; returns its voxel count.
+
+    terms: the 9 shape arguments of ``kernels.shape_pass``; grads: ``kernels.neighbours`` per
+    axis; label: the box's labels (inside only where > 0); margin: the displacement (mm) of
+    ``margin.displace_surface``, already clipped and scaled, or an empty (0, 0, 0) array for a
+    smooth margin. inside = distance <= 0 with a margin, r2 <= 1 without (as the reference).
+    rho: scratch.
+    """
+    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
+    (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
+    nx, ny, nz = r2.shape
+    zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
+    displaced = margin.shape[0] == nx
+    for i in range(nx):
+        for j in range(ny):
+            a, b = lx[i] - t0a[i, j], ly[j] - t1a[i, j]
+            for k in range(nz):
+                w = a - t0b[i, k]
+                s = w * w
+                w = b - t1b[j, k]
+                s += w * w
+                w = (lz[k] - t2a[j, k]) - t2b[i, k]
+                s += w * w
+                r2[i, j, k] = s
+                rho[i, j, k] = np.sqrt(s)
+    count = 0
+    gz = np.empty(nz, np.float32)
+    for i in range(nx):
+        fx, xu, xd = xf[i], xh[i], xl[i]
+        for j in range(ny):
+            fy, yu, yd = yf[j], yh[j], yl[j]
+            # branch-free loops over the row, so that the compiler vectorises them
+            for k in range(nz):
+                d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
+                gz[k] = d * d
+            for k in range(nz):
+                d = (rho[xu, j, k] - rho[xd, j, k]) * fx
+                g = zero + d * d
+                d = (rho[i, yu, k] - rho[i, yd, k]) * fy
+                g += d * d
+                g += gz[k]
+                distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
+            if displaced:
+                for k in range(nz):
+                    distance[i, j, k] -= margin[i, j, k]
+                    hit = distance[i, j, k] <= zero and label[i, j, k] > 0
+                    inside[i, j, k] = hit
+                    count += hit
+            else:
+                for k in range(nz):
+                    hit = r2[i, j, k] <= one and label[i, j, k] > 0
+                    inside[i, j, k] = hit
+                    count += hit
+    return count
+
+
+@njit(**OPTIONS)
+def mask_bounds(mask: np.ndarray) -> np.ndarray:
+    """(x0, x1, y0, y1, z0, z1) of the smallest box holding every True voxel of a 3-D mask
+    (``placement.bounding_box``); x0 = -1 if there is none."""
+    nx, ny, nz = mask.shape
+    out = np.array([nx, -1, ny, -1, nz, -1], np.int64)
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if mask[i, j, k]:
+                    out[0] = min(out[0], i)
+                    out[1] = max(out[1], i)
+                    out[2] = min(out[2], j)
+                    out[3] = max(out[3], j)
+                    out[4] = min(out[4], k)
+                    out[5] = max(out[5], k)
+    if out[1] < 0:
+        out[0] = -1
+        return out
+    out[1] += 1
+    out[3] += 1
+    out[5] += 1
+    return out
+
+
+@njit(**OPTIONS)
+def edge_weight(
+    distance: np.ndarray, reach_mask: np.ndarray, edge: np.ndarray, force: np.ndarray,
+    weight: np.ndarray,
+) -> None:
+    """The soft edge in [0, 1] from the signed distance (mm), 0 where ``reach_mask`` is 0
+    (the confinement); edge: ``painting._edge_constants`` (kind 0 flat ``soft_edge``, 1 ball
+    ``soft_edge_ball``); force: (3,) voxel whose weight is at least 0.5, or (-1, -1, -1)."""
+    nx, ny, nz = distance.shape
+    kind, inv_sigma, radius, floor_r = edge[0], edge[1], edge[2], edge[3]
+    curvature, r_max, cdf_floor, cdf_scale = edge[4], edge[5], edge[6], edge[7]
+    zero, one, three = np.float32(0.0), np.float32(1.0), np.float32(3.0)
+    deep = min(max((_cdf(three) - cdf_floor) * cdf_scale, zero), one)
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                w = zero
+                dist = distance[i, j, k]
+                if kind == 0:
+                    t = dist * inv_sigma
+                    if t <= -three:
+                        w = deep
+                    elif t < three:
+                        w = min(max((_cdf(-t) - cdf_floor) * cdf_scale, zero), one)
+                else:
+                    r = max(dist + radius, floor_r)
+                    if r <= r_max:
+                        near = (radius - r) * inv_sigma
+                        far = (radius + r) * -inv_sigma
+                        w = _cdf(near) - _cdf(far)
+                        bend = np.exp(near * near * np.float32(-0.5))
+                        bend -= np.exp(far * far * np.float32(-0.5))
+                        bend /= r
+                        w = min(max(w - bend * curvature, zero), one)
+                if i == force[0] and j == force[1] and k == force[2]:
+                    w = max(w, np.float32(0.5))
+                weight[i, j, k] = w if reach_mask[i, j, k] else zero
