@@ -26,6 +26,38 @@ _WHITE_BELOW = 0.5  # smoothing std (in voxels) under which a scale is plain whi
 _UNIFORM_FROM = 1.0  # smoothing (cells) from which uniform white noise is near-normal enough
 
 
+def noise_lattice(
+    shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    sigma_mm: float,
+    rng: np.random.Generator,
+    ws: Workspace,
+    name: str,
+) -> tuple[np.ndarray, list[np.ndarray] | None, float]:
+    """The noise of ``smooth_noise`` before interpolation and standardisation: the smoothed
+    lattice (float32, a ``name``-prefixed workspace buffer), the voxels' positions on it per
+    axis (lattice cells; None where voxel (i, j, k) is cell (i, j, k)) and the smoothing in
+    cells (0: white noise of exactly ``shape``, already unit-std)."""
+    if sigma_mm <= _WHITE_BELOW * min(spacing_mm):
+        out = ws.get(f"{name}_white", shape)
+        rng.standard_normal(shape, dtype=np.float32, out=out)
+        return out, None, 0.0
+    # never finer than the voxels: a fine scale is smoothed by fewer lattice cells instead
+    step = max(sigma_mm / _LATTICE_SMOOTH, min(spacing_mm))
+    lattice = tuple(int(np.floor((n - 1) * s / step)) + 2 for n, s in zip(shape, spacing_mm))
+    noise = ws.get(f"{name}_noise", lattice)
+    cells = sigma_mm / step
+    if cells >= _UNIFORM_FROM:  # _standardise removes the mean of 1/2
+        rng.random(lattice, dtype=np.float32, out=noise)
+    else:
+        rng.standard_normal(lattice, dtype=np.float32, out=noise)
+    smooth = ws.get(f"{name}_smooth", lattice)
+    _gaussian_wrap(noise, cells, smooth, ws, name)
+    if all(s == step for s in spacing_mm):  # the lattice is the voxel grid: no interpolation
+        return smooth, None, cells
+    return smooth, [np.arange(n) * (s / step) for n, s in zip(shape, spacing_mm)], cells
+
+
 def smooth_noise(
     shape: tuple[int, int, int],
     spacing_mm: tuple[float, float, float],
@@ -38,27 +70,27 @@ def smooth_noise(
 
     The result is a workspace buffer (``name``-prefixed), valid until that name is reused.
     """
-    if sigma_mm <= _WHITE_BELOW * min(spacing_mm):
-        out = ws.get(f"{name}_white", shape)
-        rng.standard_normal(shape, dtype=np.float32, out=out)
-        return out
-    # never finer than the voxels: a fine scale is smoothed by fewer lattice cells instead
-    step = max(sigma_mm / _LATTICE_SMOOTH, min(spacing_mm))
-    lattice = tuple(int(np.floor((n - 1) * s / step)) + 2 for n, s in zip(shape, spacing_mm))
-    noise = ws.get(f"{name}_noise", lattice)
-    if sigma_mm / step >= _UNIFORM_FROM:  # _standardise removes the mean of 1/2
-        rng.random(lattice, dtype=np.float32, out=noise)
+    lattice, positions, cells = noise_lattice(shape, spacing_mm, sigma_mm, rng, ws, name)
+    if positions is None:
+        field = lattice[: shape[0], : shape[1], : shape[2]]
+        if cells == 0.0:
+            return field
     else:
-        rng.standard_normal(lattice, dtype=np.float32, out=noise)
-    smooth = ws.get(f"{name}_smooth", lattice)
-    _gaussian_wrap(noise, sigma_mm / step, smooth, ws, name)
-    if all(s == step for s in spacing_mm):  # the lattice is the voxel grid: no interpolation
-        field = smooth[: shape[0], : shape[1], : shape[2]]
-    else:
-        positions = [np.arange(n) * (s / step) for n, s in zip(shape, spacing_mm)]
-        field = interpolate_linear(smooth, positions, ws, name)
+        field = interpolate_linear(lattice, positions, ws, name)
     _standardise(field)
     return field
+
+
+def interpolated_variance(cells: float, positions: list[np.ndarray]) -> float:
+    """The mean variance of a unit-variance lattice smoothed by ``cells`` once interpolated
+    linearly at ``positions``: per axis that falls between cells, (2 + rho) / 3 with rho the
+    correlation of neighbouring cells (the mean of (1-t)^2 + t^2 + 2 t (1-t) rho over t)."""
+    rho = correlation_at_lag(cells, 1.0)
+    factor = 1.0
+    for pos in positions:
+        if np.any(pos != np.round(pos)):
+            factor *= (2.0 + rho) / 3.0
+    return factor
 
 
 def _gaussian_wrap(

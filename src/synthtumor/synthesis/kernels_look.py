@@ -2,7 +2,8 @@
 
 They repeat the float32 arithmetic of the NumPy reference operation by operation
 (``shape.evaluate_shape`` + ``margin.displace_surface``, ``effects.soft_edge`` /
-``effects.soft_edge_ball`` + confinement, ``placement.bounding_box``), so a seed gives identical
+``effects.soft_edge_ball`` + confinement, ``placement.bounding_box``, the periodic Gaussian of
+``scipy.ndimage``), so a seed gives identical
 labels and HU equal to within rounding either way (``tests/test_appearance.py``). The shared
 building blocks (shape terms, box dilation, paint) are those of ``kernels.py``.
 """
@@ -12,29 +13,35 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .kernels import OPTIONS, _cdf
+from .kernels import OPTIONS, _cdf, texture_planes
 
 
 @njit(**OPTIONS)
 def shape_distance(  # noqa: PLR0913
     terms: tuple[np.ndarray, ...], grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
-    label: np.ndarray, margin: np.ndarray, r2: np.ndarray, rho: np.ndarray,
-    distance: np.ndarray, inside: np.ndarray,
+    label: np.ndarray, margin: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...],
+                                     tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray],
+    r2: np.ndarray, rho: np.ndarray, distance: np.ndarray, inside: np.ndarray,
+    bounds: np.ndarray,
 ) -> int:
     """r2, the signed surface distance (mm) minus the margin's displacement, and the labelled
-    tumor on a (nx, ny, nz) box; returns its voxel count.
+    tumor on a (nx, ny, nz) box; returns its voxel count and writes its bounding box to
+    ``bounds`` (x0, x1, y0, y1, z0, z1; x0 = -1 if it is empty).
 
     terms: the 9 shape arguments of ``kernels.shape_pass``; grads: ``kernels.neighbours`` per
-    axis; label: the box's labels (inside only where > 0); margin: the displacement (mm) of
-    ``margin.displace_surface``, already clipped and scaled, or an empty (0, 0, 0) array for a
-    smooth margin. inside = distance <= 0 with a margin, r2 <= 1 without (as the reference).
-    rho: scratch.
+    axis; label: the box's labels (inside only where > 0). margin: (field, lattice, look_x,
+    look_y, look_z, constants): the displacement either as a field (mm, clipped and scaled:
+    ``margin.margin_displacement``) or, where the field is empty (0, 0, 0), from the unit-std
+    ``lattice`` (``margin.margin_noise``), interpolated as ``texture.interpolate_linear``
+    (look_*: ``kernels_texture.lattice_lookup``), clipped to +-constants[0] and scaled by
+    constants[1]; both empty: a smooth margin. inside = distance <= 0 with a margin, r2 <= 1
+    without (as the reference). rho: scratch.
     """
     lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
     (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
+    field, lattice, look_x, look_y, look_z, constants = margin
     nx, ny, nz = r2.shape
     zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
-    displaced = margin.shape[0] == nx
     for i in range(nx):
         for j in range(ny):
             a, b = lx[i] - t0a[i, j], ly[j] - t1a[i, j]
@@ -47,7 +54,13 @@ def shape_distance(  # noqa: PLR0913
                 s += w * w
                 r2[i, j, k] = s
                 rho[i, j, k] = np.sqrt(s)
+    mode = 1 if field.shape[0] == nx else (2 if lattice.shape[0] > 0 else 0)
+    planes = np.empty((lattice.shape[0], ny, nz), np.float32)
+    if mode == 2:
+        texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
+    clip, amplitude = constants[0], constants[1]
     count = 0
+    bounds[:] = np.array([nx, -1, ny, -1, nz, -1], np.int64)
     gz = np.empty(nz, np.float32)
     for i in range(nx):
         fx, xu, xd = xf[i], xh[i], xl[i]
@@ -64,43 +77,35 @@ def shape_distance(  # noqa: PLR0913
                 g += d * d
                 g += gz[k]
                 distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
-            if displaced:
+            if mode == 1:
                 for k in range(nz):
-                    distance[i, j, k] -= margin[i, j, k]
-                    hit = distance[i, j, k] <= zero and label[i, j, k] > 0
-                    inside[i, j, k] = hit
-                    count += hit
-            else:
+                    distance[i, j, k] -= field[i, j, k]
+            elif mode == 2:
+                c, fc = look_x[0][i], look_x[1][i]
                 for k in range(nz):
-                    hit = r2[i, j, k] <= one and label[i, j, k] > 0
-                    inside[i, j, k] = hit
-                    count += hit
-    return count
-
-
-@njit(**OPTIONS)
-def mask_bounds(mask: np.ndarray) -> np.ndarray:
-    """(x0, x1, y0, y1, z0, z1) of the smallest box holding every True voxel of a 3-D mask
-    (``placement.bounding_box``); x0 = -1 if there is none."""
-    nx, ny, nz = mask.shape
-    out = np.array([nx, -1, ny, -1, nz, -1], np.int64)
-    for i in range(nx):
-        for j in range(ny):
+                    m = planes[c, j, k] + (planes[c + 1, j, k] - planes[c, j, k]) * fc
+                    m = min(max(m, -clip), clip)
+                    distance[i, j, k] -= m * amplitude
+            hits = 0
             for k in range(nz):
-                if mask[i, j, k]:
-                    out[0] = min(out[0], i)
-                    out[1] = max(out[1], i)
-                    out[2] = min(out[2], j)
-                    out[3] = max(out[3], j)
-                    out[4] = min(out[4], k)
-                    out[5] = max(out[5], k)
-    if out[1] < 0:
-        out[0] = -1
-        return out
-    out[1] += 1
-    out[3] += 1
-    out[5] += 1
-    return out
+                if mode == 0:
+                    hit = r2[i, j, k] <= one and label[i, j, k] > 0
+                else:
+                    hit = distance[i, j, k] <= zero and label[i, j, k] > 0
+                inside[i, j, k] = hit
+                if hit:
+                    hits += 1
+                    bounds[4] = min(bounds[4], k)
+                    bounds[5] = max(bounds[5], k + 1)
+            if hits:
+                count += hits
+                bounds[0] = min(bounds[0], i)
+                bounds[1] = max(bounds[1], i + 1)
+                bounds[2] = min(bounds[2], j)
+                bounds[3] = max(bounds[3], j + 1)
+    if count == 0:
+        bounds[0] = -1
+    return count
 
 
 @njit(**OPTIONS)

@@ -22,12 +22,13 @@ from ..conventions import TUMOR
 from .attenuation import add_texture, base_change, match_contrast
 from .effects import capsule_rim, necrotic_core, soft_edge, soft_edge_ball
 from .heterogeneity import heterogeneity_field
-from .margin import displace_surface, margin_displacement
+from .margin import REACH_STD, displace_surface, margin_noise
 from .placement import bounding_box
 from .shape import evaluate_shape
 from .workspace import Workspace
 
 if TYPE_CHECKING:
+    from .appearance import Look
     from .config import SynthesisConfig
     from .painting import _Tumor
 
@@ -172,24 +173,23 @@ def _change_compiled(
     axes_mm = _box_axes_mm(box, tumor.centre, spacing)
     dims = tuple(len(x) for x in axes_mm)
     radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
-    margin = np.zeros((0, 0, 0), np.float32)
-    if look.irregularity > 0:
-        margin = margin_displacement(dims, spacing, radius, look.irregularity,
-                                     look.lobe_scale, rng, ws)
+    margin = _margin_arguments(dims, spacing, radius, look, rng, ws)
     grads = tuple(kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0)
                   for x in axes_mm)
     r2, distance = ws.get("r2", dims), ws.get("distance", dims)
     inside, labels = ws.get("inside", dims, np.bool_), label[box]
+    b = np.zeros(6, np.int64)
     n_inside = kernels_look.shape_distance(
         _shape_kernel_terms(axes_mm, tumor.semi_axes_mm, tumor.distortion), grads, labels,
-        margin, r2, ws.get("k_rho", dims), distance, inside)
+        margin, r2, ws.get("k_rho", dims), distance, inside, b)
     centre = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
     forced = n_inside == 0
     if forced:  # never let a tumor vanish: keep its centre (as the reference path)
         inside[centre] = labels[centre] > 0
         n_inside = int(inside[centre])
+        if n_inside:
+            b[:] = [v for c in centre for v in (c, c + 1)]
     reach = _edge_reach(look.edge_mm, spacing)
-    b = kernels_look.mask_bounds(inside)
     found = None if b[0] < 0 else tuple(slice(int(b[2 * a]), int(b[2 * a + 1]))
                                         for a in range(3))
     local = _reach_box(found, centre, reach, box)
@@ -210,3 +210,27 @@ def _change_compiled(
                              _edge_constants(tumor, look.edge_mm, 0.0), force, weight)
     sub = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, local))
     return sub, sub_inside, n_inside, sub_r2, sub_distance, weight
+
+
+def _margin_arguments(
+    dims: tuple[int, ...], spacing: tuple[float, float, float], radius: float, look: Look,
+    rng: np.random.Generator, ws: Workspace,
+) -> tuple:
+    """The ``margin`` argument of ``kernels_look.shape_distance`` (same draws as
+    ``margin.margin_displacement``): empty arrays for a smooth margin, the displacement field
+    where its lattice is the voxel grid, else the lattice and its lookups."""
+    from .kernels_texture import lattice_lookup
+
+    empty3, no_lookup = np.zeros((0, 0, 0), np.float32), (np.zeros(0, np.int64),
+                                                          np.zeros(0, np.float32))
+    constants = np.array([REACH_STD, look.irregularity * radius], np.float32)
+    if look.irregularity <= 0:
+        return empty3, empty3, no_lookup, no_lookup, no_lookup, constants
+    noise, positions = margin_noise(dims, spacing, radius, look.lobe_scale, rng, ws)
+    if positions is None:
+        field = ws.get("margin_field", dims)
+        np.clip(noise, -REACH_STD, REACH_STD, out=field)
+        field *= np.float32(look.irregularity * radius)
+        return field, empty3, no_lookup, no_lookup, no_lookup, constants
+    look_x, look_y, look_z = (tuple(t) for t in lattice_lookup(positions, noise.shape))
+    return empty3, noise, look_x, look_y, look_z, constants
