@@ -18,7 +18,7 @@ from .appearance import Look
 from .effects import capsule_rim
 from .workspace import Workspace
 
-_RIM_WIDTH_MM = 1.2
+RIM_WIDTH_MM = 1.2  # the bright rim of rim-enhancing tumors (effects.capsule_rim width)
 
 
 def base_change(
@@ -36,7 +36,7 @@ def base_change(
     mean_w = max(float(w_in.mean()), 0.05) if w_in.size else 1.0
     np.multiply(weight, np.float32(-look.contrast_hu / mean_w), out=delta)
     if look.rim_hu > 0:
-        delta += capsule_rim(distance_mm, _RIM_WIDTH_MM) * np.float32(look.rim_hu)
+        delta += capsule_rim(distance_mm, RIM_WIDTH_MM) * np.float32(look.rim_hu)
     return delta
 
 

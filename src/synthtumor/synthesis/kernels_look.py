@@ -17,31 +17,11 @@ from .kernels import OPTIONS, _cdf, texture_planes
 
 
 @njit(**OPTIONS)
-def shape_distance(  # noqa: PLR0913
-    terms: tuple[np.ndarray, ...], grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
-    label: np.ndarray, margin: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...],
-                                     tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray],
-    r2: np.ndarray, rho: np.ndarray, distance: np.ndarray, inside: np.ndarray,
-    bounds: np.ndarray,
-) -> int:
-    """r2, the signed surface distance (mm) minus the margin's displacement, and the labelled
-    tumor on a (nx, ny, nz) box; returns its voxel count and writes its bounding box to
-    ``bounds`` (x0, x1, y0, y1, z0, z1; x0 = -1 if it is empty).
-
-    terms: the 9 shape arguments of ``kernels.shape_pass``; grads: ``kernels.neighbours`` per
-    axis; label: the box's labels (inside only where > 0). margin: (field, lattice, look_x,
-    look_y, look_z, constants): the displacement either as a field (mm, clipped and scaled:
-    ``margin.margin_displacement``) or, where the field is empty (0, 0, 0), from the unit-std
-    ``lattice`` (``margin.margin_noise``), interpolated as ``texture.interpolate_linear``
-    (look_*: ``kernels_texture.lattice_lookup``), clipped to +-constants[0] and scaled by
-    constants[1]; both empty: a smooth margin. inside = distance <= 0 with a margin, r2 <= 1
-    without (as the reference). rho: scratch.
-    """
+def shape_rho(terms: tuple[np.ndarray, ...], rho: np.ndarray) -> None:
+    """rho = |q / a| (the square root of ``kernels.shape_pass``'s r2) on the whole box;
+    terms: its 9 line and table arguments."""
     lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
-    (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
-    field, lattice, look_x, look_y, look_z, constants = margin
-    nx, ny, nz = r2.shape
-    zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
+    nx, ny, nz = rho.shape
     for i in range(nx):
         for j in range(ny):
             a, b = lx[i] - t0a[i, j], ly[j] - t1a[i, j]
@@ -52,60 +32,125 @@ def shape_distance(  # noqa: PLR0913
                 s += w * w
                 w = (lz[k] - t2a[j, k]) - t2b[i, k]
                 s += w * w
-                r2[i, j, k] = s
                 rho[i, j, k] = np.sqrt(s)
-    mode = 1 if field.shape[0] == nx else (2 if lattice.shape[0] > 0 else 0)
-    planes = np.empty((lattice.shape[0], ny, nz), np.float32)
+
+
+@njit(**OPTIONS)
+def shape_region(  # noqa: PLR0913
+    terms: tuple[np.ndarray, ...], grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
+    label: np.ndarray, margin: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...],
+                                     tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray],
+    rho: np.ndarray, region: np.ndarray, r2: np.ndarray, distance: np.ndarray,
+    inside: np.ndarray, bounds: np.ndarray, store: bool,
+) -> int:
+    """The labelled tumor on ``region`` (x0, x1, y0, y1, z0, z1) of the box: returns its voxel
+    count and writes its bounds (box coordinates, same layout; x0 = -1 if it is empty). With
+    ``store``, also writes r2, the signed surface distance (mm) minus the margin's
+    displacement, and the tumor mask, as arrays of the region's shape.
+
+    terms, label, rho (``shape_rho``): the whole box's; grads: ``kernels.neighbours`` per axis.
+    margin: (field, lattice, look_x, look_y, look_z, constants): the displacement either as a
+    field (mm, clipped and scaled: ``margin.margin_displacement``) or, where the field is empty
+    (0, 0, 0), from the unit-std ``lattice`` (``margin.margin_noise``), interpolated as
+    ``texture.interpolate_linear`` (look_*: ``kernels_texture.lattice_lookup``), clipped to
+    +-constants[0] and scaled by constants[1]; both empty: a smooth margin. inside = distance
+    <= 0 with a margin, r2 <= 1 without (as the reference).
+    """
+    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
+    (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
+    field, lattice, look_x, look_y, look_z, constants = margin
+    nz = rho.shape[2]  # whole rows, so that the row loops index from 0 (and vectorise)
+    z0, z1 = region[4], region[5]
+    zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
+    mode = 1 if field.shape[0] == rho.shape[0] else (2 if lattice.shape[0] > 0 else 0)
+    planes = np.empty((lattice.shape[0], rho.shape[1], nz), np.float32)
     if mode == 2:
         texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
     clip, amplitude = constants[0], constants[1]
     count = 0
-    bounds[:] = np.array([nx, -1, ny, -1, nz, -1], np.int64)
-    gz = np.empty(nz, np.float32)
-    for i in range(nx):
+    bounds[:] = np.array([rho.shape[0], -1, rho.shape[1], -1, nz, -1], np.int64)
+    srow, drow = np.empty(nz, np.float32), np.empty(nz, np.float32)
+    for i in range(region[0], region[1]):
         fx, xu, xd = xf[i], xh[i], xl[i]
-        for j in range(ny):
+        for j in range(region[2], region[3]):
             fy, yu, yd = yf[j], yh[j], yl[j]
-            # branch-free loops over the row, so that the compiler vectorises them
+            a, b = lx[i] - t0a[i, j], ly[j] - t1a[i, j]
             for k in range(nz):
-                d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
-                gz[k] = d * d
-            for k in range(nz):
-                d = (rho[xu, j, k] - rho[xd, j, k]) * fx
-                g = zero + d * d
-                d = (rho[i, yu, k] - rho[i, yd, k]) * fy
-                g += d * d
-                g += gz[k]
-                distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
+                w = a - t0b[i, k]
+                s = w * w
+                w = b - t1b[j, k]
+                s += w * w
+                w = (lz[k] - t2a[j, k]) - t2b[i, k]
+                s += w * w
+                srow[k] = s
+            if mode > 0 or store:
+                for k in range(nz):
+                    d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
+                    drow[k] = d * d
+                for k in range(nz):
+                    d = (rho[xu, j, k] - rho[xd, j, k]) * fx
+                    g = zero + d * d
+                    d = (rho[i, yu, k] - rho[i, yd, k]) * fy
+                    g += d * d
+                    g += drow[k]
+                    drow[k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
             if mode == 1:
                 for k in range(nz):
-                    distance[i, j, k] -= field[i, j, k]
+                    drow[k] -= field[i, j, k]
             elif mode == 2:
                 c, fc = look_x[0][i], look_x[1][i]
                 for k in range(nz):
                     m = planes[c, j, k] + (planes[c + 1, j, k] - planes[c, j, k]) * fc
                     m = min(max(m, -clip), clip)
-                    distance[i, j, k] -= m * amplitude
-            hits = 0
-            for k in range(nz):
-                if mode == 0:
-                    hit = r2[i, j, k] <= one and label[i, j, k] > 0
-                else:
-                    hit = distance[i, j, k] <= zero and label[i, j, k] > 0
-                inside[i, j, k] = hit
-                if hit:
-                    hits += 1
-                    bounds[4] = min(bounds[4], k)
-                    bounds[5] = max(bounds[5], k + 1)
+                    drow[k] -= m * amplitude
+            if store:
+                _store_row(srow, drow, label[i, j], mode, z0, z1, r2[i - region[0], j - region[2]],
+                           distance[i - region[0], j - region[2]],
+                           inside[i - region[0], j - region[2]])
+                continue
+            hits, first, last = _row_hits(srow, drow, label[i, j], mode)
             if hits:
                 count += hits
                 bounds[0] = min(bounds[0], i)
                 bounds[1] = max(bounds[1], i + 1)
                 bounds[2] = min(bounds[2], j)
                 bounds[3] = max(bounds[3], j + 1)
+                bounds[4] = min(bounds[4], first)
+                bounds[5] = max(bounds[5], last + 1)
     if count == 0:
         bounds[0] = -1
     return count
+
+
+@njit(**OPTIONS)
+def _row_hits(srow: np.ndarray, drow: np.ndarray, label: np.ndarray,
+              mode: int) -> tuple[int, int, int]:
+    """Tumor voxels of one row (``shape_region``'s test): their count, first and last index."""
+    hits, first, last = 0, -1, -1
+    for k in range(srow.shape[0]):
+        if mode == 0:
+            hit = srow[k] <= np.float32(1.0) and label[k] > 0
+        else:
+            hit = drow[k] <= np.float32(0.0) and label[k] > 0
+        if hit:
+            hits += 1
+            last = k
+            if first < 0:
+                first = k
+    return hits, first, last
+
+
+@njit(**OPTIONS)
+def _store_row(srow: np.ndarray, drow: np.ndarray, label: np.ndarray, mode: int, z0: int,
+               z1: int, r2: np.ndarray, distance: np.ndarray, inside: np.ndarray) -> None:
+    """Part z0:z1 of one row of r2, distance and the tumor mask (``shape_region``)."""
+    for k in range(z0, z1):
+        r2[k - z0] = srow[k]
+        distance[k - z0] = drow[k]
+        if mode == 0:
+            inside[k - z0] = srow[k] <= np.float32(1.0) and label[k] > 0
+        else:
+            inside[k - z0] = drow[k] <= np.float32(0.0) and label[k] > 0
 
 
 @njit(**OPTIONS)

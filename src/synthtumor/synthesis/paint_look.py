@@ -4,8 +4,9 @@ heterogeneity, contrast.
 The tumor's box is sized for the largest surface move its irregular margin may make; the
 drawn margin usually moves it far less. So only the shape and the margin are evaluated on the
 whole box: everything after (edge, effects, heterogeneity, statistics, paint) works on the
-*reach box*, the labelled tumor's bounding box grown by the edge's reach (+ ``_RIM_VOXELS``),
-outside which the change is exactly zero. The heterogeneity field is drawn on the reach box.
+*reach box*, the labelled tumor's bounding box grown by the edge's reach (and as far as rims
+and capsules reach past the surface, ``_rim_pad``), outside which the change is exactly zero.
+The heterogeneity field is drawn on the reach box.
 
 Two implementations of the per-voxel passes, chosen like the reference path's
 (``painting.BACKEND_VARIABLE``): NumPy (the reference) and numba (``kernels_look.py``). They make
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..conventions import TUMOR
-from .attenuation import add_texture, base_change, match_contrast
+from .attenuation import RIM_WIDTH_MM, add_texture, base_change, match_contrast
 from .effects import capsule_rim, necrotic_core, soft_edge, soft_edge_ball
 from .heterogeneity import heterogeneity_field
 from .margin import REACH_STD, displace_surface, margin_noise
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from .config import SynthesisConfig
     from .painting import _Tumor
 
-_RIM_VOXELS = 3  # beyond the edge's reach: rims and capsules reach <= 2.25 mm past the surface
+_DISTANCE_SLACK = 1.25  # the first-order surface distance may underestimate by this factor
 
 
 def paint_look(
@@ -48,7 +49,8 @@ def paint_look(
     assert look is not None and app is not None
     compiled = compiled_backend()
     change = _change_compiled if compiled else _change_numpy
-    sub, inside, n_inside, r2, distance, weight = change(label, tumor, spacing, rng, ws)
+    pad = _rim_pad(look, config, spacing)
+    sub, inside, n_inside, r2, distance, weight = change(label, tumor, spacing, pad, rng, ws)
     delta = base_change(weight, inside, distance, look, ws)
     if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
         core = necrotic_core(r2, float(rng.uniform(*fx.necrosis_fraction)))
@@ -102,21 +104,35 @@ def _local_shared(
     return tuple(parts)
 
 
+def _rim_pad(look: Look, config: SynthesisConfig,
+             spacing: tuple[float, float, float]) -> list[float]:
+    """Per axis, how far (voxels) rims and capsules may reach past the surface: 1.5 widths
+    (``effects.capsule_rim``), x ``_DISTANCE_SLACK`` for the approximate distance, + 1 voxel;
+    0 without them."""
+    widths = [RIM_WIDTH_MM] if look.rim_hu > 0 else []
+    if config.capsule:
+        widths.append(config.effects.capsule_width_mm[1])
+    if not widths:
+        return [0.0, 0.0, 0.0]
+    return [_DISTANCE_SLACK * 1.5 * max(widths) / sp + 1.0 for sp in spacing]
+
+
 def _reach_box(
     found: tuple[slice, ...] | None, centre: tuple[int, ...], reach: list[int],
-    box: tuple[slice, ...],
+    pad: list[float], box: tuple[slice, ...],
 ) -> tuple[slice, ...]:
     """Box coordinates of the reach box: ``found`` (the labelled tumor's bounds, or the centre
-    voxel if it has none) grown by ``reach`` + ``_RIM_VOXELS`` per axis, inside ``box``."""
+    voxel if it has none) grown per axis by the edge's ``reach`` or the rims' ``pad``
+    (voxels), whichever is farther, inside ``box``."""
     if found is None:
         found = tuple(slice(c, c + 1) for c in centre)
-    return tuple(slice(max(0, f.start - r - _RIM_VOXELS),
-                       min(b.stop - b.start, f.stop + r + _RIM_VOXELS))
-                 for f, r, b in zip(found, reach, box))
+    grow = [max(r, int(np.ceil(p))) for r, p in zip(reach, pad)]
+    return tuple(slice(max(0, f.start - g), min(b.stop - b.start, f.stop + g))
+                 for f, g, b in zip(found, grow, box))
 
 
 def _change_numpy(
-    label: np.ndarray, tumor: _Tumor, spacing: tuple[float, float, float],
+    label: np.ndarray, tumor: _Tumor, spacing: tuple[float, float, float], pad: list[float],
     rng: np.random.Generator, ws: Workspace,
 ) -> tuple[tuple[slice, ...], np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
     """The reference implementation (whole-box NumPy passes): the reach box (absolute voxel
@@ -145,7 +161,7 @@ def _change_numpy(
         inside[centre] = liver[centre]
         n_inside = int(inside[centre])
     reach = _edge_reach(look.edge_mm, spacing)
-    local = _reach_box(bounding_box(inside), centre, reach, box)
+    local = _reach_box(bounding_box(inside), centre, reach, pad, box)
     inside, distance = inside[local], shape.distance_mm[local]
     r2 = shape.norm_radius_sq[local]
     if radius < _BALL_EDGE_RADII * look.edge_mm:
@@ -161,7 +177,7 @@ def _change_numpy(
 
 
 def _change_compiled(
-    label: np.ndarray, tumor: _Tumor, spacing: tuple[float, float, float],
+    label: np.ndarray, tumor: _Tumor, spacing: tuple[float, float, float], pad: list[float],
     rng: np.random.Generator, ws: Workspace,
 ) -> tuple[tuple[slice, ...], np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
     """``_change_numpy`` in compiled passes (``kernels_look``); contiguous reach-box arrays."""
@@ -176,40 +192,41 @@ def _change_compiled(
     margin = _margin_arguments(dims, spacing, radius, look, rng, ws)
     grads = tuple(kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0)
                   for x in axes_mm)
-    r2, distance = ws.get("r2", dims), ws.get("distance", dims)
-    inside, labels = ws.get("inside", dims, np.bool_), label[box]
-    b = np.zeros(6, np.int64)
-    n_inside = kernels_look.shape_distance(
-        _shape_kernel_terms(axes_mm, tumor.semi_axes_mm, tumor.distortion), grads, labels,
-        margin, r2, ws.get("k_rho", dims), distance, inside, b)
+    terms = _shape_kernel_terms(axes_mm, tumor.semi_axes_mm, tumor.distortion)
+    rho, labels = ws.get("k_rho", dims), label[box]
+    kernels_look.shape_rho(terms, rho)
+    whole = np.array([v for n in dims for v in (0, n)], np.int64)
+    b, unused, unused_mask = np.zeros(6, np.int64), np.zeros((0, 0, 0), np.float32), \
+        np.zeros((0, 0, 0), np.bool_)
+    n_inside = kernels_look.shape_region(terms, grads, labels, margin, rho, whole, unused,
+                                         unused, unused_mask, b, False)
     centre = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
     forced = n_inside == 0
     if forced:  # never let a tumor vanish: keep its centre (as the reference path)
-        inside[centre] = labels[centre] > 0
-        n_inside = int(inside[centre])
-        if n_inside:
-            b[:] = [v for c in centre for v in (c, c + 1)]
+        n_inside = int(labels[centre] > 0)
+        b[:] = [v for c in centre for v in (c, c + 1)] if n_inside else -1
     reach = _edge_reach(look.edge_mm, spacing)
     found = None if b[0] < 0 else tuple(slice(int(b[2 * a]), int(b[2 * a + 1]))
                                         for a in range(3))
-    local = _reach_box(found, centre, reach, box)
+    local = _reach_box(found, centre, reach, pad, box)
     sub_dims = tuple(s.stop - s.start for s in local)
-    sub_inside = ws.get("lk_inside", sub_dims, np.bool_)
-    np.copyto(sub_inside, inside[local])
-    sub_distance, sub_r2 = ws.get("lk_distance", sub_dims), ws.get("lk_r2", sub_dims)
-    np.copyto(sub_distance, distance[local])
-    np.copyto(sub_r2, r2[local])
-    reach_mask = kernels.box_dilate3(
-        sub_inside.view(np.uint8), reach[0], reach[1], reach[2],
-        ws.get("k_reach", sub_dims, np.uint8), ws.get("k_tmp", sub_dims, np.uint8))
+    inside = ws.get("lk_inside", sub_dims, np.bool_)
+    distance, r2 = ws.get("lk_distance", sub_dims), ws.get("lk_r2", sub_dims)
+    kernels_look.shape_region(terms, grads, labels, margin, rho,
+                              np.array([v for s in local for v in (s.start, s.stop)], np.int64),
+                              r2, distance, inside, np.zeros(6, np.int64), True)
     force = np.full(3, -1, np.int64)
     if forced:
         force[:] = [c - s.start for c, s in zip(centre, local)]
+        inside[tuple(force)] = n_inside > 0
+    reach_mask = kernels.box_dilate3(
+        inside.view(np.uint8), reach[0], reach[1], reach[2],
+        ws.get("k_reach", sub_dims, np.uint8), ws.get("k_tmp", sub_dims, np.uint8))
     weight = ws.get("edge", sub_dims)
-    kernels_look.edge_weight(sub_distance, reach_mask,
+    kernels_look.edge_weight(distance, reach_mask,
                              _edge_constants(tumor, look.edge_mm, 0.0), force, weight)
     sub = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in zip(box, local))
-    return sub, sub_inside, n_inside, sub_r2, sub_distance, weight
+    return sub, inside, n_inside, r2, distance, weight
 
 
 def _margin_arguments(
