@@ -48,26 +48,24 @@ def shape_region(  # noqa: PLR0913
     ``store``, also writes r2, the signed surface distance (mm) minus the margin's
     displacement, and the tumor mask, as arrays of the region's shape.
 
-    terms, label, rho (``shape_rho``): the whole box's; grads: ``kernels.neighbours`` per axis.
-    margin: (field, lattice, look_x, look_y, look_z, constants): the displacement either as a
-    field (mm, clipped and scaled: ``margin.margin_displacement``) or, where the field is empty
-    (0, 0, 0), from the unit-std ``lattice`` (``margin.margin_noise``), interpolated as
-    ``texture.interpolate_linear`` (look_*: ``kernels_texture.lattice_lookup``), clipped to
-    +-constants[0] and scaled by constants[1]; both empty: a smooth margin. inside = distance
+    terms, label, rho (``shape_rho``): the whole box's; grads: ``kernels.neighbours``. margin:
+    (field, lattice, look_x, look_y, look_z, constants): the move as a field (mm, clipped and
+    scaled: ``margin.margin_displacement``), or if that is empty (0, 0, 0) from the unit-std
+    ``lattice`` (``margin.margin_noise``) interpolated as ``texture.interpolate_linear``
+    (look_*: ``kernels_texture.lattice_lookup``), clipped to +-constants[0], scaled by
+    constants[1]; both empty: a smooth margin. inside = distance
     <= 0 with a margin, r2 <= 1 without (as the reference).
     """
     lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
     (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
     field, lattice, look_x, look_y, look_z, constants = margin
-    nz = rho.shape[2]  # whole rows, so that the row loops index from 0 (and vectorise)
-    z0, z1 = region[4], region[5]
+    nz, z0, z1 = rho.shape[2], region[4], region[5]  # whole rows: loops index from 0, vectorise
     zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
     mode = 1 if field.shape[0] == rho.shape[0] else (2 if lattice.shape[0] > 0 else 0)
+    count, clip, amplitude = 0, constants[0], constants[1]
     planes = np.empty((lattice.shape[0], rho.shape[1], nz), np.float32)
     if mode == 2:
         texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
-    clip, amplitude = constants[0], constants[1]
-    count = 0
     bounds[:] = np.array([rho.shape[0], -1, rho.shape[1], -1, nz, -1], np.int64)
     srow, drow = np.empty(nz, np.float32), np.empty(nz, np.float32)
     for i in range(region[0], region[1]):
@@ -98,15 +96,13 @@ def shape_region(  # noqa: PLR0913
                 for k in range(nz):
                     drow[k] -= field[i, j, k]
             elif mode == 2:
-                c, fc = look_x[0][i], look_x[1][i]
-                for k in range(nz):
-                    m = planes[c, j, k] + (planes[c + 1, j, k] - planes[c, j, k]) * fc
-                    m = min(max(m, -clip), clip)
-                    drow[k] -= m * amplitude
+                c = look_x[0][i]
+                _displace_row(drow, planes[c, j], planes[c + 1, j], look_x[1][i], clip,
+                              amplitude)
             if store:
-                _store_row(srow, drow, label[i, j], mode, z0, z1, r2[i - region[0], j - region[2]],
-                           distance[i - region[0], j - region[2]],
-                           inside[i - region[0], j - region[2]])
+                p, q = i - region[0], j - region[2]
+                _store_row(srow, drow, label[i, j], mode, z0, z1, r2[p, q], distance[p, q],
+                           inside[p, q])
                 continue
             hits, first, last = _row_hits(srow, drow, label[i, j], mode)
             if hits:
@@ -120,6 +116,17 @@ def shape_region(  # noqa: PLR0913
     if count == 0:
         bounds[0] = -1
     return count
+
+
+@njit(**OPTIONS)
+def _displace_row(drow: np.ndarray, low: np.ndarray, high: np.ndarray, fraction: np.float32,
+                  clip: np.float32, amplitude: np.float32) -> None:
+    """drow -= clip(low + (high - low) fraction, -clip, clip) amplitude: the margin's move of
+    one row, from its two lattice planes (``shape_region``)."""
+    for k in range(drow.shape[0]):
+        m = low[k] + (high[k] - low[k]) * fraction
+        m = min(max(m, -clip), clip)
+        drow[k] -= m * amplitude
 
 
 @njit(**OPTIONS)
