@@ -241,3 +241,49 @@ def gaussian_wrap(src: np.ndarray, weights: np.ndarray, tmp: np.ndarray,
                     row[k] += w * padded[k + t]
             for k in range(c):
                 out[i, j, k] = row[k]
+
+
+@njit(**OPTIONS)
+def texture_moments(delta: np.ndarray, weight: np.ndarray, inside: np.ndarray,
+                    host: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """Sums over the tumor's voxels that ``attenuation.texture_constants`` needs, float64:
+    count, w, w^2, h, h^2, h w, d, d^2, h d, w d, w n (w: weight, h: host HU, d: delta, n:
+    the unit-std texture field; arrays of one shape, ``host`` may be any layout)."""
+    out = np.zeros(11)
+    nx, ny, nz = delta.shape
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if not inside[i, j, k]:
+                    continue
+                w, h = np.float64(weight[i, j, k]), np.float64(host[i, j, k])
+                d, n = np.float64(delta[i, j, k]), np.float64(field[i, j, k])
+                out[0] += 1.0
+                out[1] += w
+                out[2] += w * w
+                out[3] += h
+                out[4] += h * h
+                out[5] += h * w
+                out[6] += d
+                out[7] += d * d
+                out[8] += h * d
+                out[9] += w * d
+                out[10] += w * n
+    return out
+
+
+@njit(**OPTIONS)
+def compose(delta: np.ndarray, weight: np.ndarray, field: np.ndarray, label: np.ndarray,
+            constants: np.ndarray) -> None:
+    """delta = (b + k (delta - b) + (A n + s) w) in the liver (label > 0), 0 elsewhere, with
+    b = -c w; constants: float32 (c, k, A, s) of ``attenuation.texture_constants``."""
+    c, scale, amplitude, shift = constants[0], constants[1], constants[2], constants[3]
+    nx, ny, nz = delta.shape
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                w = weight[i, j, k]
+                base = w * -c
+                d = base + scale * (delta[i, j, k] - base)
+                d += (amplitude * field[i, j, k] + shift) * w
+                delta[i, j, k] = d if label[i, j, k] > 0 else np.float32(0.0)

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..conventions import TUMOR
-from .attenuation import RIM_WIDTH_MM, add_texture, base_change, match_contrast
+from .attenuation import (
+    RIM_WIDTH_MM,
+    add_texture,
+    base_change,
+    match_contrast,
+    texture_constants,
+)
 from .effects import capsule_rim, necrotic_core, soft_edge, soft_edge_ball
 from .heterogeneity import heterogeneity_field
 from .margin import REACH_STD, displace_surface, margin_noise
@@ -62,10 +68,16 @@ def paint_look(
         tumor.effects.append("capsule")
     field = heterogeneity_field(inside.shape, spacing, look.corr_mm, app.scales,
                                 app.coarse_weight, rng, ws)
-    add_texture(delta, weight, inside, out[sub], field, look)
-    match_contrast(delta, weight, inside, look.contrast_hu)
+    if compiled:  # the two steps below in two passes
+        from .kernels_look import compose, texture_moments
+
+        moments = texture_moments(delta, weight, inside, out[sub], field)
+        compose(delta, weight, field, label[sub], texture_constants(moments, look))
+    else:
+        add_texture(delta, weight, inside, out[sub], field, look)
+        match_contrast(delta, weight, inside, look.contrast_hu)
+        delta *= label[sub] > 0
     tumor.effects.append(look.attenuation)
-    delta *= label[sub] > 0
     local = _local_shared(shared, sub, tumor.box)
     snapshot = None if original is None else original[_relative(sub, tumor.box)]
     if compiled:
