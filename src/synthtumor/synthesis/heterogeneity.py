@@ -14,6 +14,8 @@ and the smoothing sums enough cells that the field is normal all the same (exces
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -23,6 +25,7 @@ from .workspace import Workspace
 _LATTICE_SMOOTH = 2.0  # smoothing std in lattice cells
 _TRUNCATE = 3.0  # the Gaussian is cut at this many std
 _WHITE_BELOW = 0.5  # smoothing std (in voxels) under which a scale is plain white noise
+_STATS_SUBSAMPLE_ABOVE = 50_000  # voxels: above, the mean and std come from every 2nd voxel
 _UNIFORM_FROM = 1.0  # smoothing (cells) from which uniform white noise is near-normal enough
 
 
@@ -115,7 +118,7 @@ def _gaussian_wrap(
 
 def _standardise(field: np.ndarray) -> None:
     """Shift and scale ``field`` in place to mean 0 and std 1 (a constant field becomes 0)."""
-    sub = field[::2, ::2, ::2] if field.size > 50_000 else field
+    sub = field[::2, ::2, ::2] if field.size > _STATS_SUBSAMPLE_ABOVE else field
     mean, std = float(sub.mean()), float(sub.std())
     field -= np.float32(mean)
     field *= np.float32(1.0 / std if std > 0 else 0.0)
@@ -136,6 +139,10 @@ def heterogeneity_field(
     Returns float32 of ``shape``, a workspace buffer ("het_total") valid until reused.
     """
     ws = ws or Workspace()
+    from .painting import compiled_backend
+
+    if compiled_backend():
+        return _field_compiled(shape, spacing_mm, corr_mm, scales, coarse_weight, rng, ws)
     total = ws.get("het_total", shape)
     total.fill(0.0)
     weight = 1.0
@@ -148,6 +155,44 @@ def heterogeneity_field(
         norm += weight**2
         weight *= coarse_weight
     total *= np.float32(1.0 / np.sqrt(norm))
+    return total
+
+
+def _field_compiled(
+    shape: tuple[int, int, int], spacing_mm: tuple[float, float, float], corr_mm: float,
+    scales: int, coarse_weight: float, rng: np.random.Generator, ws: Workspace,
+) -> np.ndarray:
+    """``heterogeneity_field`` with one compiled pass per scale
+    (``kernels_look.accumulate_scale``: interpolation, standardisation, weight and sum at
+    once); the same draws, and the standardisation's mean and std from the same voxels."""
+    from .kernels_look import accumulate_scale
+    from .kernels_texture import lattice_lookup
+
+    total = ws.get("het_total", shape)
+    norm = sum(coarse_weight ** (2 * k) for k in range(scales))
+    weight = 1.0 / np.sqrt(norm)
+    no_lookup = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+    for k in range(scales):
+        lattice, positions, cells = noise_lattice(shape, spacing_mm, corr_mm * 2.0**k, rng, ws,
+                                                  f"het{k}")
+        subsample = math.prod(shape) > _STATS_SUBSAMPLE_ABOVE
+        if positions is None:
+            lookups = [no_lookup] * 3
+            field = lattice[: shape[0], : shape[1], : shape[2]]
+            sample = field[::2, ::2, ::2] if subsample else field
+        else:
+            lookups = [tuple(t) for t in lattice_lookup(positions, lattice.shape)]
+            sample = interpolate_linear(
+                lattice, [p[::2] for p in positions] if subsample else positions, ws,
+                f"het{k}s")
+        scale, offset = 1.0, 0.0
+        if cells > 0.0:  # standardised as _standardise does (white noise is not)
+            mean, std = float(sample.mean()), float(sample.std())
+            scale = 1.0 / std if std > 0 else 0.0
+            offset = -mean * scale
+        accumulate_scale(total, lattice, *lookups, np.float32(scale * weight),
+                         np.float32(offset * weight), positions is not None, k == 0)
+        weight *= coarse_weight
     return total
 
 

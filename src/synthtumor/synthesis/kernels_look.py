@@ -232,8 +232,12 @@ def gaussian_wrap(src: np.ndarray, weights: np.ndarray, tmp: np.ndarray,
     padded = np.empty(c + 2 * r, np.float32)
     for i in range(a):  # axis 2: along each row, tmp -> out
         for j in range(b):
-            for k in range(c + 2 * r):
-                padded[k] = tmp[i, j, (k - r) % c]
+            src_row = tmp[i, j]
+            for k in range(c):
+                padded[k + r] = src_row[k]
+            for k in range(r):  # the periodic ends (a modulo per voxel would cost more)
+                padded[k] = src_row[(k - r) % c]
+                padded[c + r + k] = src_row[k % c]
             row[:] = 0.0
             for t in range(2 * r + 1):
                 w = weights[t]
@@ -287,3 +291,37 @@ def compose(delta: np.ndarray, weight: np.ndarray, field: np.ndarray, label: np.
                 d = base + scale * (delta[i, j, k] - base)
                 d += (amplitude * field[i, j, k] + shift) * w
                 delta[i, j, k] = d if label[i, j, k] > 0 else np.float32(0.0)
+
+
+@njit(**OPTIONS)
+def accumulate_scale(  # noqa: PLR0913
+    total: np.ndarray, lattice: np.ndarray, look_x: tuple[np.ndarray, np.ndarray],
+    look_y: tuple[np.ndarray, np.ndarray], look_z: tuple[np.ndarray, np.ndarray],
+    scale: np.float32, offset: np.float32, interpolate: bool, first: bool,
+) -> None:
+    """total (=, or += unless ``first``) scale x f + offset, with f the scale's noise: the
+    ``lattice`` interpolated as ``texture.interpolate_linear`` (look_*:
+    ``kernels_texture.lattice_lookup``) or, without ``interpolate``, its first cells."""
+    nx, ny, nz = total.shape
+    planes = np.empty((lattice.shape[0] if interpolate else 0, ny, nz), np.float32)
+    if interpolate:
+        texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
+    row = np.empty(nz, np.float32)
+    for i in range(nx):
+        for j in range(ny):
+            if interpolate:
+                a, fa = look_x[0][i], look_x[1][i]
+                low, high = planes[a, j], planes[a + 1, j]
+                for k in range(nz):
+                    row[k] = low[k] + (high[k] - low[k]) * fa
+            else:
+                cells = lattice[i, j]
+                for k in range(nz):
+                    row[k] = cells[k]
+            out = total[i, j]
+            if first:
+                for k in range(nz):
+                    out[k] = row[k] * scale + offset
+            else:
+                for k in range(nz):
+                    out[k] += row[k] * scale + offset
