@@ -6,10 +6,7 @@ correlation at lag h mm is exp(-h^2 / (4 s^2)). Scales at or below half a voxel 
 white noise; coarser ones are drawn on a lattice of s / 2 mm, never finer than the voxels
 (smoothed there by s / step cells, 2 at most, as ``texture`` does), and interpolated with
 ``texture.interpolate_linear`` unless the lattice is the voxel grid itself: a coarse scale
-costs one interpolation pass over the voxels. The white noise is normal, except where it is
-smoothed by >= ``_UNIFORM_FROM`` cells: there it is uniform (a quarter of the cost to draw),
-and the smoothing sums enough cells that the field is normal all the same (excess kurtosis
--1.2 sum(k^4) / sum(k^2)^2 for the 3-D kernel k: -0.08 at one cell, -0.01 at two).
+costs one interpolation pass over the voxels.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ _LATTICE_SMOOTH = 2.0  # smoothing std in lattice cells
 _TRUNCATE = 3.0  # the Gaussian is cut at this many std
 _WHITE_BELOW = 0.5  # smoothing std (in voxels) under which a scale is plain white noise
 _STATS_SUBSAMPLE_ABOVE = 50_000  # voxels: above, the mean and std come from every 2nd voxel
-_UNIFORM_FROM = 1.0  # smoothing (cells) from which uniform white noise is near-normal enough
 
 
 def noise_lattice(
@@ -50,10 +46,7 @@ def noise_lattice(
     lattice = tuple(int(np.floor((n - 1) * s / step)) + 2 for n, s in zip(shape, spacing_mm))
     noise = ws.get(f"{name}_noise", lattice)
     cells = sigma_mm / step
-    if cells >= _UNIFORM_FROM:  # _standardise removes the mean of 1/2
-        rng.random(lattice, dtype=np.float32, out=noise)
-    else:
-        rng.standard_normal(lattice, dtype=np.float32, out=noise)
+    rng.standard_normal(lattice, dtype=np.float32, out=noise)
     smooth = ws.get(f"{name}_smooth", lattice)
     _gaussian_wrap(noise, cells, smooth, ws, name)
     if all(s == step for s in spacing_mm):  # the lattice is the voxel grid: no interpolation
