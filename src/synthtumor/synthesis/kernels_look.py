@@ -176,6 +176,9 @@ def edge_weight(
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):
+                if not reach_mask[i, j, k]:  # confined: no edge to evaluate
+                    weight[i, j, k] = zero
+                    continue
                 w = zero
                 dist = distance[i, j, k]
                 if kind == 0:
@@ -196,7 +199,7 @@ def edge_weight(
                         w = min(max(w - bend * curvature, zero), one)
                 if i == force[0] and j == force[1] and k == force[2]:
                     w = max(w, np.float32(0.5))
-                weight[i, j, k] = w if reach_mask[i, j, k] else zero
+                weight[i, j, k] = w
 
 
 @njit(**OPTIONS)
