@@ -273,3 +273,125 @@ def test_fit_beyond_the_liver_and_its_profile_round_trip(lits_real, tmp_path) ->
     assert read_profile(path).appearance == look
     # the default fit keeps the tumors' std as measured
     assert not fit_profile(lits_real)[0].appearance.std_beyond_liver
+
+
+def test_appearance_benchmark_runs_on_the_synthesis_benchmarks_inputs(tmp_path) -> None:
+    """benchmarks/appearance.py takes its inputs from benchmarks/synthesis.py's ``prepare``
+    (so the two cannot drift apart again) and times every config on them."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "appearance.py"
+    spec = importlib.util.spec_from_file_location("bench_appearance", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    inputs = module.load_inputs(tmp_path)
+    full_ct, full_liver = inputs["full"]
+    patch_ct, patch_liver = inputs["patch"]
+    assert patch_ct.shape == patch_liver.shape == (96, 96, 96)
+    assert full_ct.shape == full_liver.shape and full_ct.size > 96**3
+    assert patch_liver.sum() > 0.5 * 96**3  # centred in the liver
+    times = module.measure({"patch": inputs["patch"]}, {"generic": GENERIC_APPEARANCE},
+                           ("tiny",), calls=1, rounds=1)
+    assert set(times[("patch", "tiny")]) == {"reference", "generic"}
+    assert all(0 < t < 60_000 for t in times[("patch", "tiny")].values())
+
+
+# ---- the compiled appearance path against its NumPy reference -------------------------------
+
+#: A fitted-like appearance: very irregular margins, fine texture, one scale, a fixed phase.
+ROUGH = Appearance(classes=(HYPO, ISO), std_hu=Spread.of(13.0, 24.0), corr_mm=Spread.of(0.3, 0.9),
+                   edge_mm=Spread.of(0.2, 0.9), irregularity=Spread.of(0.08, 0.5),
+                   lobe_scale=Spread.of(0.3, 0.8), scales=1, coarse_weight=0.0,
+                   enhancement_hu=65.0)
+
+
+def _backends(monkeypatch, case: Case, config: SynthesisConfig, seed: int):
+    from synthtumor.synthesis.painting import BACKEND_VARIABLE
+
+    out = []
+    for backend in ("numpy", "numba"):
+        monkeypatch.setenv(BACKEND_VARIABLE, backend)
+        out.append(synthesize(case.ct, case.liver, np.random.default_rng(seed), config,
+                              affine=case.affine))
+    return out
+
+
+@pytest.mark.parametrize("tumor_type", ["tiny", "small", "medium", "large", "mix"])
+def test_compiled_appearance_matches_the_numpy_reference(
+    monkeypatch, totalseg_1mm: Case, tumor_type: str
+) -> None:
+    """Same seed, generic and rough appearances, with and without capsule and necrosis:
+    identical labels and records, HU within 0.5 (the compiled shape, margin, edge and
+    smoothing repeat the reference's arithmetic)."""
+    for seed, (app, effects) in enumerate([(GENERIC_APPEARANCE, {}), (ROUGH, {}),
+                                           (ROUGH, {"capsule": True, "necrosis": True})]):
+        config = SynthesisConfig(tumor_type=tumor_type, appearance=app, **effects)
+        reference, compiled = _backends(monkeypatch, totalseg_1mm, config, seed)
+        assert (reference.label == 2).any()
+        assert np.array_equal(reference.label, compiled.label)
+        assert np.abs(reference.ct - compiled.ct).max() <= 0.5
+        assert reference.params == compiled.params
+        for a, b in zip(reference.tumors, compiled.tumors, strict=True):
+            assert (a.volume_ml, a.centre_voxel, a.effects) == (b.volume_ml, b.centre_voxel,
+                                                                  b.effects)
+            assert abs(a.mean_hu_change - b.mean_hu_change) <= 0.01
+
+
+def test_appearance_changes_the_ct_only_near_its_tumors(totalseg_1mm: Case) -> None:
+    """The work after the shape is done on the reach box (the labelled tumor's bounds + the
+    edge's reach): no HU change may lie farther from a tumor voxel than the widest edge
+    reaches (3 sigma + 1 voxel) plus the rim's 3 voxels, and tumors still get their drawn
+    contrast there."""
+    from scipy import ndimage as ndi
+
+    config = SynthesisConfig(tumor_type="mix", appearance=ROUGH)
+    result = synthesize(totalseg_1mm.ct, totalseg_1mm.liver, np.random.default_rng(3), config,
+                        affine=totalseg_1mm.affine)
+    changed = result.ct != totalseg_1mm.ct
+    reach = int(np.ceil(3.0 * ROUGH.edge_mm.bounds()[1])) + 1 + 3
+    near = ndi.binary_dilation(result.label == 2, np.ones((2 * reach + 1,) * 3, bool))
+    assert changed.any() and not (changed & ~near).any()
+    # the mean change over each tumor's voxels is its drawn -contrast (where boxes overlap,
+    # the stronger change wins, which moves a few)
+    off = np.array([abs(t.mean_hu_change + t.look.contrast_hu) for t in result.tumors])
+    assert len(off) >= 10 and np.median(off) <= 0.01 and np.mean(off <= 0.05) >= 0.75, off
+
+
+@pytest.mark.parametrize("sigma", [0.6, 1.0, 2.0, 3.3])
+def test_compiled_smoothing_is_scipys_gaussian(sigma: float) -> None:
+    """The compiled periodic Gaussian equals scipy.ndimage.gaussian_filter(mode="wrap") with
+    the same truncation, on an odd-shaped box."""
+    from scipy import ndimage as ndi
+
+    from synthtumor.synthesis.heterogeneity import _TRUNCATE
+    from synthtumor.synthesis.kernels_look import gaussian_wrap
+
+    noise = np.random.default_rng(0).standard_normal((23, 17, 31), dtype=np.float32)
+    radius = int(_TRUNCATE * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 / sigma**2 * x**2)
+    weights /= weights.sum()
+    out = np.empty_like(noise)
+    gaussian_wrap(noise, weights, np.empty_like(noise), out)
+    expected = ndi.gaussian_filter(noise, sigma, truncate=_TRUNCATE, mode="wrap")
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_compiled_appearance_matches_on_an_anisotropic_float64_ct(monkeypatch) -> None:
+    """The contrast DICOM series at its own 0.98 x 0.98 x 2 mm grid, float64 CT: the margin
+    lattice is interpolated along some axes only; same labels, HU within 0.5."""
+    import warnings
+
+    from synthtumor.synthesis import SynthesisWarning
+
+    ct = read_ct(DICOM_DIR)
+    liver = (read_mask(DICOM_ORGANS, ct, label=TS_LIVER).array > 0).astype(np.uint8)
+    case = Case(ct.array.astype(np.float64), liver, ct.affine)
+    config = SynthesisConfig(tumor_type="mix", appearance=ROUGH, capsule=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SynthesisWarning)  # the 20-slice liver is thin
+        reference, compiled = _backends(monkeypatch, case, config, 5)
+    assert (reference.label == 2).sum() > 1000
+    assert np.array_equal(reference.label, compiled.label)
+    assert np.abs(reference.ct - compiled.ct).max() <= 0.5

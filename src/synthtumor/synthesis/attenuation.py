@@ -19,7 +19,7 @@ from .appearance import Look
 from .effects import capsule_rim
 from .workspace import Workspace
 
-_RIM_WIDTH_MM = 1.2
+RIM_WIDTH_MM = 1.2  # the bright rim of rim-enhancing tumors (effects.capsule_rim width)
 
 
 def base_change(
@@ -37,7 +37,7 @@ def base_change(
     mean_w = max(float(w_in.mean()), 0.05) if w_in.size else 1.0
     np.multiply(weight, np.float32(-look.contrast_hu / mean_w), out=delta)
     if look.rim_hu > 0:
-        delta += capsule_rim(distance_mm, _RIM_WIDTH_MM) * np.float32(look.rim_hu)
+        delta += capsule_rim(distance_mm, RIM_WIDTH_MM) * np.float32(look.rim_hu)
     return delta
 
 
@@ -108,3 +108,38 @@ def match_contrast(
         return
     shift = (-contrast_hu - float(delta[inside].mean())) / mean_w
     delta += weight * np.float32(shift)
+
+
+def texture_constants(moments: np.ndarray, look: Look) -> np.ndarray:
+    """``add_texture`` then ``match_contrast`` as four numbers, from the sums of
+    ``kernels_look.texture_moments``: float32 (c, k, A, s) such that the final change is
+    b + k (delta - b) + (A n + s) w with b = -c w (the same rule, the same thresholds)."""
+    n, sw, sw2, sh, sh2, shw, sd, sd2, shd, swd, swn = (float(v) for v in moments)
+    if n < 2:
+        raw_mean_w = sw / n if n else 0.0
+        shift = 0.0
+        if n and raw_mean_w > 0.05:
+            shift = (-look.contrast_hu - sd / n) / raw_mean_w
+        return np.array([0.0, 1.0, 0.0, shift], np.float32)
+    budget = look.std_hu**2
+    if look.std_beyond_liver:  # the host's variance over the tumor's voxels
+        budget += max(sh2 / n - (sh / n) ** 2, 0.0)
+    mean_w = max(sw / n, 0.05)
+    c = look.contrast_hu / mean_w
+    # base = h - c w, pattern = d + c w (moments of each and of their product)
+    b1, p1 = (sh - c * sw) / n, (sd + c * sw) / n
+    v0 = (sh2 - 2 * c * shw + c * c * sw2) / n - b1 * b1
+    vp = (sd2 + 2 * c * swd + c * c * sw2) / n - p1 * p1
+    cov = (shd + c * shw - c * swd - c * c * sw2) / n - b1 * p1
+    k = 1.0
+    if vp > 1e-6 * budget and v0 + 2 * cov + vp > budget:
+        k = 0.0 if v0 >= budget else float(np.clip(
+            (-cov + np.sqrt(max(cov * cov - vp * (v0 - budget), 0.0))) / vp, 0.0, 1.0))
+    before_var = v0 + 2 * k * cov + k * k * vp
+    mean_w2 = max(sw2 / n, 0.05**2)
+    amplitude = float(np.sqrt(max(budget - before_var, 0.0) / mean_w2))
+    # mean change over the tumor after the texture: -c w + k (d + c w) + A w n
+    mean_delta = (-c * sw + k * (sd + c * sw) + amplitude * swn) / n
+    raw_mean_w = sw / n
+    shift = (-look.contrast_hu - mean_delta) / raw_mean_w if raw_mean_w > 0.05 else 0.0
+    return np.array([c, k, amplitude, shift], np.float32)

@@ -11,6 +11,8 @@ costs one interpolation pass over the voxels.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -18,7 +20,38 @@ from .texture import interpolate_linear
 from .workspace import Workspace
 
 _LATTICE_SMOOTH = 2.0  # smoothing std in lattice cells
+_TRUNCATE = 3.0  # the Gaussian is cut at this many std
 _WHITE_BELOW = 0.5  # smoothing std (in voxels) under which a scale is plain white noise
+_STATS_SUBSAMPLE_ABOVE = 50_000  # voxels: above, the mean and std come from every 2nd voxel
+
+
+def noise_lattice(
+    shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    sigma_mm: float,
+    rng: np.random.Generator,
+    ws: Workspace,
+    name: str,
+) -> tuple[np.ndarray, list[np.ndarray] | None, float]:
+    """The noise of ``smooth_noise`` before interpolation and standardisation: the smoothed
+    lattice (float32, a ``name``-prefixed workspace buffer), the voxels' positions on it per
+    axis (lattice cells; None where voxel (i, j, k) is cell (i, j, k)) and the smoothing in
+    cells (0: white noise of exactly ``shape``, already unit-std)."""
+    if sigma_mm <= _WHITE_BELOW * min(spacing_mm):
+        out = ws.get(f"{name}_white", shape)
+        rng.standard_normal(shape, dtype=np.float32, out=out)
+        return out, None, 0.0
+    # never finer than the voxels: a fine scale is smoothed by fewer lattice cells instead
+    step = max(sigma_mm / _LATTICE_SMOOTH, min(spacing_mm))
+    lattice = tuple(int(np.floor((n - 1) * s / step)) + 2 for n, s in zip(shape, spacing_mm))
+    noise = ws.get(f"{name}_noise", lattice)
+    cells = sigma_mm / step
+    rng.standard_normal(lattice, dtype=np.float32, out=noise)
+    smooth = ws.get(f"{name}_smooth", lattice)
+    _gaussian_wrap(noise, cells, smooth, ws, name)
+    if all(s == step for s in spacing_mm):  # the lattice is the voxel grid: no interpolation
+        return smooth, None, cells
+    return smooth, [np.arange(n) * (s / step) for n, s in zip(shape, spacing_mm)], cells
 
 
 def smooth_noise(
@@ -33,28 +66,52 @@ def smooth_noise(
 
     The result is a workspace buffer (``name``-prefixed), valid until that name is reused.
     """
-    if sigma_mm <= _WHITE_BELOW * min(spacing_mm):
-        out = ws.get(f"{name}_white", shape)
-        rng.standard_normal(shape, dtype=np.float32, out=out)
-        return out
-    # never finer than the voxels: a fine scale is smoothed by fewer lattice cells instead
-    step = max(sigma_mm / _LATTICE_SMOOTH, min(spacing_mm))
-    lattice = tuple(int(np.floor((n - 1) * s / step)) + 2 for n, s in zip(shape, spacing_mm))
-    noise = rng.standard_normal(lattice, dtype=np.float32, out=ws.get(f"{name}_noise", lattice))
-    smooth = ws.get(f"{name}_smooth", lattice)
-    ndi.gaussian_filter(noise, sigma_mm / step, output=smooth, truncate=3.0, mode="wrap")
-    if all(s == step for s in spacing_mm):  # the lattice is the voxel grid: no interpolation
-        field = smooth[: shape[0], : shape[1], : shape[2]]
+    lattice, positions, cells = noise_lattice(shape, spacing_mm, sigma_mm, rng, ws, name)
+    if positions is None:
+        field = lattice[: shape[0], : shape[1], : shape[2]]
+        if cells == 0.0:
+            return field
     else:
-        positions = [np.arange(n) * (s / step) for n, s in zip(shape, spacing_mm)]
-        field = interpolate_linear(smooth, positions, ws, name)
+        field = interpolate_linear(lattice, positions, ws, name)
     _standardise(field)
     return field
 
 
+def interpolated_variance(cells: float, positions: list[np.ndarray]) -> float:
+    """The mean variance of a unit-variance lattice smoothed by ``cells`` once interpolated
+    linearly at ``positions``: per axis that falls between cells, (2 + rho) / 3 with rho the
+    correlation of neighbouring cells (the mean of (1-t)^2 + t^2 + 2 t (1-t) rho over t)."""
+    rho = correlation_at_lag(cells, 1.0)
+    factor = 1.0
+    for pos in positions:
+        if np.any(pos != np.round(pos)):
+            factor *= (2.0 + rho) / 3.0
+    return factor
+
+
+def _gaussian_wrap(
+    noise: np.ndarray, sigma_cells: float, out: np.ndarray, ws: Workspace, name: str
+) -> None:
+    """Gaussian smoothing (std ``sigma_cells``, truncated at 3 std, periodic borders) of
+    ``noise`` into ``out``: scipy's filter (the reference), or the compiled
+    ``kernels_look.gaussian_wrap`` with the same kernel on the compiled backend."""
+    from .painting import compiled_backend
+
+    if not compiled_backend():
+        ndi.gaussian_filter(noise, sigma_cells, output=out, truncate=_TRUNCATE, mode="wrap")
+        return
+    from .kernels_look import gaussian_wrap
+
+    radius = int(_TRUNCATE * sigma_cells + 0.5)  # as scipy.ndimage.gaussian_filter
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 / (sigma_cells * sigma_cells) * x**2)
+    weights /= weights.sum()
+    gaussian_wrap(noise, weights, ws.get(f"{name}_tmp", noise.shape), out)
+
+
 def _standardise(field: np.ndarray) -> None:
     """Shift and scale ``field`` in place to mean 0 and std 1 (a constant field becomes 0)."""
-    sub = field[::2, ::2, ::2] if field.size > 50_000 else field
+    sub = field[::2, ::2, ::2] if field.size > _STATS_SUBSAMPLE_ABOVE else field
     mean, std = float(sub.mean()), float(sub.std())
     field -= np.float32(mean)
     field *= np.float32(1.0 / std if std > 0 else 0.0)
@@ -75,6 +132,10 @@ def heterogeneity_field(
     Returns float32 of ``shape``, a workspace buffer ("het_total") valid until reused.
     """
     ws = ws or Workspace()
+    from .painting import compiled_backend
+
+    if compiled_backend():
+        return _field_compiled(shape, spacing_mm, corr_mm, scales, coarse_weight, rng, ws)
     total = ws.get("het_total", shape)
     total.fill(0.0)
     weight = 1.0
@@ -87,6 +148,46 @@ def heterogeneity_field(
         norm += weight**2
         weight *= coarse_weight
     total *= np.float32(1.0 / np.sqrt(norm))
+    return total
+
+
+def _field_compiled(
+    shape: tuple[int, int, int], spacing_mm: tuple[float, float, float], corr_mm: float,
+    scales: int, coarse_weight: float, rng: np.random.Generator, ws: Workspace,
+) -> np.ndarray:
+    """``heterogeneity_field`` with one compiled pass per scale
+    (``kernels_look.accumulate_scale``: interpolation, standardisation, weight and sum at
+    once); the same draws, and the standardisation's mean and std from the same voxels."""
+    from .kernels_look import accumulate_scale
+    from .kernels_texture import lattice_lookup
+
+    total = ws.get("het_total", shape)
+    norm = sum(coarse_weight ** (2 * k) for k in range(scales))
+    weight = 1.0 / np.sqrt(norm)
+    no_lookup = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+    for k in range(scales):
+        lattice, positions, cells = noise_lattice(shape, spacing_mm, corr_mm * 2.0**k, rng, ws,
+                                                  f"het{k}")
+        subsample = math.prod(shape) > _STATS_SUBSAMPLE_ABOVE
+        lookups: list[tuple[np.ndarray, np.ndarray]]
+        if positions is None:
+            lookups = [no_lookup] * 3
+            field = lattice[: shape[0], : shape[1], : shape[2]]
+            sample = field[::2, ::2, ::2] if subsample else field
+        else:
+            lookups = [(t[0], t[1]) for t in lattice_lookup(positions, lattice.shape)]
+            sample = interpolate_linear(
+                lattice, [p[::2] for p in positions] if subsample else positions, ws,
+                f"het{k}s")
+        scale, offset = 1.0, 0.0
+        if cells > 0.0:  # standardised as _standardise does (white noise is not)
+            mean, std = float(sample.mean()), float(sample.std())
+            scale = 1.0 / std if std > 0 else 0.0
+            offset = -mean * scale
+        accumulate_scale(total, lattice, lookups[0], lookups[1], lookups[2],
+                         np.float32(scale * weight), np.float32(offset * weight),
+                         positions is not None, k == 0)
+        weight *= coarse_weight
     return total
 
 

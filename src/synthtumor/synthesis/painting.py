@@ -18,7 +18,6 @@ import numpy as np
 
 from ..conventions import TUMOR
 from .appearance import Look
-from .attenuation import add_texture, base_change, match_contrast
 from .effects import (
     _CDF_FLOOR,
     _TRUNCATE,
@@ -27,8 +26,6 @@ from .effects import (
     soft_edge,
     soft_edge_ball,
 )
-from .heterogeneity import heterogeneity_field
-from .margin import displace_surface
 from .morphology import box_dilate
 from .profiles import SizeClass
 from .shape import Distortion, evaluate_shape, shape_terms
@@ -173,14 +170,15 @@ def _paint(
     overlap, where the stronger change wins; None: the change is simply added.
     Returns the tumor's voxel count, centroid (voxel indices) and mean HU change.
     """
-    box, fx, look = tumor.box, config.effects, tumor.look
-    compiled = compiled_backend() and look is None  # the appearance model is NumPy only
+    if tumor.look is not None:  # a drawn appearance: margin, attenuation, heterogeneity
+        from .paint_look import paint_look
+
+        return paint_look(out, original, shared, label, tumor, spacing, rng, config, ws)
+    box, fx = tumor.box, config.effects
+    compiled = compiled_backend()
     extra = config.capsule or (
         config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm)
-    if look is not None:
-        delta, inside, n_inside, r2, distance, weight = _change_look(
-            label, tumor, look, spacing, rng, ws)
-    elif compiled:
+    if compiled:
         # the optional effects read the distance and the change on the whole box
         delta, inside, n_inside, r2, distance, rows = _change_compiled(
             label, tumor, drop, edge_sigma, texture, spacing, rng, ws, full=extra)
@@ -195,14 +193,7 @@ def _paint(
         rim = capsule_rim(distance, float(rng.uniform(*fx.capsule_width_mm)))
         delta += rim * np.float32(rng.uniform(*fx.capsule_hu))
         tumor.effects.append("capsule")
-    if look is not None and config.appearance is not None:
-        app = config.appearance
-        field = heterogeneity_field(inside.shape, spacing, look.corr_mm, app.scales,
-                                    app.coarse_weight, rng, ws)
-        add_texture(delta, weight, inside, out[box], field, look)
-        match_contrast(delta, weight, inside, look.contrast_hu)
-        tumor.effects.append(look.attenuation)
-    elif drop < 0:
+    if drop < 0:
         tumor.effects.append("bright")
     if extra or not compiled:  # the compiled change is already zero outside the liver
         delta *= label[box] > 0
@@ -303,44 +294,6 @@ def _change_numpy(
     delta = weight
     delta *= np.float32(-drop)
     return delta, inside, n_inside, shape.norm_radius_sq, shape.distance_mm
-
-
-def _change_look(
-    label: np.ndarray, tumor: _Tumor, look: Look, spacing: tuple[float, float, float],
-    rng: np.random.Generator, ws: Workspace,
-) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
-    """``_change_numpy`` for a tumor with a drawn appearance: an irregular margin displaces the
-    surface, the look's edge width replaces the sample's, and the base change comes from the
-    look's attenuation (texture and contrast matching follow the effects, in ``_paint``).
-    Returns the change, the labelled tumor, its voxel count, r2, signed distance (mm) and the
-    soft-edge weight."""
-    box = tumor.box
-    shape = evaluate_shape(
-        _box_axes_mm(box, tumor.centre, spacing), tumor.semi_axes_mm, tumor.distortion, ws
-    )
-    radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
-    edge_sigma = look.edge_mm
-    if look.irregularity > 0:
-        displace_surface(shape.distance_mm, spacing, radius, look.irregularity,
-                         look.lobe_scale, rng, ws)
-        np.less_equal(shape.distance_mm, np.float32(0.0), out=shape.inside)
-    liver = ws.get("liver", shape.inside.shape, np.bool_)
-    np.greater(label[box], 0, out=liver)
-    inside = shape.inside
-    inside &= liver
-    n_inside = int(np.count_nonzero(inside))
-    if radius < _BALL_EDGE_RADII * edge_sigma:
-        weight = soft_edge_ball(shape.distance_mm, radius, edge_sigma, ws)
-    else:
-        weight = soft_edge(shape.distance_mm, edge_sigma, ws)
-    if n_inside == 0:  # never let a tumor vanish: keep its centre (as _change_numpy)
-        local = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
-        inside[local] = liver[local]
-        weight[local] = max(float(weight[local]), 0.5)
-        n_inside = int(inside[local])
-    _confine(weight, inside, _edge_reach(edge_sigma, spacing), ws)
-    delta = base_change(weight, inside, shape.distance_mm, look, ws)
-    return delta, inside, n_inside, shape.norm_radius_sq, shape.distance_mm, weight
 
 
 def _change_compiled(

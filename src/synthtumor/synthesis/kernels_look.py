@@ -1,0 +1,331 @@
+"""Compiled per-voxel kernels (numba) for tumors with a drawn appearance (``paint_look``).
+
+They repeat the float32 arithmetic of the NumPy reference operation by operation
+(``shape.evaluate_shape`` + ``margin.displace_surface``, ``effects.soft_edge`` /
+``effects.soft_edge_ball`` + confinement, ``placement.bounding_box``, the periodic Gaussian of
+``scipy.ndimage``), so a seed gives identical
+labels and HU equal to within rounding either way (``tests/test_appearance.py``). The shared
+building blocks (shape terms, box dilation, paint) are those of ``kernels.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .jit_options import OPTIONS
+from .kernels import _cdf, texture_planes
+
+
+@njit(**OPTIONS)
+def shape_rho(terms: tuple[np.ndarray, ...], rho: np.ndarray) -> None:
+    """rho = |q / a| (the square root of ``kernels.shape_pass``'s r2) on the whole box;
+    terms: its 9 line and table arguments."""
+    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
+    nx, ny, nz = rho.shape
+    for i in range(nx):
+        for j in range(ny):
+            a, b = lx[i] - t0a[i, j], ly[j] - t1a[i, j]
+            for k in range(nz):
+                w = a - t0b[i, k]
+                s = w * w
+                w = b - t1b[j, k]
+                s += w * w
+                w = (lz[k] - t2a[j, k]) - t2b[i, k]
+                s += w * w
+                rho[i, j, k] = np.sqrt(s)
+
+
+@njit(**OPTIONS)
+def shape_region(  # noqa: PLR0913
+    terms: tuple[np.ndarray, ...], grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
+    label: np.ndarray, margin: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...],
+                                     tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray],
+    rho: np.ndarray, region: np.ndarray, r2: np.ndarray, distance: np.ndarray,
+    inside: np.ndarray, bounds: np.ndarray, store: bool,
+) -> int:
+    """The labelled tumor on ``region`` (x0, x1, y0, y1, z0, z1) of the box: returns its voxel
+    count and writes its bounds (box coordinates, same layout; x0 = -1 if it is empty). With
+    ``store``, also writes r2, the signed surface distance (mm) minus the margin's
+    displacement, and the tumor mask, as arrays of the region's shape.
+
+    terms, label, rho (``shape_rho``): the whole box's; grads: ``kernels.neighbours``. margin:
+    (field, lattice, look_x, look_y, look_z, constants): the move as a field (mm, clipped and
+    scaled: ``margin.margin_displacement``), or if that is empty (0, 0, 0) from the unit-std
+    ``lattice`` (``margin.margin_noise``) interpolated as ``texture.interpolate_linear``
+    (look_*: ``kernels_texture.lattice_lookup``), clipped to +-constants[0], scaled by
+    constants[1]; both empty: a smooth margin. inside = distance
+    <= 0 with a margin, r2 <= 1 without (as the reference).
+    """
+    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
+    (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
+    field, lattice, look_x, look_y, look_z, constants = margin
+    nz, z0, z1 = rho.shape[2], region[4], region[5]  # whole rows: loops index from 0, vectorise
+    zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
+    mode = 1 if field.shape[0] == rho.shape[0] else (2 if lattice.shape[0] > 0 else 0)
+    count, clip, amplitude = 0, constants[0], constants[1]
+    planes = np.empty((lattice.shape[0], rho.shape[1], nz), np.float32)
+    if mode == 2:
+        texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
+    bounds[:] = np.array([rho.shape[0], -1, rho.shape[1], -1, nz, -1], np.int64)
+    srow, drow = np.empty(nz, np.float32), np.empty(nz, np.float32)
+    for i in range(region[0], region[1]):
+        fx, xu, xd = xf[i], xh[i], xl[i]
+        for j in range(region[2], region[3]):
+            fy, yu, yd = yf[j], yh[j], yl[j]
+            a, b = lx[i] - t0a[i, j], ly[j] - t1a[i, j]
+            for k in range(nz):
+                w = a - t0b[i, k]
+                s = w * w
+                w = b - t1b[j, k]
+                s += w * w
+                w = (lz[k] - t2a[j, k]) - t2b[i, k]
+                s += w * w
+                srow[k] = s
+            if mode > 0 or store:
+                for k in range(nz):
+                    d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
+                    drow[k] = d * d
+                for k in range(nz):
+                    d = (rho[xu, j, k] - rho[xd, j, k]) * fx
+                    g = zero + d * d
+                    d = (rho[i, yu, k] - rho[i, yd, k]) * fy
+                    g += d * d
+                    g += drow[k]
+                    drow[k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
+            if mode == 1:
+                for k in range(nz):
+                    drow[k] -= field[i, j, k]
+            elif mode == 2:
+                c = look_x[0][i]
+                _displace_row(drow, planes[c, j], planes[c + 1, j], look_x[1][i], clip,
+                              amplitude)
+            if store:
+                p, q = i - region[0], j - region[2]
+                _store_row(srow, drow, label[i, j], mode, z0, z1, r2[p, q], distance[p, q],
+                           inside[p, q])
+                continue
+            hits, first, last = _row_hits(srow, drow, label[i, j], mode)
+            if hits:
+                count += hits
+                bounds[0] = min(bounds[0], i)
+                bounds[1] = max(bounds[1], i + 1)
+                bounds[2] = min(bounds[2], j)
+                bounds[3] = max(bounds[3], j + 1)
+                bounds[4] = min(bounds[4], first)
+                bounds[5] = max(bounds[5], last + 1)
+    if count == 0:
+        bounds[0] = -1
+    return count
+
+
+@njit(**OPTIONS)
+def _displace_row(drow: np.ndarray, low: np.ndarray, high: np.ndarray, fraction: np.float32,
+                  clip: np.float32, amplitude: np.float32) -> None:
+    """drow -= clip(low + (high - low) fraction, -clip, clip) amplitude: the margin's move of
+    one row, from its two lattice planes (``shape_region``)."""
+    for k in range(drow.shape[0]):
+        m = low[k] + (high[k] - low[k]) * fraction
+        m = min(max(m, -clip), clip)
+        drow[k] -= m * amplitude
+
+
+@njit(**OPTIONS)
+def _row_hits(srow: np.ndarray, drow: np.ndarray, label: np.ndarray,
+              mode: int) -> tuple[int, int, int]:
+    """Tumor voxels of one row (``shape_region``'s test): their count, first and last index."""
+    hits, first, last = 0, -1, -1
+    for k in range(srow.shape[0]):
+        if mode == 0:
+            hit = srow[k] <= np.float32(1.0) and label[k] > 0
+        else:
+            hit = drow[k] <= np.float32(0.0) and label[k] > 0
+        if hit:
+            hits += 1
+            last = k
+            if first < 0:
+                first = k
+    return hits, first, last
+
+
+@njit(**OPTIONS)
+def _store_row(srow: np.ndarray, drow: np.ndarray, label: np.ndarray, mode: int, z0: int,
+               z1: int, r2: np.ndarray, distance: np.ndarray, inside: np.ndarray) -> None:
+    """Part z0:z1 of one row of r2, distance and the tumor mask (``shape_region``)."""
+    for k in range(z0, z1):
+        r2[k - z0] = srow[k]
+        distance[k - z0] = drow[k]
+        if mode == 0:
+            inside[k - z0] = srow[k] <= np.float32(1.0) and label[k] > 0
+        else:
+            inside[k - z0] = drow[k] <= np.float32(0.0) and label[k] > 0
+
+
+@njit(**OPTIONS)
+def edge_weight(
+    distance: np.ndarray, reach_mask: np.ndarray, edge: np.ndarray, force: np.ndarray,
+    weight: np.ndarray,
+) -> None:
+    """The soft edge in [0, 1] from the signed distance (mm), 0 where ``reach_mask`` is 0
+    (the confinement); edge: ``painting._edge_constants`` (kind 0 flat ``soft_edge``, 1 ball
+    ``soft_edge_ball``); force: (3,) voxel whose weight is at least 0.5, or (-1, -1, -1)."""
+    nx, ny, nz = distance.shape
+    kind, inv_sigma, radius, floor_r = edge[0], edge[1], edge[2], edge[3]
+    curvature, r_max, cdf_floor, cdf_scale = edge[4], edge[5], edge[6], edge[7]
+    zero, one, three = np.float32(0.0), np.float32(1.0), np.float32(3.0)
+    deep = min(max((_cdf(three) - cdf_floor) * cdf_scale, zero), one)
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if not reach_mask[i, j, k]:  # confined: no edge to evaluate
+                    weight[i, j, k] = zero
+                    continue
+                w = zero
+                dist = distance[i, j, k]
+                if kind == 0:
+                    t = dist * inv_sigma
+                    if t <= -three:
+                        w = deep
+                    elif t < three:
+                        w = min(max((_cdf(-t) - cdf_floor) * cdf_scale, zero), one)
+                else:
+                    r = max(dist + radius, floor_r)
+                    if r <= r_max:
+                        near = (radius - r) * inv_sigma
+                        far = (radius + r) * -inv_sigma
+                        w = _cdf(near) - _cdf(far)
+                        bend = np.exp(near * near * np.float32(-0.5))
+                        bend -= np.exp(far * far * np.float32(-0.5))
+                        bend /= r
+                        w = min(max(w - bend * curvature, zero), one)
+                if i == force[0] and j == force[1] and k == force[2]:
+                    w = max(w, np.float32(0.5))
+                weight[i, j, k] = w
+
+
+@njit(**OPTIONS)
+def gaussian_wrap(src: np.ndarray, weights: np.ndarray, tmp: np.ndarray,
+                  out: np.ndarray) -> None:
+    """Separable correlation of a C-contiguous (a, b, c) float32 array with the odd, symmetric
+    float64 ``weights`` along each axis in turn (0, 1, 2), periodic borders, float32 between
+    passes: ``scipy.ndimage.gaussian_filter(..., mode="wrap")`` with its kernel, up to the
+    order of the float64 sums. tmp: scratch of src's shape; the result goes to ``out``."""
+    a, b, c = src.shape
+    r = (weights.shape[0] - 1) // 2
+    plane = np.empty((b, c), np.float64)
+    for i in range(a):  # axis 0: whole planes, src -> out
+        plane[:] = 0.0
+        for t in range(-r, r + 1):
+            w, s = weights[t + r], src[(i + t) % a]
+            for j in range(b):
+                for k in range(c):
+                    plane[j, k] += w * s[j, k]
+        for j in range(b):
+            for k in range(c):
+                out[i, j, k] = plane[j, k]
+    row = np.empty(c, np.float64)
+    for i in range(a):  # axis 1: whole rows, out -> tmp
+        for j in range(b):
+            row[:] = 0.0
+            for t in range(-r, r + 1):
+                w, s = weights[t + r], out[i, (j + t) % b]
+                for k in range(c):
+                    row[k] += w * s[k]
+            for k in range(c):
+                tmp[i, j, k] = row[k]
+    padded = np.empty(c + 2 * r, np.float32)
+    for i in range(a):  # axis 2: along each row, tmp -> out
+        for j in range(b):
+            src_row = tmp[i, j]
+            for k in range(c):
+                padded[k + r] = src_row[k]
+            for k in range(r):  # the periodic ends (a modulo per voxel would cost more)
+                padded[k] = src_row[(k - r) % c]
+                padded[c + r + k] = src_row[k % c]
+            row[:] = 0.0
+            for t in range(2 * r + 1):
+                w = weights[t]
+                for k in range(c):
+                    row[k] += w * padded[k + t]
+            for k in range(c):
+                out[i, j, k] = row[k]
+
+
+@njit(**OPTIONS)
+def texture_moments(delta: np.ndarray, weight: np.ndarray, inside: np.ndarray,
+                    host: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """Sums over the tumor's voxels that ``attenuation.texture_constants`` needs, float64:
+    count, w, w^2, h, h^2, h w, d, d^2, h d, w d, w n (w: weight, h: host HU, d: delta, n:
+    the unit-std texture field; arrays of one shape, ``host`` may be any layout)."""
+    out = np.zeros(11)
+    nx, ny, nz = delta.shape
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if not inside[i, j, k]:
+                    continue
+                w, h = np.float64(weight[i, j, k]), np.float64(host[i, j, k])
+                d, n = np.float64(delta[i, j, k]), np.float64(field[i, j, k])
+                out[0] += 1.0
+                out[1] += w
+                out[2] += w * w
+                out[3] += h
+                out[4] += h * h
+                out[5] += h * w
+                out[6] += d
+                out[7] += d * d
+                out[8] += h * d
+                out[9] += w * d
+                out[10] += w * n
+    return out
+
+
+@njit(**OPTIONS)
+def compose(delta: np.ndarray, weight: np.ndarray, field: np.ndarray, label: np.ndarray,
+            constants: np.ndarray) -> None:
+    """delta = (b + k (delta - b) + (A n + s) w) in the liver (label > 0), 0 elsewhere, with
+    b = -c w; constants: float32 (c, k, A, s) of ``attenuation.texture_constants``."""
+    c, scale, amplitude, shift = constants[0], constants[1], constants[2], constants[3]
+    nx, ny, nz = delta.shape
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                w = weight[i, j, k]
+                base = w * -c
+                d = base + scale * (delta[i, j, k] - base)
+                d += (amplitude * field[i, j, k] + shift) * w
+                delta[i, j, k] = d if label[i, j, k] > 0 else np.float32(0.0)
+
+
+@njit(**OPTIONS)
+def accumulate_scale(  # noqa: PLR0913
+    total: np.ndarray, lattice: np.ndarray, look_x: tuple[np.ndarray, np.ndarray],
+    look_y: tuple[np.ndarray, np.ndarray], look_z: tuple[np.ndarray, np.ndarray],
+    scale: np.float32, offset: np.float32, interpolate: bool, first: bool,
+) -> None:
+    """total (=, or += unless ``first``) scale x f + offset, with f the scale's noise: the
+    ``lattice`` interpolated as ``texture.interpolate_linear`` (look_*:
+    ``kernels_texture.lattice_lookup``) or, without ``interpolate``, its first cells."""
+    nx, ny, nz = total.shape
+    planes = np.empty((lattice.shape[0] if interpolate else 0, ny, nz), np.float32)
+    if interpolate:
+        texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
+    row = np.empty(nz, np.float32)
+    for i in range(nx):
+        for j in range(ny):
+            if interpolate:
+                a, fa = look_x[0][i], look_x[1][i]
+                low, high = planes[a, j], planes[a + 1, j]
+                for k in range(nz):
+                    row[k] = low[k] + (high[k] - low[k]) * fa
+            else:
+                cells = lattice[i, j]
+                for k in range(nz):
+                    row[k] = cells[k]
+            out = total[i, j]
+            if first:
+                for k in range(nz):
+                    out[k] = row[k] * scale + offset
+            else:
+                for k in range(nz):
+                    out[k] += row[k] * scale + offset
