@@ -28,7 +28,7 @@ from .effects import (
 )
 from .morphology import box_dilate
 from .profiles import SizeClass
-from .shape import Distortion, evaluate_shape, shape_terms
+from .shape import Distortion, evaluate_shape, plane_tables
 from .texture import TextureParams, texture_field
 from .workspace import Workspace
 
@@ -43,6 +43,7 @@ _BALL_EDGE_RADII = 8.0  # tumors smaller than this many edge sigmas get the curv
 #: draws and labels either way; HU agree to within rounding (parity-tested).
 BACKEND_VARIABLE = "SYNTHTUMOR_SYNTHESIS_BACKEND"
 BACKENDS = ("numba", "numpy")
+_SQRT_2PI = float(np.sqrt(2.0 * np.pi))
 
 
 def compiled_backend() -> bool:
@@ -341,26 +342,25 @@ def _shape_kernel_terms(
     axes_mm: tuple[np.ndarray, ...], semi_axes_mm: np.ndarray, distortion: Distortion
 ) -> tuple[np.ndarray, ...]:
     """``shape.shape_terms`` as the kernels take them: per axis the 1-D line and its two
-    tables as 2-D arrays over the two axes each spans."""
-    lines, tables = shape_terms(axes_mm, semi_axes_mm, distortion)
-    return (lines[0].ravel(), tables[0][0][:, :, 0], tables[0][1][:, 0, :],
-            lines[1].ravel(), tables[1][0][:, :, 0], tables[1][1][0],
-            lines[2].ravel(), tables[2][0][0], tables[2][1][:, 0, :])
+    tables as 2-D arrays over the two axes each spans (``shape.plane_tables``, unbroadcast)."""
+    lines, (xy, yz, xz) = plane_tables(axes_mm, semi_axes_mm, distortion)
+    return (lines[0], xy[0], xz[0], lines[1], xy[1], yz[0], lines[2], yz[1], xz[1])
 
 
 def _edge_constants(tumor: _Tumor, edge_sigma: float, drop: float) -> np.ndarray:
     """The ``kernels.change_pass`` edge parameters, as the NumPy edge functions compute them."""
     radius = float(np.prod(tumor.semi_axes_mm) ** (1.0 / 3.0))
     ball = radius < _BALL_EDGE_RADII * edge_sigma
+    # float64 values, each rounded once to float32 by the array (as np.float32(value) would)
     values = [
         1.0 if ball else 0.0,
-        np.float32(1.0 / edge_sigma),
-        np.float32(radius),
-        np.float32(0.05 * edge_sigma**2 / radius),
-        np.float32(edge_sigma / np.sqrt(2.0 * np.pi)),
-        np.float32(radius + _TRUNCATE * edge_sigma),
-        np.float32(_CDF_FLOOR),
-        np.float32(1.0 / (1.0 - 2.0 * _CDF_FLOOR)),
-        np.float32(-drop),
+        1.0 / edge_sigma,
+        radius,
+        0.05 * edge_sigma**2 / radius,
+        edge_sigma / _SQRT_2PI,
+        radius + _TRUNCATE * edge_sigma,
+        _CDF_FLOOR,
+        1.0 / (1.0 - 2.0 * _CDF_FLOOR),
+        -drop,
     ]
     return np.array(values, dtype=np.float32)

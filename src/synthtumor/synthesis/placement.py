@@ -76,15 +76,19 @@ class LiverSites:
         cc_axis: int = 2,
         band: tuple[float, float] = (0.3, 0.7),
         erosion_mm: float = 2.0,
+        tight: bool = False,
     ) -> None:
         self.liver = liver
         self.cc_axis = cc_axis
         self.band = band
         others = tuple(a for a in range(3) if a != cc_axis)
-        hits = np.flatnonzero(axis_profiles(liver)[cc_axis])
-        if hits.size == 0:
-            raise ValueError("liver mask is empty")
-        self.cc_start, self.cc_end = int(hits[0]), int(hits[-1])
+        if tight:  # the caller cropped the mask to its bounding box: no pass to find the extent
+            self.cc_start, self.cc_end = 0, liver.shape[cc_axis] - 1
+        else:
+            hits = np.flatnonzero(axis_profiles(liver)[cc_axis])
+            if hits.size == 0:
+                raise ValueError("liver mask is empty")
+            self.cc_start, self.cc_end = int(hits[0]), int(hits[-1])
         self._half = [int(round(erosion_mm / spacing_mm[a])) for a in others]
         self._candidates: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
 
@@ -108,8 +112,12 @@ class LiverSites:
             index = int(round(frac * (self.cc_end - self.cc_start))) + self.cc_start
             flat, plane_shape = self._slice_candidates(index)
             if flat.size:
-                in_plane = np.unravel_index(flat[int(rng.integers(flat.size))], plane_shape)
-                return np.insert(np.array(in_plane, dtype=np.intp), self.cc_axis, index)
+                # the flat index in the C-ordered plane, unravelled by hand (np.unravel_index
+                # and np.insert cost more than the rest of the draw)
+                row, column = divmod(int(flat[int(rng.integers(flat.size))]), plane_shape[1])
+                centre = [row, column]
+                centre.insert(self.cc_axis, index)
+                return np.array(centre, dtype=np.intp)
         return None
 
 

@@ -20,6 +20,7 @@ from .workspace import Workspace
 
 #: The displaced axis pairs, in the reference's order (xy, yz, xz).
 PLANES: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (0, 2))
+_PLANE_AXES = np.array(PLANES)
 
 @dataclass(frozen=True)
 class Distortion:
@@ -37,12 +38,12 @@ class Distortion:
         Evaluated on a fine grid of the interpolated planar tables (not the loose bound of
         overshoot x max control value), so tumor boxes stay tight.
         """
-        basis = _REACH_BASIS
+        # all six tables in two stacked matmuls (each matrix multiplied as on its own)
+        peaks = np.abs(_REACH_BASIS @ self.control_mm @ _REACH_BASIS.T).max(axis=(2, 3))
         reach = np.zeros(3)
         for plane, axes in enumerate(PLANES):
             for k, axis in enumerate(axes):
-                table = basis @ self.control_mm[plane, k] @ basis.T
-                reach[axis] += np.abs(table).max()
+                reach[axis] += peaks[plane, k]
         return reach
 
 
@@ -74,6 +75,34 @@ class ShapeField:
     norm_radius_sq: np.ndarray
 
 
+def plane_tables(
+    axes_mm: tuple[np.ndarray, ...],
+    semi_axes_mm: np.ndarray,
+    distortion: Distortion,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The separable pieces of the shape as compact arrays (float32): per array axis the line
+    (x / a), 1-D; per plane (i, j) of ``PLANES`` its two displacement tables (u_i / a_i,
+    u_j / a_j) stacked, shape (2, n_i, n_j). Inputs as ``evaluate_shape``."""
+    a = np.asarray(semi_axes_mm, dtype=np.float64)
+    lengths = [len(x) for x in axes_mm]
+    # the three axes in one array: x / a per axis, and its half for the bases (x / 2a: halving
+    # is exact, so the same values as dividing by 2a)
+    scaled = np.concatenate(axes_mm) / np.repeat(a, lengths)
+    joint = _basis(scaled * 0.5)
+    flat = scaled.astype(np.float32)
+    ends = [0, lengths[0], lengths[0] + lengths[1], sum(lengths)]
+    basis = [joint[ends[i]:ends[i + 1]] for i in range(3)]
+    lines = [flat[ends[i]:ends[i + 1]] for i in range(3)]
+    divisors = a[_PLANE_AXES][:, :, None, None]
+    planes = []
+    for plane, (i, j) in enumerate(PLANES):
+        # both tables of the plane in one stacked matmul (each matrix multiplied as on its own)
+        stack = basis[i] @ distortion.control_mm[plane] @ basis[j].T
+        stack /= divisors[plane]
+        planes.append(stack.astype(np.float32))
+    return lines, planes
+
+
 def shape_terms(
     axes_mm: tuple[np.ndarray, ...],
     semi_axes_mm: np.ndarray,
@@ -85,24 +114,18 @@ def shape_terms(
     planar displacement tables (u / a) of the planes holding the axis, in ``PLANES`` order,
     broadcast as 3-D arrays with ones on the axis they do not span. Inputs as ``evaluate_shape``.
     """
-    a = np.asarray(semi_axes_mm, dtype=np.float64)
-    # the three axes' bases in one call (element-wise, so the same values as one per axis)
-    joint = _basis(np.concatenate([x / (2.0 * a[i]) for i, x in enumerate(axes_mm)]))
-    ends = np.cumsum([0] + [len(x) for x in axes_mm])
-    basis = [joint[ends[i]:ends[i + 1]] for i in range(3)]
+    flat_lines, planes = plane_tables(axes_mm, semi_axes_mm, distortion)
     lines, tables = [], []
     for axis in range(3):
         pair = []
         for plane, (i, j) in enumerate(PLANES):
             if axis in (i, j):
-                k = (i, j).index(axis)
-                table = basis[i] @ distortion.control_mm[plane, k] @ basis[j].T
                 bshape = [1, 1, 1]
-                bshape[i], bshape[j] = table.shape
-                pair.append((table / a[axis]).astype(np.float32).reshape(bshape))
+                bshape[i], bshape[j] = planes[plane].shape[1:]
+                pair.append(planes[plane][(i, j).index(axis)].reshape(bshape))
         line = [1, 1, 1]
         line[axis] = -1
-        lines.append((axes_mm[axis] / a[axis]).astype(np.float32).reshape(line))
+        lines.append(flat_lines[axis].reshape(line))
         tables.append((pair[0], pair[1]))
     return lines, tables
 

@@ -260,7 +260,8 @@ def _place_all(
     """Every tumor of the type, size class by size class (count, then per tumor its look and
     its place), then the satellites; warns (SynthesisWarning) where one does not fit."""
     ws = workspace()
-    sites = LiverSites(label[liver_box], spacing, cc_axis, config.band, config.erosion_mm)
+    sites = LiverSites(label[liver_box], spacing, cc_axis, config.band, config.erosion_mm,
+                       tight=True)
     offset = np.array([s.start for s in liver_box])
     extent_mm = np.array([(s.stop - s.start) * sp for s, sp in zip(liver_box, spacing)])
     tumors: list[_Tumor] = []
@@ -311,6 +312,7 @@ def _paint_all(
     shared_parts, overlaps = _shared_parts([t.box for t in tumors])
     originals = _snapshots(out, [t.box for t in tumors], overlaps, ws)
     records = []
+    voxel_mm3 = float(np.prod(spacing))
     for i, (tumor, original, shared) in enumerate(zip(tumors, originals, shared_parts)):
         n_voxels, centre_ijk, change = _paint(
             out, original, shared, label, tumor, drop, edge_sigma, texture, spacing, rng,
@@ -325,7 +327,7 @@ def _paint_all(
                 centre_voxel=_three(int(v) for v in tumor.centre),
                 semi_axes_mm=_three(round(float(v), 3) for v in tumor.semi_axes_mm),
                 elastic_sigma_mm=tumor.sigma_mm,
-                volume_ml=round(n_voxels * float(np.prod(spacing)) / 1000.0, 6),
+                volume_ml=round(n_voxels * voxel_mm3 / 1000.0, 6),
                 mean_hu_change=round(change, 3),
                 effects=tuple(tumor.effects),
                 look=tumor.look,

@@ -18,6 +18,7 @@ at the scale of sigma_b >= 4 mm, so we draw it on a lattice of sigma / 2 mm and 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +62,7 @@ def _lattice_positions(n_vox: int, spacing_mm: float, step_mm: float) -> np.ndar
 
 
 def _lattice_size(n_vox: int, spacing_mm: float, step_mm: float) -> int:
-    return int(np.floor((n_vox - 1) * spacing_mm / step_mm)) + 2
+    return math.floor((n_vox - 1) * spacing_mm / step_mm) + 2  # as int(np.floor(...)), cheaper
 
 
 def interpolate_linear(

@@ -27,9 +27,13 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, np.dtype], np.ndarray] = {}
+        self._keys: dict[tuple[str, DTypeLike], tuple[str, np.dtype]] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype: DTypeLike = np.float32) -> np.ndarray:
-        key = (name, np.dtype(dtype))
+        # called ~20 times per tumor: the dtype is normalised once per (name, spelling)
+        key = self._keys.get((name, dtype))
+        if key is None:
+            key = self._keys[(name, dtype)] = (name, np.dtype(dtype))
         size = math.prod(shape)
         flat = self._buffers.get(key)
         if flat is None or flat.size < size:
