@@ -272,18 +272,32 @@ def test_stale_checkpoint_temp_file_is_removed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_while_writing_leaves_no_staging_folder(tmp_path: Path, sig: int) -> None:
-    """SIGTERM/SIGHUP while the output folder is staged: no debris, exit 128 + signal"""
+    """SIGTERM/SIGHUP while the output folder is staged: no debris, exit 128 + signal.
+
+    The run is frozen (SIGSTOP) as soon as its staging folder shows, so that the signal lands
+    while it is staged however fast the write is; a run that got past its staging before it
+    froze is tried again."""
     exe = Path(sys.executable).with_name("synthtumor")
-    out = tmp_path / "res" / "out"
-    proc = subprocess.Popen([str(exe), "synthesize", str(TS_CT), str(TS_ORGANS), "-o", str(out),
-                             "--liver-label", str(TS_LIVER), "--type", "large"],
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(out.parent.glob(".out.*.tmp")) and proc.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=60)
+    for attempt in range(5):
+        out = tmp_path / f"res{attempt}" / "out"
+        proc = subprocess.Popen(
+            [str(exe), "synthesize", str(TS_CT), str(TS_ORGANS), "-o", str(out),
+             "--liver-label", str(TS_LIVER), "--type", "large"],
+            stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not list(out.parent.glob(".out.*.tmp")) and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGSTOP)
+        staged = proc.poll() is None and bool(list(out.parent.glob(".out.*.tmp")))
+        proc.send_signal(sig)
+        proc.send_signal(signal.SIGCONT)
+        _, stderr = proc.communicate(timeout=60)
+        if staged:
+            break
+        assert not list(out.parent.glob(".out.*.tmp"))  # finished first: nothing staged left
+    else:
+        pytest.fail("the run was never caught while its output was staged")
     assert proc.returncode == 128 + sig, stderr
     assert list(out.parent.iterdir()) == []  # neither the output nor its staging folder
     assert len(stderr.strip().splitlines()) == 1 and signal.Signals(sig).name in stderr
