@@ -43,13 +43,16 @@ def noise_lattice(
         return out, None, 0.0
     # never finer than the voxels: a fine scale is smoothed by fewer lattice cells instead
     step = max(sigma_mm / _LATTICE_SMOOTH, min(spacing_mm))
-    lattice = tuple(int(np.floor((n - 1) * s / step)) + 2 for n, s in zip(shape, spacing_mm))
+    grid = all(s == step for s in spacing_mm)  # the lattice is the voxel grid: no interpolation
+    # a lattice to interpolate needs a cell past the last voxel; the voxel grid does not
+    lattice = shape if grid else tuple(int(np.floor((n - 1) * s / step)) + 2
+                                       for n, s in zip(shape, spacing_mm))
     noise = ws.get(f"{name}_noise", lattice)
     cells = sigma_mm / step
     rng.standard_normal(lattice, dtype=np.float32, out=noise)
     smooth = ws.get(f"{name}_smooth", lattice)
     _gaussian_wrap(noise, cells, smooth, ws, name)
-    if all(s == step for s in spacing_mm):  # the lattice is the voxel grid: no interpolation
+    if grid:
         return smooth, None, cells
     return smooth, [np.arange(n) * (s / step) for n, s in zip(shape, spacing_mm)], cells
 
