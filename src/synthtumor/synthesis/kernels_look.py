@@ -359,8 +359,9 @@ def scale_moments(  # noqa: PLR0913
                             v += wa * wb * (low + (high - low) * fc)
                 else:
                     v = lattice[i, j, k]
-                total += v
-                squares += np.float64(v) * np.float64(v)
+                x = np.float64(v)
+                total += x
+                squares += x * x
                 count += 1
     mean = total / max(count, 1)
     return mean, np.sqrt(max(squares / max(count, 1) - mean * mean, 0.0))
