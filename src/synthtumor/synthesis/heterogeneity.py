@@ -43,13 +43,16 @@ def noise_lattice(
         return out, None, 0.0
     # never finer than the voxels: a fine scale is smoothed by fewer lattice cells instead
     step = max(sigma_mm / _LATTICE_SMOOTH, min(spacing_mm))
-    lattice = tuple(int(np.floor((n - 1) * s / step)) + 2 for n, s in zip(shape, spacing_mm))
+    grid = all(s == step for s in spacing_mm)  # the lattice is the voxel grid: no interpolation
+    # a lattice to interpolate needs a cell past the last voxel; the voxel grid does not
+    lattice = shape if grid else tuple(int(np.floor((n - 1) * s / step)) + 2
+                                       for n, s in zip(shape, spacing_mm))
     noise = ws.get(f"{name}_noise", lattice)
     cells = sigma_mm / step
     rng.standard_normal(lattice, dtype=np.float32, out=noise)
     smooth = ws.get(f"{name}_smooth", lattice)
     _gaussian_wrap(noise, cells, smooth, ws, name)
-    if all(s == step for s in spacing_mm):  # the lattice is the voxel grid: no interpolation
+    if grid:
         return smooth, None, cells
     return smooth, [np.arange(n) * (s / step) for n, s in zip(shape, spacing_mm)], cells
 
@@ -158,30 +161,24 @@ def _field_compiled(
     """``heterogeneity_field`` with one compiled pass per scale
     (``kernels_look.accumulate_scale``: interpolation, standardisation, weight and sum at
     once); the same draws, and the standardisation's mean and std from the same voxels."""
-    from .kernels_look import accumulate_scale
+    from .kernels_look import accumulate_scale, scale_moments
     from .kernels_texture import lattice_lookup
 
     total = ws.get("het_total", shape)
     norm = sum(coarse_weight ** (2 * k) for k in range(scales))
     weight = 1.0 / np.sqrt(norm)
     no_lookup = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+    stride = 2 if math.prod(shape) > _STATS_SUBSAMPLE_ABOVE else 1
     for k in range(scales):
         lattice, positions, cells = noise_lattice(shape, spacing_mm, corr_mm * 2.0**k, rng, ws,
                                                   f"het{k}")
-        subsample = math.prod(shape) > _STATS_SUBSAMPLE_ABOVE
-        lookups: list[tuple[np.ndarray, np.ndarray]]
-        if positions is None:
-            lookups = [no_lookup] * 3
-            field = lattice[: shape[0], : shape[1], : shape[2]]
-            sample = field[::2, ::2, ::2] if subsample else field
-        else:
+        lookups: list[tuple[np.ndarray, np.ndarray]] = [no_lookup] * 3
+        if positions is not None:
             lookups = [(t[0], t[1]) for t in lattice_lookup(positions, lattice.shape)]
-            sample = interpolate_linear(
-                lattice, [p[::2] for p in positions] if subsample else positions, ws,
-                f"het{k}s")
         scale, offset = 1.0, 0.0
-        if cells > 0.0:  # standardised as _standardise does (white noise is not)
-            mean, std = float(sample.mean()), float(sample.std())
+        if cells > 0.0:  # standardised as _standardise does, on its voxels (white noise is not)
+            mean, std = scale_moments(shape, lattice, lookups[0], lookups[1], lookups[2],
+                                      positions is not None, stride)
             scale = 1.0 / std if std > 0 else 0.0
             offset = -mean * scale
         accumulate_scale(total, lattice, lookups[0], lookups[1], lookups[2],

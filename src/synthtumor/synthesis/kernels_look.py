@@ -329,3 +329,39 @@ def accumulate_scale(  # noqa: PLR0913
             else:
                 for k in range(nz):
                     out[k] += row[k] * scale + offset
+
+
+@njit(**OPTIONS)
+def scale_moments(  # noqa: PLR0913
+    shape: tuple[int, int, int], lattice: np.ndarray, look_x: tuple[np.ndarray, np.ndarray],
+    look_y: tuple[np.ndarray, np.ndarray], look_z: tuple[np.ndarray, np.ndarray],
+    interpolate: bool, stride: int,
+) -> tuple[float, float]:
+    """Mean and std (float64 sums) of ``accumulate_scale``'s f over every ``stride``-th voxel
+    per axis of ``shape``: the voxels ``heterogeneity._standardise`` samples, each
+    interpolated where it is (trilinear, as ``texture.interpolate_linear``) rather than a
+    subsampled field built first."""
+    nx, ny, nz = shape
+    total, squares, count = 0.0, 0.0, 0
+    for i in range(0, nx, stride):
+        for j in range(0, ny, stride):
+            for k in range(0, nz, stride):
+                if interpolate:
+                    a, b, c = look_x[0][i], look_y[0][j], look_z[0][k]
+                    fa, fb, fc = look_x[1][i], look_y[1][j], look_z[1][k]
+                    v = np.float32(0.0)
+                    for da in range(2):
+                        wa = fa if da else np.float32(1.0) - fa
+                        for db in range(2):
+                            wb = fb if db else np.float32(1.0) - fb
+                            low = lattice[a + da, b + db, c]
+                            high = lattice[a + da, b + db, c + 1]
+                            v += wa * wb * (low + (high - low) * fc)
+                else:
+                    v = lattice[i, j, k]
+                x = np.float64(v)
+                total += x
+                squares += x * x
+                count += 1
+    mean = total / max(count, 1)
+    return mean, np.sqrt(max(squares / max(count, 1) - mean * mean, 0.0))
