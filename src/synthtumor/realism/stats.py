@@ -241,7 +241,7 @@ def _intensity_statistics(hu: np.ndarray, inside: np.ndarray, liver: np.ndarray,
                           liver_inner: np.ndarray, spacing: tuple[float, float, float],
                           shell_mm: tuple[float, float]) -> dict[str, float]:
     """The HU statistics of one tumor on its box (``tumor_statistics``): mean, std, contrast
-    and edge, the last two also above the liver shell's own, and the GLCM features.
+    and edge, std and edge also beyond the liver shell's own, and the GLCM features.
     liver: label 1 (tumor excluded); liver_inner: liver voxels away from its surface."""
     values = hu[inside]
     mean_hu, std_hu = float(values.mean()), float(values.std())
