@@ -276,14 +276,16 @@ def test_a_signal_while_writing_leaves_no_staging_folder(tmp_path: Path, sig: in
 
     The run is frozen (SIGSTOP) as soon as its staging folder shows, so that the signal lands
     while it is staged however fast the write is; a run that got past its staging before it
-    froze is tried again."""
+    froze is tried again. The run starts with SIGHUP at its default, as from a terminal: under
+    ``nohup`` the test runner passes SIGHUP on ignored, and an ignored SIGHUP stays ignored."""
     exe = Path(sys.executable).with_name("synthtumor")
     for attempt in range(5):
         out = tmp_path / f"res{attempt}" / "out"
         proc = subprocess.Popen(
             [str(exe), "synthesize", str(TS_CT), str(TS_ORGANS), "-o", str(out),
              "--liver-label", str(TS_LIVER), "--type", "large"],
-            stderr=subprocess.PIPE, text=True)
+            stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
         deadline = time.monotonic() + 120
         while not list(out.parent.glob(".out.*.tmp")) and proc.poll() is None:
             assert time.monotonic() < deadline
