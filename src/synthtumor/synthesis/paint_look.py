@@ -27,7 +27,7 @@ from .attenuation import (
     match_contrast,
     texture_constants,
 )
-from .effects import capsule_rim, necrotic_core, soft_edge, soft_edge_ball
+from .effects import soft_edge, soft_edge_ball
 from .heterogeneity import heterogeneity_field
 from .margin import REACH_STD, displace_surface, margin_noise
 from .placement import bounding_box
@@ -49,23 +49,16 @@ def paint_look(
 ) -> tuple[int, np.ndarray, float]:
     """Paint one tumor with a look into ``out`` and ``label`` (``painting._paint``'s contract:
     returns its voxel count, centroid (voxel indices) and mean HU change)."""
-    from .painting import _apply_numpy, compiled_backend
+    from .painting import _apply_numpy, add_core_and_capsule, compiled_backend
 
-    look, fx, app = tumor.look, config.effects, config.appearance
+    look, app = tumor.look, config.appearance
     assert look is not None and app is not None
     compiled = compiled_backend()
     change = _change_compiled if compiled else _change_numpy
     pad = _rim_pad(look, config, spacing)
     sub, inside, n_inside, r2, distance, weight = change(label, tumor, spacing, pad, rng, ws)
     delta = base_change(weight, inside, distance, look, ws)
-    if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
-        core = necrotic_core(r2, float(rng.uniform(*fx.necrosis_fraction)))
-        delta -= core * np.float32(rng.uniform(*fx.necrosis_hu))
-        tumor.effects.append("necrosis")
-    if config.capsule:
-        rim = capsule_rim(distance, float(rng.uniform(*fx.capsule_width_mm)))
-        delta += rim * np.float32(rng.uniform(*fx.capsule_hu))
-        tumor.effects.append("capsule")
+    add_core_and_capsule(delta, r2, distance, tumor, config, rng)
     field = heterogeneity_field(inside.shape, spacing, look.corr_mm, app.scales,
                                 app.coarse_weight, rng, ws)
     if compiled:  # the two steps below in two passes

@@ -150,6 +150,25 @@ def _box_axes_mm(
     )
 
 
+
+def add_core_and_capsule(
+    delta: np.ndarray, r2: np.ndarray, distance: np.ndarray, tumor: _Tumor,
+    config: SynthesisConfig, rng: np.random.Generator,
+) -> None:
+    """The optional necrotic core and capsule rim of one tumor, added to ``delta`` (HU) in
+    place and named in ``tumor.effects``. r2: normalised squared radius; distance: signed
+    surface distance (mm); all on the tumor's box."""
+    fx = config.effects
+    if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
+        core = necrotic_core(r2, float(rng.uniform(*fx.necrosis_fraction)))
+        delta -= core * np.float32(rng.uniform(*fx.necrosis_hu))
+        tumor.effects.append("necrosis")
+    if config.capsule:
+        rim = capsule_rim(distance, float(rng.uniform(*fx.capsule_width_mm)))
+        delta += rim * np.float32(rng.uniform(*fx.capsule_hu))
+        tumor.effects.append("capsule")
+
+
 def _paint(
     out: np.ndarray,
     original: np.ndarray | None,
@@ -186,14 +205,7 @@ def _paint(
     else:
         delta, inside, n_inside, r2, distance = _change_numpy(
             label, tumor, drop, edge_sigma, texture, spacing, rng, ws)
-    if config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm:
-        core = necrotic_core(r2, float(rng.uniform(*fx.necrosis_fraction)))
-        delta -= core * np.float32(rng.uniform(*fx.necrosis_hu))
-        tumor.effects.append("necrosis")
-    if config.capsule:
-        rim = capsule_rim(distance, float(rng.uniform(*fx.capsule_width_mm)))
-        delta += rim * np.float32(rng.uniform(*fx.capsule_hu))
-        tumor.effects.append("capsule")
+    add_core_and_capsule(delta, r2, distance, tumor, config, rng)
     if drop < 0:
         tumor.effects.append("bright")
     if extra or not compiled:  # the compiled change is already zero outside the liver
