@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..conventions import TUMOR
 from .attenuation import (
     RIM_WIDTH_MM,
     add_texture,
@@ -49,7 +48,7 @@ def paint_look(
 ) -> tuple[int, np.ndarray, float]:
     """Paint one tumor with a look into ``out`` and ``label`` (``painting._paint``'s contract:
     returns its voxel count, centroid (voxel indices) and mean HU change)."""
-    from .painting import _apply_numpy, add_core_and_capsule, compiled_backend
+    from .painting import _apply_compiled, _apply_numpy, add_core_and_capsule, compiled_backend
 
     look, app = tumor.look, config.appearance
     assert look is not None and app is not None
@@ -74,20 +73,13 @@ def paint_look(
     local = _local_shared(shared, sub, tumor.box)
     snapshot = None if original is None else original[_relative(sub, tumor.box)]
     if compiled:
-        from .kernels import paint_pass
-
-        bounds = np.zeros(6, np.int64)
-        if local is not None:
-            bounds[:] = [v for part in local for v in (part.start, part.stop)]
         rows = np.zeros((2, *delta.shape[:2]), np.int64)
         rows[1] = delta.shape[2]  # every row in full: the reach box is already tight
-        total, n_voxels, *sums = paint_pass(
-            out[sub], out[sub] if snapshot is None else snapshot, bounds, label[sub], delta,
-            inside, np.uint8(TUMOR), rows)
-        centroid = np.array([s.start for s in sub]) + np.array(sums) / max(n_voxels, 1)
-        return n_voxels, centroid, total / max(n_inside, 1)
-    n_voxels, centroid, total = _apply_numpy(out, snapshot, local, label, sub, delta, inside,
-                                             ws)
+        n_voxels, centroid, total = _apply_compiled(out, snapshot, local, label, sub, delta,
+                                                    inside, rows)
+    else:
+        n_voxels, centroid, total = _apply_numpy(out, snapshot, local, label, sub, delta,
+                                                 inside, ws)
     return n_voxels, centroid, total / max(n_inside, 1)
 
 

@@ -211,21 +211,33 @@ def _paint(
     if extra or not compiled:  # the compiled change is already zero outside the liver
         delta *= label[box] > 0
     if compiled:
-        from .kernels import paint_pass
-
-        bounds = np.zeros(6, np.int64)
-        if shared is not None:
-            bounds[:] = [v for part in shared for v in (part.start, part.stop)]
         if extra:  # the effects may have changed voxels beyond the edge's reach
             rows[0], rows[1] = 0, delta.shape[2]
-        total, n_voxels, *sums = paint_pass(
-            out[box], out[box] if original is None else original, bounds, label[box], delta,
-            inside, np.uint8(TUMOR), rows)
-        centroid = np.array([s.start for s in box]) + np.array(sums) / max(n_voxels, 1)
-        return n_voxels, centroid, total / max(n_inside, 1)
-    n_voxels, centroid, total = _apply_numpy(out, original, shared, label, box, delta, inside,
-                                             ws)
+        n_voxels, centroid, total = _apply_compiled(out, original, shared, label, box, delta,
+                                                    inside, rows)
+    else:
+        n_voxels, centroid, total = _apply_numpy(out, original, shared, label, box, delta,
+                                                 inside, ws)
     return n_voxels, centroid, total / max(n_inside, 1)
+
+
+def _apply_compiled(
+    out: np.ndarray, original: np.ndarray | None, shared: tuple[slice, ...] | None,
+    label: np.ndarray, box: tuple[slice, ...], delta: np.ndarray, inside: np.ndarray,
+    rows: np.ndarray,
+) -> tuple[int, np.ndarray, float]:
+    """``_apply_numpy`` in one compiled pass (``kernels.paint_pass``) over each row's
+    extent in ``rows`` (2, nx, ny): voxel count, centroid and summed change (HU)."""
+    from .kernels import paint_pass
+
+    bounds = np.zeros(6, np.int64)
+    if shared is not None:
+        bounds[:] = [v for part in shared for v in (part.start, part.stop)]
+    total, n_voxels, *sums = paint_pass(
+        out[box], out[box] if original is None else original, bounds, label[box], delta,
+        inside, np.uint8(TUMOR), rows)
+    centroid = np.array([s.start for s in box]) + np.array(sums) / max(n_voxels, 1)
+    return n_voxels, centroid, total
 
 
 def _apply_numpy(
