@@ -31,6 +31,22 @@ from .kernels_reach import (
 from .kernels_reach import box_dilate3 as box_dilate3  # re-exported (its former home)
 
 
+@njit(inline="always", **OPTIONS)
+def r2_at(terms: tuple[np.ndarray, ...], i: int, j: int, k: int) -> np.float32:
+    """|q / a|^2 of the distorted ellipsoid at voxel (i, j, k): terms are the 9 line and table
+    arrays of ``shape.shape_terms`` (lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b; see
+    ``shape_pass``), in the NumPy path's float32 operation order. Inlined into every pass that
+    evaluates the shape, so it costs what the written-out arithmetic does."""
+    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
+    w = (lx[i] - t0a[i, j]) - t0b[i, k]
+    s = w * w
+    w = (ly[j] - t1a[i, j]) - t1b[j, k]
+    s += w * w
+    w = (lz[k] - t2a[j, k]) - t2b[i, k]
+    s += w * w
+    return s
+
+
 @njit(**OPTIONS)
 def shape_pass(  # noqa: PLR0913
     lx: np.ndarray, t0a: np.ndarray, t0b: np.ndarray, ly: np.ndarray, t1a: np.ndarray,
@@ -46,17 +62,13 @@ def shape_pass(  # noqa: PLR0913
     """
     nx, ny, nz = r2.shape
     one = np.float32(1.0)
+    terms = (lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b)
     count = 0
     for i in range(nx):
         for j in range(ny):
             before = count
             for k in range(nz):
-                w = (lx[i] - t0a[i, j]) - t0b[i, k]
-                s = w * w
-                w = (ly[j] - t1a[i, j]) - t1b[j, k]
-                s += w * w
-                w = (lz[k] - t2a[j, k]) - t2b[i, k]
-                s += w * w
+                s = r2_at(terms, i, j, k)
                 r2[i, j, k] = s
                 rho[i, j, k] = np.sqrt(s)
                 hit = s <= one and label[i, j, k] > 0
@@ -101,7 +113,6 @@ def probe_distance(
     """The signed distance (mm) to the tumor surface on a (probe) grid, as
     ``shape.evaluate_shape`` computes it: terms as ``shape_and_reach``, grads: ``neighbours``
     per axis; ``r2`` holds rho, then r2 is not needed and is overwritten."""
-    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
     (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
     nx, ny, nz = r2.shape
     zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
@@ -109,13 +120,7 @@ def probe_distance(
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):
-                w = (lx[i] - t0a[i, j]) - t0b[i, k]
-                s = w * w
-                w = (ly[j] - t1a[i, j]) - t1b[j, k]
-                s += w * w
-                w = (lz[k] - t2a[j, k]) - t2b[i, k]
-                s += w * w
-                rho[i, j, k] = np.sqrt(s)
+                rho[i, j, k] = np.sqrt(r2_at(terms, i, j, k))
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):

@@ -14,26 +14,18 @@ import numpy as np
 from numba import njit
 
 from .jit_options import OPTIONS
-from .kernels import _cdf, texture_planes
+from .kernels import _cdf, r2_at, texture_planes
 
 
 @njit(**OPTIONS)
 def shape_rho(terms: tuple[np.ndarray, ...], rho: np.ndarray) -> None:
     """rho = |q / a| (the square root of ``kernels.shape_pass``'s r2) on the whole box;
     terms: its 9 line and table arguments."""
-    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
     nx, ny, nz = rho.shape
     for i in range(nx):
         for j in range(ny):
-            a, b = lx[i] - t0a[i, j], ly[j] - t1a[i, j]
             for k in range(nz):
-                w = a - t0b[i, k]
-                s = w * w
-                w = b - t1b[j, k]
-                s += w * w
-                w = (lz[k] - t2a[j, k]) - t2b[i, k]
-                s += w * w
-                rho[i, j, k] = np.sqrt(s)
+                rho[i, j, k] = np.sqrt(r2_at(terms, i, j, k))
 
 
 @njit(**OPTIONS)
@@ -57,7 +49,6 @@ def shape_region(  # noqa: PLR0913
     constants[1]; both empty: a smooth margin. inside = distance
     <= 0 with a margin, r2 <= 1 without (as the reference).
     """
-    lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
     (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
     field, lattice, look_x, look_y, look_z, constants = margin
     nz, z0, z1 = rho.shape[2], region[4], region[5]  # whole rows: loops index from 0, vectorise
@@ -73,15 +64,8 @@ def shape_region(  # noqa: PLR0913
         fx, xu, xd = xf[i], xh[i], xl[i]
         for j in range(region[2], region[3]):
             fy, yu, yd = yf[j], yh[j], yl[j]
-            a, b = lx[i] - t0a[i, j], ly[j] - t1a[i, j]
             for k in range(nz):
-                w = a - t0b[i, k]
-                s = w * w
-                w = b - t1b[j, k]
-                s += w * w
-                w = (lz[k] - t2a[j, k]) - t2b[i, k]
-                s += w * w
-                srow[k] = s
+                srow[k] = r2_at(terms, i, j, k)
             if mode > 0 or store:
                 for k in range(nz):
                     d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
