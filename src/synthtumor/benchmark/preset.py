@@ -15,6 +15,7 @@ from typing import Any
 
 from synthtumor.errors import InputError
 from synthtumor.phantom_scan import ScanRanges
+from synthtumor.train import defaults
 
 ARMS = ("synthetic", "phantom", "synthetic+phantom", "real", "mixed")
 MODELS = ("unet", "swin_unetr")
@@ -31,16 +32,16 @@ class TrainSettings:
     steps: int
     roi: tuple[int, int, int]
     spacing: float
-    batch_size: int = 2
-    lr: float = 4e-4
-    warmup: int = 50
-    synth_prob: float = 0.9
-    real_fraction: float = 0.5
-    workers: int = 2
-    cache: str = "memory"
-    seed: int = 0
-    save_every: int = 100
-    feature_size: int = 48
+    batch_size: int = defaults.BATCH_SIZE
+    lr: float = defaults.LR
+    warmup: int = defaults.WARMUP
+    synth_prob: float = defaults.SYNTH_PROB
+    real_fraction: float = defaults.REAL_FRACTION
+    workers: int = defaults.WORKERS
+    cache: str = defaults.CACHE
+    seed: int = defaults.SEED
+    save_every: int = defaults.SAVE_EVERY
+    feature_size: int = defaults.FEATURE_SIZE
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def r2_at(terms: tuple[np.ndarray, ...], i: int, j: int, k: int) -> np.float32:
     evaluates the shape, so it costs what the written-out arithmetic does."""
     lx, t0a, t0b, ly, t1a, t1b, lz, t2a, t2b = terms
     w = (lx[i] - t0a[i, j]) - t0b[i, k]
-    s = w * w
+    s: np.float32 = w * w
     w = (ly[j] - t1a[i, j]) - t1b[j, k]
     s += w * w
     w = (lz[k] - t2a[j, k]) - t2b[i, k]
@@ -73,7 +73,7 @@ def shape_pass(  # noqa: PLR0913
                 rho[i, j, k] = np.sqrt(s)
                 hit = s <= one and label[i, j, k] > 0
                 inside[i, j, k] = hit
-                count += hit
+                count += int(hit)
             rows[0, i, j], rows[1, i, j] = EMPTY, -EMPTY
             if count > before:  # the row's extent, scanned from both ends
                 first, last = 0, nz - 1

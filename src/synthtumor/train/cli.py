@@ -23,8 +23,10 @@ from synthtumor.synthesis_options import (
     options_given,
     profile_source,
 )
+from synthtumor.train import defaults
 
 # the longer option declarations, kept out of the signature of `train`
+_DEFAULT_CACHE = Cache(defaults.CACHE)
 ModeOpt = Annotated[Mode, typer.Option(help="synthetic: tumors pasted on the fly into healthy "
                                        "livers; real: labels as they are; mixed: both.")]
 RealDataOpt = Annotated[Path | None, typer.Option(help="Mixed mode: datalist of real-tumor "
@@ -43,20 +45,22 @@ def train(
     mode: ModeOpt = Mode.synthetic,
     real_data: RealDataOpt = None,
     real_fraction: Annotated[float, typer.Option(help="Mixed mode: share of real-tumor "
-                                                 "samples.")] = 0.5,
+                                                 "samples.")] = defaults.REAL_FRACTION,
     model: Annotated[ModelName, typer.Option(help="Network.")] = ModelName.unet,
-    feature_size: Annotated[int, typer.Option(help="Swin UNETR feature size.")] = 48,
+    feature_size: Annotated[int, typer.Option(help="Swin UNETR feature size.")]
+    = defaults.FEATURE_SIZE,
     roi: Annotated[tuple[int, int, int], typer.Option(help="Patch size (voxels).")]
-    = (96, 96, 96),
+    = defaults.ROI,
     spacing: Annotated[float, typer.Option(help="Training grid spacing (mm, isotropic).")]
-    = 1.0,
-    batch_size: Annotated[int, typer.Option(help="Patches per step and process.")] = 2,
-    steps: Annotated[int, typer.Option(help="Total optimizer steps.")] = 1000,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 4e-4,
+    = defaults.SPACING_MM,
+    batch_size: Annotated[int, typer.Option(help="Patches per step and process.")]
+    = defaults.BATCH_SIZE,
+    steps: Annotated[int, typer.Option(help="Total optimizer steps.")] = defaults.STEPS,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = defaults.LR,
     warmup: Annotated[int, typer.Option(help="Linear warm-up steps before cosine decay.")]
-    = 50,
+    = defaults.WARMUP,
     synth_prob: Annotated[float, typer.Option(help="Probability of synthetic tumors per "
-                                              "healthy patch.")] = 0.9,
+                                              "healthy patch.")] = defaults.SYNTH_PROB,
     tumor_type: TypeOpt = None,
     tumor_probs: TumorProbsOpt = None,
     count: CountLongOpt = None,
@@ -65,10 +69,11 @@ def train(
     val_data: ValDataOpt = None,
     val_every: Annotated[int, typer.Option(help="Validate every K steps (0: at the end).")]
     = 0,
-    save_every: Annotated[int, typer.Option(help="Write last.pt every N steps.")] = 100,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
-    cache: Annotated[Cache, typer.Option(help="Cache of resampled cases.")] = Cache.memory,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    save_every: Annotated[int, typer.Option(help="Write last.pt every N steps.")]
+    = defaults.SAVE_EVERY,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = defaults.WORKERS,
+    cache: Annotated[Cache, typer.Option(help="Cache of resampled cases.")] = _DEFAULT_CACHE,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = defaults.SEED,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/last.pt.")]
     = False,
     resume_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint.")]

@@ -14,6 +14,7 @@ from synthtumor.errors import InputError
 from synthtumor.files import read_json
 from synthtumor.synthesis import SynthesisConfig
 from synthtumor.train import checkpoint as ckpt
+from synthtumor.train import defaults
 from synthtumor.train.models import MODEL_NAMES, check_roi
 
 REPLACED = (ckpt.LAST, ckpt.PREV, ckpt.BEST, "log.csv")  # what --overwrite deletes
@@ -65,25 +66,25 @@ class TrainConfig:
     out: Path
     mode: str = "synthetic"
     real_data: Path | None = None
-    real_fraction: float = 0.5
+    real_fraction: float = defaults.REAL_FRACTION
     model: str = "unet"
-    feature_size: int = 48
-    roi: tuple[int, int, int] = (96, 96, 96)
-    spacing: float = 1.0
-    batch_size: int = 2
-    steps: int = 1000
-    lr: float = 4e-4
+    feature_size: int = defaults.FEATURE_SIZE
+    roi: tuple[int, int, int] = defaults.ROI
+    spacing: float = defaults.SPACING_MM
+    batch_size: int = defaults.BATCH_SIZE
+    steps: int = defaults.STEPS
+    lr: float = defaults.LR
     weight_decay: float = 1e-5
-    warmup: int = 50
-    synth_prob: float = 0.9
+    warmup: int = defaults.WARMUP
+    synth_prob: float = defaults.SYNTH_PROB
     synthesis: SynthesisConfig | None = None
     synthesis_profile: dict[str, Any] | None = None
     val_data: Path | None = None
     val_every: int = 0
-    save_every: int = 100
-    workers: int = 2
-    cache: str = "memory"
-    seed: int = 0
+    save_every: int = defaults.SAVE_EVERY
+    workers: int = defaults.WORKERS
+    cache: str = defaults.CACHE
+    seed: int = defaults.SEED
     margin_mm: float = 32.0
     device: str = "auto"
     resume: bool = False
