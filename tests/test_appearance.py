@@ -209,6 +209,19 @@ def test_cranio_caudal_halves_split_the_lesions_by_height(lits_real) -> None:
     assert min(z_up) > max(z_low) and upper.settings["half"] == "cranial"
 
 
+def test_a_fit_without_large_lesions_says_its_profile_draws_none(lits_real) -> None:
+    from synthtumor.realism.fit import fit_profile
+    from synthtumor.realism.sets import cranio_caudal_half
+
+    upper = cranio_caudal_half(lits_real, "cranial")  # LiTS 117's one large lesion is caudal
+    profile, summary = fit_profile(upper)
+    radii = upper.values("radius_mm")
+    assert radii.max() < 22.6  # below the large class (boundary 22.6 mm)
+    assert [c.name for c in profile.table["mix"]] == ["tiny", "small", "medium"]
+    assert summary["cautions"][1] == "no real tumor of class large: this profile draws none"
+    assert summary["cautions"][0].startswith("fitted to 1 case(s)")
+
+
 def test_satellites_surround_a_large_tumor_and_look_like_it(totalseg_1mm: Case) -> None:
     look = replace(GENERIC_APPEARANCE, classes=(HYPO,), satellite_probability=1.0,
                    satellite_count=(3, 3))

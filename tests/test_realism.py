@@ -173,7 +173,7 @@ def test_realism_compares_real_and_synthetic_and_draws_the_figure(study) -> None
 
 
 def test_fitted_profile_is_accepted_and_moves_tumor_sizes(study, tmp_path: Path) -> None:
-    out, healthy, _ = study
+    out, healthy, output = study
     real = read_stats(out / "real_stats.json")
     profile = read_profile(out / "profile.json")
     radii = real.values("radius_mm")
@@ -181,6 +181,10 @@ def test_fitted_profile_is_accepted_and_moves_tumor_sizes(study, tmp_path: Path)
     assert tiny.radius_mm == pytest.approx(np.median(radii[radii < 4 * 2**0.5]), abs=0.01)
     assert tiny.count[0] == tiny.count[1] == np.count_nonzero(radii < 4 * 2**0.5)
     assert profile.type_probs["mix"] == 1.0  # one case, lesions of several classes
+    # ... which the fit says, in its summary and on the console
+    cautions = json.loads((out / "profile.json").read_text())["source"]["fit"]["cautions"]
+    assert len(cautions) == 1 and cautions[0].startswith("fitted to 1 case(s)")
+    assert "note: fitted to 1 case(s)" in " ".join(output.split())
     p10, p90 = np.percentile(real.values("contrast_hu"), [10, 90])
     assert profile.drop_hu == pytest.approx((p10 / CONTRAST_PER_DROP, p90 / CONTRAST_PER_DROP),
                                             abs=0.1)

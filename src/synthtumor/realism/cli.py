@@ -191,6 +191,8 @@ def _write_outputs(out: Path, real_set: StatsSet | None, synth_sets: list[StatsS
                                                      "fit": summary})
         written.append("profile.json")
         console.print(_fit_text(summary, fitted.drop_hu), highlight=False)
+        for note in summary["cautions"]:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
     return written
 
 

@@ -107,6 +107,7 @@ def fit_profile(real: StatsSet, contrast_per_drop: float = CONTRAST_PER_DROP, *,
         else [round(float(v), 1) for v in np.percentile(contrast, [10, 90])],
         "contrast_per_drop": contrast_per_drop,
     }
+    summary["cautions"] = fit_cautions(summary)
     appearance = None
     if len(real.values("std_hu")) >= 2:
         radii_sigma = {n: (c.radius_mm, float(np.mean(c.elastic_sigma_mm)))
@@ -116,6 +117,25 @@ def fit_profile(real: StatsSet, contrast_per_drop: float = CONTRAST_PER_DROP, *,
         if fixed_phase and enhancement is not None:
             appearance = replace(appearance, enhancement_hu=float(enhancement))
     return SynthesisProfile(table, probs, drop, appearance), summary
+
+
+#: fewer cases than this: the fitted counts and type probabilities are those cases' own
+FEW_CASES = 5
+
+
+def fit_cautions(summary: dict[str, Any]) -> list[str]:
+    """What a user should know before training on a profile of this fit (``fit_profile``'s
+    summary): a profile fitted to few cases repeats their tumor counts and mixture in every
+    sample, and draws no tumor of a size class none of their lesions had."""
+    notes = []
+    if summary["cases"] < FEW_CASES:
+        notes.append(f"fitted to {summary['cases']} case(s): every sample repeats their tumor "
+                     "counts per size class; for training, the generic --realistic preset did "
+                     "better than a one-case fit in the efficacy benchmark (README)")
+    missing = [n for n in CLASS_NAMES if n not in summary["classes"]]
+    if missing:
+        notes.append(f"no real tumor of class {', '.join(missing)}: this profile draws none")
+    return notes
 
 
 def write_profile(path: Path, profile: SynthesisProfile, source: dict[str, Any]) -> None:
