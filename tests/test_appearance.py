@@ -267,6 +267,48 @@ def test_heterogeneity_beyond_the_liver_adds_to_each_hosts_own(
     assert min(stds.values()) > 15.5, stds
 
 
+@pytest.fixture(scope="module")
+def lits_liver() -> Case:
+    """LiTS 117 as a host: its liver without its lesions (label 1 only), a noisy portal-venous
+    scan whose liver is more heterogeneous (vessels, noise) than many tumors are."""
+    from conftest import LITS_CT, LITS_LABEL
+
+    from synthtumor.imaging import read_labels
+
+    ct = read_ct(LITS_CT)
+    label = read_labels(LITS_LABEL, ct)
+    return Case(ct.array.astype(np.float32), (label.array == 1).astype(np.uint8), ct.affine)
+
+
+def test_a_host_rougher_than_the_drawn_std_is_flattened_inside_the_tumor(
+    monkeypatch, lits_liver: Case
+) -> None:
+    """In a host liver more heterogeneous than the drawn std, the tumor displaces the host's
+    structure: its measured HU std is the drawn one (not the host's), its contrast is still the
+    drawn one, and both backends agree."""
+    # 20 HU in every phase (enhancing like the liver): the edge ramp alone stays well below
+    # the drawn std, which it would not for a tumor of 80 HU contrast
+    subtle = AttenuationClass("hypo", 1.0, Spread.of(20.0), Spread.of(1.0))
+    look = Appearance(classes=(subtle,), std_hu=Spread.of(8.0), corr_mm=Spread.of(0.5),
+                      edge_mm=Spread.of(0.5), irregularity=Spread.of(0.0))
+    config = SynthesisConfig(tumor_type="small", count=3, appearance=look)
+    measured, host, drawn, found = [], [], [], []
+    for seed in range(4):
+        reference, result = _backends(monkeypatch, lits_liver, config, seed)
+        assert np.array_equal(reference.label, result.label)
+        assert np.abs(reference.ct - result.ct).max() <= 0.5
+        after = tumor_statistics(result.ct, result.label, lits_liver.affine).tumors
+        before = tumor_statistics(lits_liver.ct, result.label, lits_liver.affine).tumors
+        measured += [t["std_hu"] for t in after]
+        host += [t["std_hu"] for t in before]
+        found += [t["contrast_hu"] for t in after]
+        drawn += [t.look.contrast_hu for t in result.tumors]
+    assert len(measured) >= 8
+    assert np.median(host) > 12.0  # the host alone is rougher than the drawn 8 HU
+    assert np.median(measured) == pytest.approx(8.0, abs=2.0), np.round(measured, 1)
+    assert np.median(found) == pytest.approx(np.median(drawn), abs=5.0)
+
+
 def test_fit_beyond_the_liver_and_its_profile_round_trip(lits_real, tmp_path) -> None:
     import json
 

@@ -9,6 +9,9 @@ HU. C and A are set from the look so that what ``realism`` measures comes out as
   texture's, so A^2 = (std^2 - var(host + deterministic part)) / mean(w^2), and A = 0 when that
   alone is already as heterogeneous;
 - the mean change over the tumor's voxels is -contrast (``match_contrast``, last).
+When the host with the deterministic part is already more heterogeneous than std_hu, the
+host is first flattened inside the tumor (``flatten_host``): a tumor displaces the vessels and
+parenchyma it grows into.
 """
 
 from __future__ import annotations
@@ -39,6 +42,46 @@ def base_change(
     if look.rim_hu > 0:
         delta += capsule_rim(distance_mm, RIM_WIDTH_MM) * np.float32(look.rim_hu)
     return delta
+
+
+def flatten_host(
+    host: np.ndarray, delta: np.ndarray, weight: np.ndarray, inside: np.ndarray,
+    liver: np.ndarray, look: Look,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """What a tumor does to the liver structure it displaces (vessels, parenchymal texture):
+    when the host plus the deterministic change so far (``delta``: -C w, rims, capsule, core)
+    is already more heterogeneous over the tumor's voxels than the drawn ``std_hu`` allows, the
+    host is pulled toward its w-weighted mean m there by f w (host - m), with the smallest f in
+    [0, 1] that brings that variance down to std_hu^2 (1 if none does). The texture then adds
+    nothing, and rims and cores keep their full strength where f < 1.
+
+    host: the CT in the box before this tumor (HU); weight, inside: as ``add_texture``; liver:
+    bool, the box's liver voxels. With ``std_beyond_liver`` the drawn std is added to the
+    host's, so nothing is flattened. Returns (the flattened host, its change -f w (host - m),
+    zero outside the liver), arrays of the box, or None when the host fits as it is (then
+    nothing changes). The change sums to zero over the tumor's voxels: the contrast is kept.
+    """
+    if look.std_beyond_liver or np.count_nonzero(inside) < 2:
+        return None
+    w_in = weight[inside].astype(np.float64)
+    h_in = host[inside].astype(np.float64)
+    painted = h_in + delta[inside]
+    budget, v_painted = look.std_hu**2, float(painted.var())
+    if v_painted <= budget or w_in.sum() <= 0:
+        return None
+    m = float(np.sum(w_in * h_in) / np.sum(w_in))
+    g = w_in * (h_in - m)
+    v_g = float(g.var())
+    cov = float(np.mean((painted - painted.mean()) * (g - g.mean())))
+    disc = cov * cov - v_g * (v_painted - budget)  # var(painted - f g) = budget: quadratic in f
+    f = 1.0 if v_g <= 0 or disc < 0 else float(np.clip((cov - np.sqrt(disc)) / v_g, 0.0, 1.0))
+    if f <= 0.0:
+        return None
+    change = host - np.float32(m)
+    change *= weight
+    change *= np.float32(-f)
+    change *= liver
+    return host + change, change
 
 
 def _pattern_scale(base: np.ndarray, pattern: np.ndarray, budget: float) -> float:

@@ -23,6 +23,7 @@ from .attenuation import (
     RIM_WIDTH_MM,
     add_texture,
     base_change,
+    flatten_host,
     match_contrast,
     texture_constants,
 )
@@ -60,15 +61,21 @@ def paint_look(
     add_core_and_capsule(delta, r2, distance, tumor, config, rng)
     field = heterogeneity_field(inside.shape, spacing, look.corr_mm, app.scales,
                                 app.coarse_weight, rng, ws)
+    host, flattening = out[sub], None
+    flat = flatten_host(host, delta, weight, inside, label[sub] > 0, look)
+    if flat is not None:
+        host, flattening = flat
     if compiled:  # the two steps below in two passes
         from .kernels_look import compose, texture_moments
 
-        moments = texture_moments(delta, weight, inside, out[sub], field)
+        moments = texture_moments(delta, weight, inside, host, field)
         compose(delta, weight, field, label[sub], texture_constants(moments, look))
     else:
-        add_texture(delta, weight, inside, out[sub], field, look)
+        add_texture(delta, weight, inside, host, field, look)
         match_contrast(delta, weight, inside, look.contrast_hu)
         delta *= label[sub] > 0
+    if flattening is not None:
+        delta += flattening
     tumor.effects.append(look.attenuation)
     local = _local_shared(shared, sub, tumor.box)
     snapshot = None if original is None else original[_relative(sub, tumor.box)]
