@@ -84,6 +84,17 @@ def flatten_host(
     return host + change, change
 
 
+def rougher_than_drawn(moments: np.ndarray, look: Look) -> bool:
+    """``flatten_host``'s test (host + deterministic change more heterogeneous than std_hu),
+    from the sums of ``kernels_look.texture_moments``. At the border the two may disagree by
+    rounding, where flattening would change the host by next to nothing (f near 0)."""
+    n, sh, sh2, sd, sd2, shd = (float(moments[i]) for i in (0, 3, 4, 6, 7, 8))
+    if look.std_beyond_liver or n < 2:
+        return False
+    mean = (sh + sd) / n
+    return (sh2 + 2.0 * shd + sd2) / n - mean * mean > look.std_hu**2
+
+
 def _pattern_scale(base: np.ndarray, pattern: np.ndarray, budget: float) -> float:
     """k in [0, 1] with var(base + k pattern) = budget (1 if it fits as is, 0 if even the
     base alone exceeds it): var = v0 + 2 k c + k^2 vp."""

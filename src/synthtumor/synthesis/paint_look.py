@@ -25,6 +25,7 @@ from .attenuation import (
     base_change,
     flatten_host,
     match_contrast,
+    rougher_than_drawn,
     texture_constants,
 )
 from .effects import soft_edge, soft_edge_ball
@@ -62,15 +63,21 @@ def paint_look(
     field = heterogeneity_field(inside.shape, spacing, look.corr_mm, app.scales,
                                 app.coarse_weight, rng, ws)
     host, flattening = out[sub], None
-    flat = flatten_host(host, delta, weight, inside, label[sub] > 0, look)
-    if flat is not None:
-        host, flattening = flat
     if compiled:  # the two steps below in two passes
         from .kernels_look import compose, texture_moments
 
         moments = texture_moments(delta, weight, inside, host, field)
+        # flatten_host's test from the sums at hand: most hosts need no flattening
+        if rougher_than_drawn(moments, look):
+            flat = flatten_host(host, delta, weight, inside, label[sub] > 0, look)
+            if flat is not None:
+                host, flattening = flat
+                moments = texture_moments(delta, weight, inside, host, field)
         compose(delta, weight, field, label[sub], texture_constants(moments, look))
     else:
+        flat = flatten_host(host, delta, weight, inside, label[sub] > 0, look)
+        if flat is not None:
+            host, flattening = flat
         add_texture(delta, weight, inside, host, field, look)
         match_contrast(delta, weight, inside, look.contrast_hu)
         delta *= label[sub] > 0
