@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import DICOM_DIR, DICOM_ORGANS, TS_LIVER, Case
+from conftest import DICOM_DIR, DICOM_ORGANS, LITS_CT, LITS_LABEL, TS_LIVER, Case
 
-from synthtumor.imaging import read_ct, read_mask, resample_to_spacing
+from synthtumor.imaging import read_ct, read_labels, read_mask, resample_to_spacing
 from synthtumor.realism.stats import tumor_statistics
 from synthtumor.synthesis import SynthesisConfig, synthesize
 from synthtumor.synthesis.appearance import Appearance, AttenuationClass, Spread
@@ -210,6 +210,8 @@ def test_cranio_caudal_halves_split_the_lesions_by_height(lits_real) -> None:
 
 
 def test_a_fit_without_large_lesions_says_its_profile_draws_none(lits_real) -> None:
+    """A profile fitted to the cranial half of LiTS 117 (one case, no large lesion) says both:
+    it repeats that case's counts, and it never draws a large tumor."""
     from synthtumor.realism.fit import fit_profile
     from synthtumor.realism.sets import cranio_caudal_half
 
@@ -271,10 +273,6 @@ def test_heterogeneity_beyond_the_liver_adds_to_each_hosts_own(
 def lits_liver() -> Case:
     """LiTS 117 as a host: its liver without its lesions (label 1 only), a noisy portal-venous
     scan whose liver is more heterogeneous (vessels, noise) than many tumors are."""
-    from conftest import LITS_CT, LITS_LABEL
-
-    from synthtumor.imaging import read_labels
-
     ct = read_ct(LITS_CT)
     label = read_labels(LITS_LABEL, ct)
     return Case(ct.array.astype(np.float32), (label.array == 1).astype(np.uint8), ct.affine)
