@@ -9,9 +9,9 @@ HU. C and A are set from the look so that what ``realism`` measures comes out as
   texture's, so A^2 = (std^2 - var(host + deterministic part)) / mean(w^2), and A = 0 when that
   alone is already as heterogeneous;
 - the mean change over the tumor's voxels is -contrast (``match_contrast``, last).
-When the host with the deterministic part is already more heterogeneous than std_hu, the
-host is first flattened inside the tumor (``flatten_host``): a tumor displaces the vessels and
-parenchyma it grows into.
+When the host with the deterministic part already takes more than half of std_hu^2, the host
+is first flattened inside the tumor (``flatten_host``): a tumor displaces the vessels and
+parenchyma it grows into, and half its heterogeneity at least is its own texture.
 """
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ from .effects import capsule_rim
 from .workspace import Workspace
 
 RIM_WIDTH_MM = 1.2  # the bright rim of rim-enhancing tumors (effects.capsule_rim width)
+#: A tumor is tissue of its own: of its drawn HU variance, at least this share comes from its
+#: own texture (the drawn correlation length), however rough the host it displaces. Measured
+#: against 1.0 (flatten only down to the whole drawn variance) on LiTS 117 and the two healthy
+#: hosts: closer GLCM texture in all three (docs/realism.md).
+OWN_TEXTURE_SHARE = 0.5
 
 
 def base_change(
@@ -50,10 +55,11 @@ def flatten_host(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """What a tumor does to the liver structure it displaces (vessels, parenchymal texture):
     when the host plus the deterministic change so far (``delta``: -C w, rims, capsule, core)
-    is already more heterogeneous over the tumor's voxels than the drawn ``std_hu`` allows, the
-    host is pulled toward its w-weighted mean m there by f w (host - m), with the smallest f in
-    [0, 1] that brings that variance down to std_hu^2 (1 if none does). The texture then adds
-    nothing, and rims and cores keep their full strength where f < 1.
+    is already more heterogeneous over the tumor's voxels than the share of the drawn variance
+    left to it, (1 - ``OWN_TEXTURE_SHARE``) std_hu^2, the host is pulled toward its w-weighted
+    mean m there by f w (host - m), with the smallest f in [0, 1] that brings that variance
+    down to it (1 if none does). The tumor's own texture then adds the rest of std_hu^2, and
+    rims and cores keep their full strength where f < 1.
 
     host: the CT in the box before this tumor (HU); weight, inside: as ``add_texture``; liver:
     bool, the box's liver voxels. With ``std_beyond_liver`` the drawn std is added to the
@@ -66,7 +72,7 @@ def flatten_host(
     w_in = weight[inside].astype(np.float64)
     h_in = host[inside].astype(np.float64)
     painted = h_in + delta[inside]
-    budget, v_painted = look.std_hu**2, float(painted.var())
+    budget, v_painted = (1.0 - OWN_TEXTURE_SHARE) * look.std_hu**2, float(painted.var())
     if v_painted <= budget or w_in.sum() <= 0:
         return None
     m = float(np.sum(w_in * h_in) / np.sum(w_in))
@@ -85,14 +91,14 @@ def flatten_host(
 
 
 def rougher_than_drawn(moments: np.ndarray, look: Look) -> bool:
-    """``flatten_host``'s test (host + deterministic change more heterogeneous than std_hu),
+    """``flatten_host``'s test (host + deterministic change more heterogeneous than its share),
     from the sums of ``kernels_look.texture_moments``. At the border the two may disagree by
     rounding, where flattening would change the host by next to nothing (f near 0)."""
     n, sh, sh2, sd, sd2, shd = (float(moments[i]) for i in (0, 3, 4, 6, 7, 8))
     if look.std_beyond_liver or n < 2:
         return False
     mean = (sh + sd) / n
-    return (sh2 + 2.0 * shd + sd2) / n - mean * mean > look.std_hu**2
+    return (sh2 + 2.0 * shd + sd2) / n - mean * mean > (1.0 - OWN_TEXTURE_SHARE) * look.std_hu**2
 
 
 def _pattern_scale(base: np.ndarray, pattern: np.ndarray, budget: float) -> float:
