@@ -9,9 +9,9 @@ HU. C and A are set from the look so that what ``realism`` measures comes out as
   texture's, so A^2 = (std^2 - var(host + deterministic part)) / mean(w^2), and A = 0 when that
   alone is already as heterogeneous;
 - the mean change over the tumor's voxels is -contrast (``match_contrast``, last).
-When the host with the deterministic part already takes more than half of std_hu^2, the host
-is first flattened inside the tumor (``flatten_host``): a tumor displaces the vessels and
-parenchyma it grows into, and half its heterogeneity at least is its own texture.
+When the host with the deterministic part is already more heterogeneous than std_hu, the
+host is first flattened inside the tumor (``flatten_host``): a tumor displaces the vessels and
+parenchyma it grows into.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from .effects import capsule_rim
 from .workspace import Workspace
 
 RIM_WIDTH_MM = 1.2  # the bright rim of rim-enhancing tumors (effects.capsule_rim width)
-#: A tumor is tissue of its own: of its drawn HU variance, at least this share comes from its
-#: own texture (the drawn correlation length), however rough the host it displaces. Measured
-#: against 1.0 (flatten only down to the whole drawn variance) on LiTS 117 and the two healthy
-#: hosts: closer GLCM texture in all three (docs/realism.md).
-OWN_TEXTURE_SHARE = 0.5
+#: Of a tumor's drawn HU variance, the share kept for its own texture however rough the host
+#: it displaces (``flatten_host`` flattens the host down to the rest). 0: the host is flattened
+#: only as far as the drawn std requires. 0.5 matched LiTS 117's texture statistics better but
+#: trained worse networks in the efficacy benchmark (docs/realism.md).
+OWN_TEXTURE_SHARE = 0.0
 
 
 def base_change(
