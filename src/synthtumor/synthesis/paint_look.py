@@ -50,7 +50,7 @@ def paint_look(
 ) -> tuple[int, np.ndarray, float]:
     """Paint one tumor with a look into ``out`` and ``label`` (``painting._paint``'s contract:
     returns its voxel count, centroid (voxel indices) and mean HU change)."""
-    from .painting import _apply_compiled, _apply_numpy, add_core_and_capsule, compiled_backend
+    from .painting import add_core_and_capsule, apply_change, compiled_backend
 
     look, app = tumor.look, config.appearance
     assert look is not None and app is not None
@@ -86,14 +86,9 @@ def paint_look(
     tumor.effects.append(look.attenuation)
     local = _local_shared(shared, sub, tumor.box)
     snapshot = None if original is None else original[_relative(sub, tumor.box)]
-    if compiled:
-        rows = np.zeros((2, *delta.shape[:2]), np.int64)
-        rows[1] = delta.shape[2]  # every row in full: the reach box is already tight
-        n_voxels, centroid, total = _apply_compiled(out, snapshot, local, label, sub, delta,
-                                                    inside, rows)
-    else:
-        n_voxels, centroid, total = _apply_numpy(out, snapshot, local, label, sub, delta,
-                                                 inside, ws)
+    # every row in full (rows None): the reach box is already tight
+    n_voxels, centroid, total = apply_change(compiled, out, snapshot, local, label, sub, delta,
+                                             inside, None, ws)
     return n_voxels, centroid, total / max(n_inside, 1)
 
 

@@ -198,6 +198,7 @@ def _paint(
     compiled = compiled_backend()
     extra = config.capsule or (
         config.necrosis and tumor.semi_axes_mm.mean() >= fx.necrosis_min_radius_mm)
+    rows: np.ndarray | None = None  # the compiled change's per-row extents
     if compiled:
         # the optional effects read the distance and the change on the whole box
         delta, inside, n_inside, r2, distance, rows = _change_compiled(
@@ -210,15 +211,27 @@ def _paint(
         tumor.effects.append("bright")
     if extra or not compiled:  # the compiled change is already zero outside the liver
         delta *= label[box] > 0
-    if compiled:
-        if extra:  # the effects may have changed voxels beyond the edge's reach
-            rows[0], rows[1] = 0, delta.shape[2]
-        n_voxels, centroid, total = _apply_compiled(out, original, shared, label, box, delta,
-                                                    inside, rows)
-    else:
-        n_voxels, centroid, total = _apply_numpy(out, original, shared, label, box, delta,
-                                                 inside, ws)
+    if extra:  # the effects may have changed voxels beyond the edge's reach: every row
+        rows = None
+    n_voxels, centroid, total = apply_change(compiled, out, original, shared, label, box, delta,
+                                             inside, rows, ws)
     return n_voxels, centroid, total / max(n_inside, 1)
+
+
+def apply_change(
+    compiled: bool, out: np.ndarray, original: np.ndarray | None,
+    shared: tuple[slice, ...] | None, label: np.ndarray, box: tuple[slice, ...],
+    delta: np.ndarray, inside: np.ndarray, rows: np.ndarray | None, ws: Workspace,
+) -> tuple[int, np.ndarray, float]:
+    """Paint one tumor's change with the chosen backend (``_apply_compiled`` or
+    ``_apply_numpy``): voxel count, centroid and summed change (HU). rows: the compiled pass's
+    per-row k extents (2, nx, ny); None: every row in full."""
+    if not compiled:
+        return _apply_numpy(out, original, shared, label, box, delta, inside, ws)
+    if rows is None:
+        rows = np.zeros((2, *delta.shape[:2]), np.int64)
+        rows[1] = delta.shape[2]
+    return _apply_compiled(out, original, shared, label, box, delta, inside, rows)
 
 
 def _apply_compiled(
