@@ -190,7 +190,7 @@ table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; font-size: 0.9em; }}
 figure {{ display: inline-block; margin: 0.4em; }} figcaption {{ font-size: 0.8em; }}
 </style></head><body>
-<h1>Evaluation on real tumors</h1>
+<h1>Tumor segmentation: evaluation</h1>
 <p>checkpoint <code>{html.escape(str(summary['checkpoint']))}</code>, data
 <code>{html.escape(str(summary['data']))}</code> ({html.escape(summary['key'])}),
 post-processing {'on' if summary['postprocess'] else 'off'}.</p>
