@@ -2,7 +2,7 @@
 length, to be scaled to the HU standard deviation a tumor should show.
 
 Each scale is Gaussian-smoothed white noise (uniform draws where the smoothing spans a lattice
-cell or more, which makes the sum Gaussian): smoothing std ``s`` mm gives a field whose
+cell or more: the smoothed sum is close to Gaussian): smoothing std ``s`` mm gives a field whose
 correlation at lag h mm is exp(-h^2 / (4 s^2)). Scales at or below half a voxel are per-voxel
 white noise; coarser ones are drawn on a lattice of s / 2 mm, never finer than the voxels
 (smoothed there by s / step cells, 2 at most, as ``texture`` does), and interpolated with
