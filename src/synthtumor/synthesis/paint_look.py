@@ -75,12 +75,13 @@ def paint_look(
                 moments = texture_moments(delta, weight, inside, host, field)
         compose(delta, weight, field, label[sub], texture_constants(moments, look))
     else:
-        flat = flatten_host(host, delta, weight, inside, label[sub] > 0, look)
+        liver = label[sub] > 0
+        flat = flatten_host(host, delta, weight, inside, liver, look)
         if flat is not None:
             host, flattening = flat
         add_texture(delta, weight, inside, host, field, look)
         match_contrast(delta, weight, inside, look.contrast_hu)
-        delta *= label[sub] > 0
+        delta *= liver
     if flattening is not None:
         delta += flattening
     tumor.effects.append(look.attenuation)
