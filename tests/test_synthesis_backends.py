@@ -112,6 +112,37 @@ def test_compiled_box_dilation_equals_numpy(shape, reach) -> None:
     assert np.array_equal(got.view(bool), box_dilate(mask, reach))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_mass_effect_equals_map_coordinates(dtype, totalseg_3mm: Case) -> None:
+    """The one-pass warp against ``mass_effect_warp`` (scipy's map_coordinates) on strided
+    boxes of the real CT and its liver, anisotropic voxels, centres at and near the box edge:
+    the same labels and the same HU (both interpolate in float64 from the same float32 points)."""
+    from synthtumor.synthesis.effects import mass_effect_warp
+    from synthtumor.synthesis.kernels_warp import mass_effect_pass
+
+    ct, liver = totalseg_3mm.ct.astype(dtype), totalseg_3mm.liver
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        start = [int(rng.integers(0, n - 12)) for n in ct.shape]
+        box = tuple(slice(a, min(a + int(rng.integers(8, 40)), n))
+                    for a, n in zip(start, ct.shape))
+        image, labels = ct[box].copy(), liver[box].copy()
+        centre = np.array([int(rng.integers(0, s.stop - s.start)) for s in box])
+        spacing = tuple(float(v) for v in rng.uniform(0.7, 3.0, 3))
+        semi_axes = rng.uniform(3.0, 25.0, 3)
+        strength = float(rng.uniform(0.08, 0.2))
+        expected_ct, expected_labels = mass_effect_warp(image, labels, centre, semi_axes,
+                                                        spacing, strength, 2.5)
+        target_ct, target_labels = ct.copy(), liver.copy()
+        moved = mass_effect_pass(target_ct[box], target_labels[box], image, labels,
+                                 centre.astype(np.float32),
+                                 np.array([*spacing, *semi_axes], np.float32), strength, 2.5)
+        assert 0 < moved <= image.size
+        assert np.array_equal(target_labels[box], expected_labels)
+        assert np.array_equal(target_ct[box], expected_ct)
+        assert (expected_ct != image).any()  # something moved
+
+
 @pytest.mark.parametrize("sigma_a", [3, 9, 15])
 @pytest.mark.parametrize("sigma_b", [4, 7])
 def test_compiled_texture_lattice_equals_numpy(sigma_a: int, sigma_b: int) -> None:

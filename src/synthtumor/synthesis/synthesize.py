@@ -378,7 +378,15 @@ def _push(
     full = tuple(slice(0, n) for n in out.shape)
     box = _box_around(tumor.centre, half_mm, spacing, full)
     centre = tumor.centre - [s.start for s in box]
-    out[box], label[box] = mass_effect_warp(
-        out[box], label[box], centre, tumor.semi_axes_mm, spacing, strength, fx.mass_effect_reach
-    )
+    if compiled_backend():  # the same warp in one pass (kernels_warp.py)
+        from .kernels_warp import mass_effect_pass
+
+        image, labels = out[box], label[box]
+        mm = np.array([*spacing, *tumor.semi_axes_mm], np.float32)
+        mass_effect_pass(image, labels, image.copy(), labels.copy(), centre.astype(np.float32),
+                         mm, strength, fx.mass_effect_reach)
+    else:
+        out[box], label[box] = mass_effect_warp(out[box], label[box], centre,
+                                                tumor.semi_axes_mm, spacing, strength,
+                                                fx.mass_effect_reach)
     tumor.effects.append("mass_effect")
