@@ -64,8 +64,9 @@ def shape_region(  # noqa: PLR0913
         fx, xu, xd = xf[i], xh[i], xl[i]
         for j in range(region[2], region[3]):
             fy, yu, yd = yf[j], yh[j], yl[j]
-            for k in range(nz):
-                srow[k] = r2_at(terms, i, j, k)
+            if mode == 0 or store:  # the count of a margin reads the distance alone
+                for k in range(nz):
+                    srow[k] = r2_at(terms, i, j, k)
             if mode > 0 or store:
                 for k in range(nz):
                     d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
