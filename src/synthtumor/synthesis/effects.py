@@ -164,6 +164,8 @@ def mass_effect_warp(
     by about ``strength`` semi-axes, tissue beyond ``reach`` stays. The map stays monotonic for
     strength <= 0.2 at reach 2.5. image (float) is interpolated linearly, labels by nearest
     neighbour. Arrays are a box (x, y, z) and centre_vox is in box voxel coordinates.
+    The reference implementation: the compiled backend runs ``kernels_warp.mass_effect_pass``,
+    which gives the same labels and HU in one pass.
     """
     grids = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in image.shape], indexing="ij")
     rel = [
