@@ -96,6 +96,24 @@ def test_compiled_kernels_match_on_an_anisotropic_float64_ct(
         _assert_parity(reference, compiled)
 
 
+def test_compiled_kernels_match_with_vessel_avoidance_on_contrast_ct(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The --realistic preset on the contrast series, whose vessels are detected and avoided
+    (placement's overlap count and the mass effect compiled)."""
+    ct = read_ct(DICOM_DIR)
+    liver = (read_mask(DICOM_ORGANS, ct, label=TS_LIVER).array > 0).astype(np.uint8)
+    case = Case(ct.array.astype(np.float32), liver, ct.affine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SynthesisWarning)
+        reference, compiled = _both(monkeypatch, case, SynthesisConfig.realistic(
+            tumor_type="small"), 0, inplace=False)
+    assert reference.params["vessel_voxels"] > 1000
+    assert any("vessel_avoidance" in t.effects or "vessel_overlap" in t.effects
+               for t in compiled.tumors)
+    _assert_parity(reference, compiled)
+
+
 def test_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch, totalseg_3mm: Case) -> None:
     monkeypatch.setenv(BACKEND_VARIABLE, "cuda")
     with pytest.raises(ValueError, match=BACKEND_VARIABLE):
@@ -141,6 +159,37 @@ def test_compiled_mass_effect_equals_map_coordinates(dtype, totalseg_3mm: Case) 
         assert np.array_equal(target_labels[box], expected_labels)
         assert np.array_equal(target_ct[box], expected_ct)
         assert (expected_ct != image).any()  # something moved
+
+
+def test_compiled_vessel_overlap_equals_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Placement's vessel overlap count, compiled vs NumPy shape, on the contrast series'
+    detected vessels (anisotropic voxels), for distorted tumors of every size class."""
+    from synthtumor.synthesis.placement import find_vessels
+    from synthtumor.synthesis.profiles import PROFILES
+    from synthtumor.synthesis.shape import Distortion
+    from synthtumor.synthesis.siting import _box_around, _vessel_overlap
+
+    ct = read_ct(DICOM_DIR)
+    liver = read_mask(DICOM_ORGANS, ct, label=TS_LIVER).array > 0
+    vessels = find_vessels(ct.array, liver, ct.spacing)
+    rng = np.random.default_rng(5)
+    points = np.argwhere(vessels)
+    full = tuple(slice(0, n) for n in vessels.shape)
+    counts = []
+    for size_class in PROFILES["mix"]:
+        for _ in range(4):
+            semi_axes = size_class.draw_semi_axes_mm(rng)
+            distortion = Distortion.draw(rng, size_class.draw_elastic_sigma_mm(rng))
+            centre = points[rng.integers(len(points))]
+            box = _box_around(centre, semi_axes + distortion.reach_mm(), ct.spacing, full)
+            both = []
+            for backend in ("numpy", "numba"):
+                monkeypatch.setenv(BACKEND_VARIABLE, backend)
+                both.append(_vessel_overlap(box, centre, semi_axes, distortion, vessels,
+                                            ct.spacing, Workspace()))
+            assert both[0] == both[1]
+            counts.append(both[0])
+    assert max(counts) > 0  # centred on vessels: they overlap
 
 
 @pytest.mark.parametrize("sigma_a", [3, 9, 15])

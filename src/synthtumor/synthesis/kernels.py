@@ -106,6 +106,22 @@ def mask_profiles(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(**OPTIONS)
+def overlap_count(terms: tuple[np.ndarray, ...], mask: np.ndarray) -> int:
+    """Voxels of the box inside the shape (r2 <= 1, before clipping to the liver) where
+    ``mask`` (bool, the box's) is set: ``count_nonzero(evaluate_shape(...).inside & mask)``
+    with the same float32 r2; terms as ``shape_and_reach``."""
+    nx, ny, nz = mask.shape
+    one = np.float32(1.0)
+    count = 0
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                if mask[i, j, k] and r2_at(terms, i, j, k) <= one:
+                    count += 1
+    return count
+
+
+@njit(**OPTIONS)
 def probe_distance(
     terms: tuple[np.ndarray, ...], grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
     r2: np.ndarray, distance: np.ndarray,

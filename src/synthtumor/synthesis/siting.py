@@ -78,6 +78,22 @@ def _tight_box(
     )
 
 
+def _vessel_overlap(
+    box: tuple[slice, ...], centre: np.ndarray, semi_axes: np.ndarray, distortion: Distortion,
+    avoid: np.ndarray, spacing: tuple[float, float, float], ws: Workspace,
+) -> int:
+    """How many vessel voxels (``avoid``) the tumor's shape covers in its box (the liver
+    aside), with the chosen backend."""
+    axes_mm = _box_axes_mm(box, centre, spacing)
+    if compiled_backend():
+        from . import kernels
+
+        terms = _shape_kernel_terms(axes_mm, semi_axes, distortion)
+        return int(kernels.overlap_count(terms, avoid[box]))
+    shape = evaluate_shape(axes_mm, semi_axes, distortion, ws)
+    return int(np.count_nonzero(shape.inside & avoid[box]))
+
+
 def _probe_compiled(
     axes_mm: tuple[np.ndarray, ...], semi_axes: np.ndarray, distortion: Distortion
 ) -> np.ndarray:
@@ -119,9 +135,8 @@ def _place(
         centre = local + offset
         box = _tight_box(centre, semi_axes, distortion, half_mm, spacing, limit, edge_sigma)
         overlap = 0
-        if avoid is not None:
-            shape = evaluate_shape(_box_axes_mm(box, centre, spacing), semi_axes, distortion, ws)
-            overlap = int(np.count_nonzero(shape.inside & avoid[box]))
+        if avoid is not None and avoid[box].any():  # no vessel in the box: no overlap
+            overlap = _vessel_overlap(box, centre, semi_axes, distortion, avoid, spacing, ws)
         if overlap < best_overlap:
             best = _Tumor(size_class, centre, semi_axes, sigma, distortion, box, [])
             best_overlap = overlap
