@@ -59,6 +59,23 @@ def _time(ct: np.ndarray, liver: np.ndarray, config: object, seed: int) -> float
     return time.perf_counter() - start
 
 
+def variants(looks: dict[str, object],
+             realistic: bool = False) -> dict[str, Callable[[str], object]]:
+    """The configs to time, name -> the config for a tumor type: the reference, the reference
+    with each appearance of ``looks`` (name -> ``Appearance``), and with ``realistic`` the
+    ``--realistic`` preset."""
+    from synthtumor.synthesis import SynthesisConfig
+
+    out: dict[str, Callable[[str], object]] = {
+        "reference": lambda kind: SynthesisConfig(tumor_type=kind)}
+    for name, look in looks.items():
+        out[name] = lambda kind, look=look: replace(SynthesisConfig(tumor_type=kind),
+                                                    appearance=look)
+    if realistic:
+        out["realistic preset"] = lambda kind: SynthesisConfig.realistic(tumor_type=kind)
+    return out
+
+
 def measure(inputs: dict, variants: dict[str, Callable[[str], object]], types: tuple[str, ...],
             calls: int, rounds: int) -> dict[tuple[str, str], dict[str, float]]:
     """(input, type) -> variant name -> best-of-rounds median ms, variants interleaved call by
@@ -97,7 +114,6 @@ def main(argv: list[str] | None = None) -> float:
     from rich.console import Console
     from rich.table import Table
 
-    from synthtumor.synthesis import SynthesisConfig
     from synthtumor.synthesis.generic import GENERIC_APPEARANCE
 
     looks = {"generic appearance": GENERIC_APPEARANCE}
@@ -105,19 +121,13 @@ def main(argv: list[str] | None = None) -> float:
         from synthtumor.realism.fit import read_profile
 
         looks["fitted appearance"] = read_profile(args.profile).appearance
-    variants: dict[str, Callable[[str], object]] = {
-        "reference": lambda kind: SynthesisConfig(tumor_type=kind)}
-    for name, look in looks.items():
-        variants[name] = lambda kind, look=look: replace(SynthesisConfig(tumor_type=kind),
-                                                         appearance=look)
-    if args.realistic:
-        variants["realistic preset"] = lambda kind: SynthesisConfig.realistic(tumor_type=kind)
+    configs = variants(looks, args.realistic)
     with tempfile.TemporaryDirectory() as tmp:
         inputs = {k: v for k, v in load_inputs(Path(tmp)).items() if k in args.inputs}
-        times = measure(inputs, variants, tuple(args.types), args.calls, args.rounds)
+        times = measure(inputs, configs, tuple(args.types), args.calls, args.rounds)
     table = Table(title=f"wall ms per call (median of {args.calls} seeds, best of "
                   f"{args.rounds} rounds; configs interleaved call by call), 1 mm")
-    compared = [n for n in variants if n != "reference"]
+    compared = [n for n in configs if n != "reference"]
     for col in ("input", "type", "reference", *(c for n in compared for c in (n, "x ref"))):
         table.add_column(col, justify="left" if col in ("input", "type") else "right")
     worst = 0.0
