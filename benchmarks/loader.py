@@ -8,7 +8,10 @@ forward + DiceCE backward + AdamW at the same batch, on this CPU (all its thread
 when present. Each is measured alone, after a warm-up; the ratio is what matters: the loader
 must deliver batches at least 2x as fast as the model consumes them.
 
-Run:  .venv/bin/python benchmarks/loader.py [--workers 2] [--batches 30] [--steps 8]
+With ``--realistic`` the loader is also timed with the ``--realistic`` synthesis (appearance
+model, mass effect, capsule, necrosis, vessel avoidance with each case's vessels found once).
+
+Run:  .venv/bin/python benchmarks/loader.py [--workers 2] [--batches 30] [--steps 8] [--realistic]
 """
 
 from __future__ import annotations
@@ -41,8 +44,11 @@ def healthy_datalist(folder: Path) -> Path:
     return path
 
 
-def loader_rate(datalist: Path, out: Path, workers: int, batches: int, roi: int) -> float:
-    """Batches per second of the training loader, after its caches and workers are warm."""
+def loader_rate(datalist: Path, out: Path, workers: int, batches: int, roi: int,
+                realistic: bool = False) -> float:
+    """Batches per second of the training loader, after its caches and workers are warm;
+    ``realistic``: with the ``--realistic`` synthesis (else the reference method)."""
+    from synthtumor.synthesis import SynthesisConfig
     from synthtumor.train.distributed import DistInfo
     from synthtumor.train.loop import (
         TrainConfig,
@@ -52,7 +58,8 @@ def loader_rate(datalist: Path, out: Path, workers: int, batches: int, roi: int)
     )
 
     config = TrainConfig(data=datalist, out=out, roi=(roi,) * 3, spacing=1.0, batch_size=2,
-                         workers=workers, cache="memory", progress=False)
+                         workers=workers, cache="memory", progress=False,
+                         synthesis=SynthesisConfig.realistic() if realistic else None)
     items, weights = load_items(config)
     dataset = build_train_dataset(config, items, DistInfo())
     loader = iter(build_train_loader(config, dataset, DistInfo(), 0, weights))
@@ -104,6 +111,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="loader batches timed")
     parser.add_argument("--steps", type=int, default=8, help="model steps timed")
     parser.add_argument("--roi", type=int, default=96)
+    parser.add_argument("--realistic", action="store_true",
+                        help="also time the loader with the --realistic synthesis")
     args = parser.parse_args()
 
     import torch
@@ -112,18 +121,21 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         datalist = healthy_datalist(Path(tmp))
-        loader = {w: loader_rate(datalist, Path(tmp) / f"run{w}", w, args.batches, args.roi)
-                  for w in args.workers}
+        loader = {(w, synthesis): loader_rate(datalist, Path(tmp) / f"run{w}{synthesis}", w,
+                                              args.batches, args.roi, synthesis == "realistic")
+                  for w in args.workers
+                  for synthesis in ("reference", "realistic")[:2 if args.realistic else 1]}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     model = {d: model_rate(d, args.steps, args.roi) for d in devices}
 
     table = Table(title=f"training loader vs model, {args.roi}³ patches, batch 2, 1 mm")
-    for col in ("loader workers", "loader batches/s", "model", "model steps/s", "loader / model"):
+    for col in ("synthesis", "loader workers", "loader batches/s", "model", "model steps/s",
+                "loader / model"):
         table.add_column(col, justify="right")
-    for w, rate in loader.items():
+    for (w, synthesis), rate in loader.items():
         for d, steps in model.items():
             ratio = rate / steps
-            table.add_row(str(w), f"{rate:.2f}", f"U-Net on {d}", f"{steps:.2f}",
+            table.add_row(synthesis, str(w), f"{rate:.2f}", f"U-Net on {d}", f"{steps:.2f}",
                           f"{ratio:.1f}× {'ok' if ratio >= 2 else 'LOADER-BOUND'}")
     Console(width=120).print(table)
     print(f"CPU threads for the model: {torch.get_num_threads()}; target: loader >= 2x model")

@@ -430,3 +430,68 @@ def test_torchio_skipped_subject_gets_a_fresh_record(subject):
     assert load_tumor_records(once["tumors"])["applied"]
     again = _synth(once, 4, p=0.0)
     assert again is once and load_tumor_records(again["tumors"])["reason"] == "not_drawn"
+
+
+# --------------------------------------------------------------------------------------------
+# Vessels found once per case (FindVesselsd) and avoided by the synthesis
+
+
+@pytest.fixture(scope="module")
+def contrast_case() -> dict:
+    """The contrast-enhanced DICOM series (portal venous: bright hepatic vessels) and its 0/1
+    liver, as channel-first MetaTensors with the series' affine."""
+    from conftest import DICOM_DIR, DICOM_ORGANS, TS_LIVER
+
+    from synthtumor.imaging import read_ct, read_mask
+
+    ct = read_ct(DICOM_DIR)
+    liver = (read_mask(DICOM_ORGANS, ct, label=TS_LIVER).array > 0).astype(np.uint8)
+    affine = torch.as_tensor(ct.affine, dtype=torch.float64)
+    return {"image": MetaTensor(ct.array.astype(np.float32)[None], affine=affine),
+            "label": MetaTensor(liver[None], affine=affine)}
+
+
+def test_find_vesselsd_is_find_vessels_of_the_case(contrast_case):
+    from synthtumor.adapters.monai import FindVesselsd
+    from synthtumor.conventions import spacing_of
+    from synthtumor.synthesis.placement import find_vessels
+
+    out = FindVesselsd("image", "label")(dict(contrast_case))
+    vessels = _np(out["vessels"])
+    image, liver = _np(contrast_case["image"])[0], _np(contrast_case["label"])[0] > 0
+    expected = find_vessels(image, liver, spacing_of(_np(contrast_case["image"].affine)))
+    assert vessels.dtype == np.uint8 and vessels.shape == (1, *image.shape)
+    assert np.array_equal(vessels[0] > 0, expected) and expected.sum() > 1000
+    assert np.median(image[expected]) > np.median(image[liver]) + 30  # bright: vessels
+    assert isinstance(out["vessels"], MetaTensor)
+    assert torch.equal(out["vessels"].affine, contrast_case["label"].affine)
+
+
+def test_monai_vessels_key_avoids_the_given_vessels(contrast_case):
+    """With the case's own mask the tumors are those of finding it in the sample (the same
+    mask, found once); with another mask they avoid that one instead."""
+    from synthtumor.adapters.monai import FindVesselsd
+    from synthtumor.synthesis import SynthesisConfig
+
+    config = SynthesisConfig.realistic(tumor_type="small")
+    sample = FindVesselsd("image", "label")(dict(contrast_case))
+    outputs = []
+    for vessels_key in (None, "vessels"):
+        synth = RandTumorSynthesisd("image", "label", prob=1.0, config=config,
+                                    vessels_key=vessels_key)
+        synth.set_random_state(seed=3)
+        outputs.append(synth(dict(sample)))
+    assert torch.equal(outputs[0]["image"], outputs[1]["image"])
+    assert torch.equal(outputs[0]["label"], outputs[1]["label"])
+    assert (_np(outputs[1]["label"]) == 2).any()
+    record = load_tumor_records(outputs[1]["label_tumors"])
+    assert record["params"]["vessel_voxels"] == int(_np(sample["vessels"]).sum())
+    # a mask of vessels everywhere in the liver: every tumor overlaps one
+    everywhere = dict(sample, vessels=sample["label"].clone())
+    synth = RandTumorSynthesisd("image", "label", prob=1.0, config=config,
+                                vessels_key="vessels")
+    synth.set_random_state(seed=3)
+    record = load_tumor_records(synth(everywhere)["label_tumors"])
+    assert record["tumors"] and all("vessel_overlap" in t["effects"] for t in record["tumors"])
+    with pytest.raises(KeyError, match="vessels"):
+        synth(dict(contrast_case))  # the key was asked for and is missing

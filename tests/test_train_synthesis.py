@@ -142,3 +142,45 @@ def test_resume_with_another_synthesis_config_is_refused(healthy: Path, tmp_path
                      "large", "--allow-config-change", *FAST)
     assert result.exit_code == 0, result.output
     assert json.loads((run / "config.json").read_text())["synthesis"]["tumor_type"] == "large"
+
+
+def test_vessel_avoiding_synthesis_gets_each_cases_vessels_cropped_with_the_patch(
+    healthy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--realistic avoids vessels: the cached part finds them once per case (on the whole
+    liver) and the patch's crop of that mask reaches the synthesis; the sample leaves without
+    it. The reference method (no vessel avoidance) gets no mask."""
+    from monai.transforms import Compose
+
+    from synthtumor.train.transforms import cached_transforms, needs_vessels, train_transform
+
+    item = json.loads(healthy.read_text())["training"][0]
+    item = {"image": item["image"], "label": str(healthy.parent / item["label"]),
+            "kind": "healthy"}
+    roi = (32, 32, 32)
+    cached = Compose(cached_transforms(4.0, roi, vessels=True))(dict(item))
+    assert cached["vessels"].shape == cached["label"].shape
+    assert not (_np_array(cached["vessels"]) > _np_array(cached["label"])).any()  # in the liver
+    seen: list = []
+    real = monai_adapter.synthesize_step
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("vessels"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(monai_adapter, "synthesize_step", spy)
+    realistic = SynthesisConfig.realistic()
+    assert needs_vessels(1.0, realistic) and not needs_vessels(1.0, SynthesisConfig())
+    assert not needs_vessels(None, realistic)
+    for synthesis in (realistic, SynthesisConfig()):
+        transform = train_transform(4.0, roi, 1.0, synthesis=synthesis)
+        transform.set_random_state(seed=0)
+        out = transform(dict(item))
+        sample = out[0] if isinstance(out, list) else out
+        assert "vessels" not in sample and tuple(sample["image"].shape) == (1, *roi)
+    assert seen[0] is not None and seen[0].shape == roi and seen[0].dtype == bool
+    assert seen[1] is None
+
+
+def _np_array(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)

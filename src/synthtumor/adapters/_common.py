@@ -146,6 +146,7 @@ def synthesize_step(
     liver_label: int | None = None,
     tumor_label: int | None = TUMOR,
     where: str = "tumor synthesis",
+    vessels: np.ndarray | None = None,
 ) -> Step:
     """The one array-level synthesis step of every adapter.
 
@@ -154,6 +155,8 @@ def synthesize_step(
     affine / spacing: as for ``synthesize``; or ``geometry()`` returns them, called only when
     the sample is not skipped (its errors are then not raised for skipped samples).
     seed: a numpy ``default_rng`` seed (recorded) or a Generator (seed recorded as None).
+    vessels: the vessels to avoid (bool, the grid of ``ct``; e.g. found once per case), for
+    configs with ``avoid_vessels``; None: found in ``ct`` on every call.
     Skips (``result`` None) per :func:`skip_reason`; skips other than real tumors warn once per
     process. Raises ValueError (naming ``where``) when the image is not in HU. Otherwise the
     result's ``ct`` is ``ct`` itself, its ``label`` a new 0/1/2 map, and the core's warnings
@@ -169,7 +172,7 @@ def synthesize_step(
     check_hu(ct, liver, where)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     result = synthesize_quietly(ct, liver, rng, config, affine=affine, spacing=spacing,
-                                inplace=True)
+                                inplace=True, vessels=vessels)
     return Step(result, None, None if isinstance(seed, np.random.Generator) else int(seed))
 
 

@@ -38,14 +38,17 @@ from synthtumor.adapters._common import (
     AFFINE_ATOL_MM,
     SEED_LIMIT,
     TUMOR,
+    liver_mask,
     load_tumor_records,
     merge_config,
     record_json,
     synthesize_step,
 )
+from synthtumor.conventions import spacing_of
 from synthtumor.synthesis import SynthesisConfig
+from synthtumor.synthesis.placement import find_vessels
 
-__all__ = ["RandTumorSynthesisd", "load_tumor_records", "record_json"]
+__all__ = ["FindVesselsd", "RandTumorSynthesisd", "load_tumor_records", "record_json"]
 
 def _spatial(array: Any, key: Hashable) -> np.ndarray:
     """The (H, W, D) numpy view of a channel-first (1, H, W, D) array or tensor."""
@@ -100,6 +103,9 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
             ids are other organs and become 0 in the output. None: a 0/1/2 map.
         tumor_label: the id of real tumors in the input (samples holding it are skipped);
             default 2 for 0/1/2 maps, none when ``liver_label`` is given.
+        vessels_key: where :class:`FindVesselsd` put the case's vessel mask (cropped with the
+            image), for configs with ``avoid_vessels``: found once per case instead of in
+            every sample. None: found in each sample's own CT.
 
     Skips other than real tumors (no liver in the sample, a multi-organ map without
     ``liver_label``) warn once per process; every skip is in the record.
@@ -153,6 +159,7 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
         profile: Any = None,
         liver_label: int | None = None,
         tumor_label: int | None = None,
+        vessels_key: Hashable | None = None,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
@@ -166,6 +173,7 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
         self.tumor_label = tumor_label if tumor_label is not None else (
             TUMOR if liver_label is None else None)
         self.record_key = record_key if record_key is not None else f"{label_key}_tumors"
+        self.vessels_key = vessels_key
         self._seed = 0
 
     def randomize(self, data: Any = None) -> None:
@@ -177,7 +185,8 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
         d = dict(data)
         self.randomize(None)
         key = self.keys[0]
-        missing = [k for k in (key, self.label_key) if k not in d]
+        wanted = (key, self.label_key) + (() if self.vessels_key is None else (self.vessels_key,))
+        missing = [k for k in wanted if k not in d]
         if missing:
             if not self.allow_missing_keys:
                 raise KeyError(f"RandTumorSynthesisd: key(s) {missing} missing from the data")
@@ -194,11 +203,17 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
             raise ValueError(
                 f"image {ct.shape} and label {lab.shape} must share one grid (H, W, D)"
             )
+        vessels = None
+        if self.vessels_key is not None:
+            vessels = _spatial(d[self.vessels_key], self.vessels_key) > 0
+            if vessels.shape != ct.shape:
+                raise ValueError(f"vessels {vessels.shape} and image {ct.shape} must share one "
+                                 "grid (H, W, D): crop them with the image")
         # our own float32 copy (the input sample stays as it was), synthesized in place
         step = synthesize_step(
             np.array(ct, dtype=np.float32, copy=True), lab, self._seed, self.config,
             geometry=lambda: self._geometry(d, key, image, label), liver_label=self.liver_label,
-            tumor_label=self.tumor_label, where="RandTumorSynthesisd",
+            tumor_label=self.tumor_label, where="RandTumorSynthesisd", vessels=vessels,
         )
         d[self.record_key] = step.record
         result = step.result
@@ -224,6 +239,72 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
             return affine, None
         meta = d.get(f"{key}_meta_dict")
         return _affine_from_meta(meta if isinstance(meta, Mapping) else {}, key)
+
+
+class FindVesselsd(MapTransform):
+    """The bright vessels inside the liver (``placement.find_vessels``), found once per case.
+
+    For pipelines that cache their deterministic part (``CacheDataset``) and synthesize with
+    vessel avoidance on random patches: put this before the cache boundary and pass its key
+    to :class:`RandTumorSynthesisd` (``vessels_key``), which then avoids the case's vessels
+    instead of finding them again in every patch (where a patch's share of the liver sets the
+    threshold, and vessels cut by its border may fall under the minimum size).
+
+    Args:
+        keys: exactly one key, the CT (channel-first, HU, with an affine as for
+            :class:`RandTumorSynthesisd`).
+        label_key: the label on the same grid (0/1/2, or organ ids with ``liver_label``).
+        vessels_key: where the mask goes: uint8 0/1, channel-first, the label's container
+            and meta (so that spatial transforms given this key move it with the image).
+        liver_label, tumor_label: as for :class:`RandTumorSynthesisd`.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from monai.data import MetaTensor
+    >>> x, y, z = np.ogrid[:48, :48, :32]
+    >>> liver = ((x - 24) / 20) ** 2 + ((y - 24) / 20) ** 2 + ((z - 16) / 14) ** 2 <= 1
+    >>> ct = np.where(liver, 100.0, -1000.0).astype(np.float32)
+    >>> ct[20:23, 10:38, 14:17] = 220.0  # a bright vessel, 3 x 28 x 3 voxels of 2 mm
+    >>> affine = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64))
+    >>> out = FindVesselsd("image", "label")({
+    ...     "image": MetaTensor(ct[None], affine=affine),
+    ...     "label": MetaTensor(liver[None].astype(np.uint8), affine=affine)})
+    >>> int(out["vessels"].sum()) > 100, bool(out["vessels"][0, 21, 20, 15])
+    (True, True)
+    """
+
+    def __init__(self, keys: KeysCollection, label_key: Hashable,
+                 vessels_key: Hashable = "vessels", liver_label: int | None = None,
+                 tumor_label: int | None = None) -> None:
+        super().__init__(keys)
+        if len(self.keys) != 1:
+            raise ValueError(f"FindVesselsd takes exactly one image key (the CT), got {self.keys}")
+        self.label_key, self.vessels_key, self.liver_label = label_key, vessels_key, liver_label
+        self.tumor_label = tumor_label if tumor_label is not None else (
+            TUMOR if liver_label is None else None)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        key = self.keys[0]
+        image, label = d[key], d[self.label_key]
+        ct, lab = _spatial(image, key), _spatial(label, self.label_key)
+        if ct.shape != lab.shape:
+            raise ValueError(
+                f"image {ct.shape} and label {lab.shape} must share one grid (H, W, D)"
+            )
+        affine, spacing = RandTumorSynthesisd._geometry(d, key, image, label)
+        if affine is not None:
+            spacing_mm = spacing_of(affine)
+        else:
+            sx, sy, sz = (float(v) for v in np.broadcast_to(np.asarray(spacing, float), (3,)))
+            spacing_mm = (sx, sy, sz)
+        liver = liver_mask(lab, self.liver_label, self.tumor_label).view(bool)
+        vessels = find_vessels(ct, liver, spacing_mm).view(np.uint8)
+        d[self.vessels_key] = convert_to_dst_type(vessels[None], label, dtype=torch.uint8
+                                                  if isinstance(label, torch.Tensor)
+                                                  else np.uint8)[0]
+        return d
 
 
 def _label_dtype(label: Any) -> torch.dtype | np.dtype:

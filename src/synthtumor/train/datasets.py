@@ -15,7 +15,12 @@ from synthtumor.data.datalist import label_has_tumor, load_datalist
 from synthtumor.errors import InputError
 from synthtumor.train import distributed as dist_utils
 from synthtumor.train.config import TrainConfig
-from synthtumor.train.transforms import find_input_error, train_transform, val_transform
+from synthtumor.train.transforms import (
+    find_input_error,
+    needs_vessels,
+    train_transform,
+    val_transform,
+)
 
 
 def load_items(config: TrainConfig) -> tuple[list[dict[str, Any]], list[float] | None]:
@@ -78,7 +83,9 @@ def build_train_dataset(
             return CacheDataset(items, transform, num_workers=max(1, config.workers),
                                 progress=False, copy_cache=False)
         if config.cache == "disk":
-            key = json.dumps([config.spacing, list(config.roi), config.margin_mm])
+            vessels = needs_vessels(synth, config.synthesis)
+            key = json.dumps([config.spacing, list(config.roi), config.margin_mm]
+                             + (["vessels"] if vessels else []))
             folder = Path(config.out) / "cache" / hashlib.sha1(key.encode()).hexdigest()[:12]
             if info.is_main:
                 folder.mkdir(parents=True, exist_ok=True)

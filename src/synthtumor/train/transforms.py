@@ -9,6 +9,8 @@ Synthesis placement (README, "Where it goes"): in HU, before the window. It runs
 crop here, for speed (about 5x cheaper per sample than on the liver-cropped volume); that is a
 deliberate deviation from the method, which places tumors relative to the whole liver: after
 the crop the sample's tumors are packed into the patch's part of the liver (denser tumors).
+Synthesis that avoids vessels (``--realistic``) gets each case's vessel mask from the cached
+part (found once, on the whole liver) and cropped with the patch.
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ from monai.transforms import (
     SpatialPadd,
 )
 
-from synthtumor.adapters.monai import RandTumorSynthesisd
+from synthtumor.adapters.monai import FindVesselsd, RandTumorSynthesisd
 from synthtumor.conventions import AIR_HU, HU_WINDOW, LIVER, RAS_LABELS, TUMOR, check_labels
 from synthtumor.errors import InputError
 from synthtumor.synthesis import SynthesisConfig
 
 KEYS = ("image", "label")
+VESSELS = "vessels"  # the case's vessel mask, when the synthesis avoids vessels
 # Training window (method.md): HU clipped to [-21, 189], scaled to [0, 1]; padding is air.
 HU_MIN, HU_MAX = HU_WINDOW
 # Highest label id allowed per kind of case: healthy livers 0/1, real tumors 0/1/2.
@@ -87,15 +90,24 @@ def margin_voxels(margin_mm: float, spacing: float) -> int:
 
 
 def cached_transforms(
-    spacing: float, roi: Sequence[int], margin_mm: float = 32.0
+    spacing: float, roi: Sequence[int], margin_mm: float = 32.0, vessels: bool = False
 ) -> list[Any]:
     """The deterministic part (cached once per case): output channel-first HU image (float32)
     and uint8 0/1/2 label on a ``spacing`` mm RAS grid, cropped to the liver + margin and
-    padded to at least ``roi`` voxels."""
-    return _on_training_grid(spacing, margin_mm) + [
+    padded to at least ``roi`` voxels; with ``vessels`` also the case's vessel mask
+    (``VESSELS``, uint8), for the synthesis to avoid."""
+    out = _on_training_grid(spacing, margin_mm) + [
         SpatialPadd("image", spatial_size=tuple(roi), value=AIR_HU),
         SpatialPadd("label", spatial_size=tuple(roi), value=0),
     ]
+    if vessels:
+        out.append(FindVesselsd("image", label_key="label", vessels_key=VESSELS))
+    return out
+
+
+def needs_vessels(synth_prob: float | None, synthesis: SynthesisConfig | None) -> bool:
+    """Whether the training pipeline finds each case's vessels (synthesis avoiding them)."""
+    return synth_prob is not None and synthesis is not None and synthesis.avoid_vessels
 
 
 def _on_training_grid(spacing: float, margin_mm: float) -> list[Any]:
@@ -119,15 +131,19 @@ def random_transforms(roi: Sequence[int], synth_prob: float | None,
     """The per-sample part: ROI crop (half centred on liver), tumor synthesis on the patch
     (``synth_prob`` None: none; ``synthesis``: how, default the reference method), HU window
     to [0, 1], flips, rot90, intensity jitter."""
+    vessels = needs_vessels(synth_prob, synthesis)
     out: list[Any] = [
-        RandCropByPosNegLabeld(KEYS, label_key="label", spatial_size=tuple(roi), pos=1, neg=1,
-                               num_samples=1),
+        RandCropByPosNegLabeld(KEYS + ((VESSELS,) if vessels else ()), label_key="label",
+                               spatial_size=tuple(roi), pos=1, neg=1, num_samples=1),
     ]
     if synth_prob is not None:
         # After the crop (the patch only: cheap; see the module docstring) and before the HU
-        # window (tumors are drawn in HU).
+        # window (tumors are drawn in HU); the case's vessels are cropped with the patch.
         out.append(RandTumorSynthesisd("image", label_key="label", prob=synth_prob,
-                                       config=synthesis))
+                                       config=synthesis,
+                                       vessels_key=VESSELS if vessels else None))
+        if vessels:
+            out.append(DeleteItemsd([VESSELS]))
     out += [
         ScaleIntensityRanged("image", a_min=HU_MIN, a_max=HU_MAX, b_min=0.0, b_max=1.0, clip=True),
         RandFlipd(KEYS, prob=0.2, spatial_axis=0),
@@ -155,7 +171,8 @@ def train_transform(
     """The full training pipeline; dict in ``{"image", "label", "kind"}`` (paths), dict out
     with ``image`` (1, *roi) float32 in [0, 1] (± jitter) and ``label`` (1, *roi) uint8.
     ``synthesis``: how the synthetic tumors are made (default: the reference method)."""
-    return Compose(cached_transforms(spacing, roi, margin_mm)
+    return Compose(cached_transforms(spacing, roi, margin_mm,
+                                     needs_vessels(synth_prob, synthesis))
                    + random_transforms(roi, synth_prob, synthesis))
 
 
