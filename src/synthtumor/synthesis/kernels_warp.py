@@ -57,7 +57,7 @@ def mass_effect_pass(  # noqa: PLR0913
             gj, r1 = np.float32(j), rel[1][j]
             partial = r0 * r0 + r1 * r1
             # the row's stretch within the reach, widened by a voxel and a margin for
-            # rounding: beyond it every voxel samples itself (tested exactly below)
+            # rounding: beyond it every voxel samples itself (within it, fade decides)
             rest = limit - np.float64(partial)
             if rest <= 0.0:
                 continue
