@@ -88,6 +88,14 @@ def _organ_ids(label: np.ndarray, tumor_label: int | None) -> list[float]:
     return ids if len(ids) > 1 else []
 
 
+def default_tumor_label(liver_label: int | None, tumor_label: int | None) -> int | None:
+    """The real-tumor id an adapter skips: ``tumor_label`` if given, else 2 for 0/1/2 maps
+    and none for organ maps (``liver_label`` given)."""
+    if tumor_label is not None:
+        return tumor_label
+    return TUMOR if liver_label is None else None
+
+
 def liver_mask(label: np.ndarray, liver_label: int | None = None,
                tumor_label: int | None = TUMOR) -> np.ndarray:
     """A new uint8 0/1 liver mask: ``label == liver_label``, or (0/1/2 maps) non-zero voxels

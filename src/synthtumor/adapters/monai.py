@@ -37,16 +37,16 @@ from monai.utils import TransformBackends, convert_to_dst_type, convert_to_numpy
 from synthtumor.adapters._common import (
     AFFINE_ATOL_MM,
     SEED_LIMIT,
-    TUMOR,
+    default_tumor_label,
     liver_mask,
     load_tumor_records,
     merge_config,
     record_json,
     synthesize_step,
 )
-from synthtumor.conventions import spacing_of
 from synthtumor.synthesis import SynthesisConfig
 from synthtumor.synthesis.placement import find_vessels
+from synthtumor.synthesis.synthesize import _geometry
 
 __all__ = ["FindVesselsd", "RandTumorSynthesisd", "load_tumor_records", "record_json"]
 
@@ -58,6 +58,16 @@ def _spatial(array: Any, key: Hashable) -> np.ndarray:
             "use EnsureChannelFirstd and a single-channel image"
         )
     return convert_to_numpy(array)[0]
+
+
+def _image_and_label(image: Any, label: Any, key: Hashable,
+                     label_key: Hashable) -> tuple[np.ndarray, np.ndarray]:
+    """The (H, W, D) arrays of a channel-first image and label; ValueError unless they share
+    one grid."""
+    ct, lab = _spatial(image, key), _spatial(label, label_key)
+    if ct.shape != lab.shape:
+        raise ValueError(f"image {ct.shape} and label {lab.shape} must share one grid (H, W, D)")
+    return ct, lab
 
 
 def _affine_from_meta(meta: Mapping[str, Any], key: Hashable) -> tuple[Any, Any]:
@@ -170,8 +180,7 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
         self.label_key = label_key
         self.config = merge_config(config, tumor_probs, profile)
         self.liver_label = liver_label
-        self.tumor_label = tumor_label if tumor_label is not None else (
-            TUMOR if liver_label is None else None)
+        self.tumor_label = default_tumor_label(liver_label, tumor_label)
         self.record_key = record_key if record_key is not None else f"{label_key}_tumors"
         self.vessels_key = vessels_key
         self._seed = 0
@@ -197,12 +206,7 @@ class RandTumorSynthesisd(RandomizableTransform, MapTransform):
             return d
 
         image, label = d[key], d[self.label_key]
-        ct = _spatial(image, key)
-        lab = _spatial(label, self.label_key)
-        if ct.shape != lab.shape:
-            raise ValueError(
-                f"image {ct.shape} and label {lab.shape} must share one grid (H, W, D)"
-            )
+        ct, lab = _image_and_label(image, label, key, self.label_key)
         vessels = None
         if self.vessels_key is not None:
             vessels = _spatial(d[self.vessels_key], self.vessels_key) > 0
@@ -281,24 +285,15 @@ class FindVesselsd(MapTransform):
         if len(self.keys) != 1:
             raise ValueError(f"FindVesselsd takes exactly one image key (the CT), got {self.keys}")
         self.label_key, self.vessels_key, self.liver_label = label_key, vessels_key, liver_label
-        self.tumor_label = tumor_label if tumor_label is not None else (
-            TUMOR if liver_label is None else None)
+        self.tumor_label = default_tumor_label(liver_label, tumor_label)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         key = self.keys[0]
         image, label = d[key], d[self.label_key]
-        ct, lab = _spatial(image, key), _spatial(label, self.label_key)
-        if ct.shape != lab.shape:
-            raise ValueError(
-                f"image {ct.shape} and label {lab.shape} must share one grid (H, W, D)"
-            )
+        ct, lab = _image_and_label(image, label, key, self.label_key)
         affine, spacing = RandTumorSynthesisd._geometry(d, key, image, label)
-        if affine is not None:
-            spacing_mm = spacing_of(affine)
-        else:
-            sx, sy, sz = (float(v) for v in np.broadcast_to(np.asarray(spacing, float), (3,)))
-            spacing_mm = (sx, sy, sz)
+        spacing_mm, _, _ = _geometry(spacing, affine)  # as synthesize() takes it
         liver = liver_mask(lab, self.liver_label, self.tumor_label).view(bool)
         vessels = find_vessels(ct, liver, spacing_mm).view(np.uint8)
         d[self.vessels_key] = convert_to_dst_type(vessels[None], label, dtype=torch.uint8

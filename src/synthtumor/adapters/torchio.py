@@ -25,7 +25,7 @@ from torchio.transforms.augmentation import RandomTransform
 from synthtumor.adapters._common import (
     AFFINE_ATOL_MM,
     SEED_LIMIT,
-    TUMOR,
+    default_tumor_label,
     merge_config,
     record_json,
     synthesize_step,
@@ -116,8 +116,7 @@ class RandomTumorSynthesis(RandomTransform):
         self.config = merge_config(config, tumor_probs, profile)
         self.record_key = record_key
         self.liver_label = liver_label
-        self.tumor_label = tumor_label if tumor_label is not None else (
-            TUMOR if liver_label is None else None)
+        self.tumor_label = default_tumor_label(liver_label, tumor_label)
         self.args_names = ["image_name", "label_name", "record_key"]  # for repr()
         self._stored = False  # whether this call wrote the record (else: p skipped it)
 
