@@ -305,6 +305,66 @@ def test_a_signal_while_writing_leaves_no_staging_folder(tmp_path: Path, sig: in
     assert len(stderr.strip().splitlines()) == 1 and signal.Signals(sig).name in stderr
 
 
+
+class _Signalled(BaseException):
+    """Stands in for the exception a SIGTERM handler raises."""
+
+
+def test_a_signal_right_after_the_staging_folder_is_made_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window the subprocess test can only hit by chance: the folder exists, the call
+    that made it has not returned yet."""
+    from synthtumor.files import staged_folder
+
+    made = os.mkdir
+
+    def mkdir_then_signal(path, mode=0o777, *args, **kwargs):
+        made(path, mode, *args, **kwargs)
+        if Path(path).name.startswith(".out."):
+            raise _Signalled
+    monkeypatch.setattr(os, "mkdir", mkdir_then_signal)
+    with pytest.raises(_Signalled), staged_folder(tmp_path / "out"):
+        pytest.fail("the block must not run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_right_after_a_checkpoint_file_is_opened_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthtumor.train.checkpoint import save_atomic
+
+    opened = os.open
+
+    def open_then_signal(path, flags, *args, **kwargs):
+        fd = opened(path, flags, *args, **kwargs)
+        os.close(fd)
+        raise _Signalled
+    monkeypatch.setattr(os, "open", open_then_signal)
+    with pytest.raises(_Signalled):
+        save_atomic({"x": 1}, tmp_path / "last.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_during_the_swap_into_place_waits_for_it(tmp_path: Path) -> None:
+    """SIGTERM while the new output replaces the old one: the swap completes (no old output
+    stranded under a temporary name), then the signal takes effect."""
+    from synthtumor.files import signals_held
+
+    got: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: got.append(signum))
+    try:
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            assert got == []  # held
+        for _ in range(100):  # delivered when the block ends
+            if got:
+                break
+            time.sleep(0.001)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert got == [signal.SIGTERM]
+
+
 # ---- 10: an existing empty output folder is written in place ---------------------------------
 
 def test_current_folder_as_output_is_written_in_place(tmp_path: Path,

@@ -8,8 +8,9 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
-import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,13 +35,16 @@ def make_folder(folder: Path) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` atomically (temporary sibling + rename); InputError on failure, leaving
     no temporary file."""
-    tmp = path.with_name(f"{staging_prefix(path.name)}{secrets.token_hex(4)}.tmp")
+    tmp = staging_path(path.parent, path.name)
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as err:
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        except OSError as err:
+            raise InputError(path, f"cannot be written: {err.strerror or err}") from None
+    except BaseException:  # a signal too: no temporary file left behind
         tmp.unlink(missing_ok=True)
-        raise InputError(path, f"cannot be written: {err.strerror or err}") from None
+        raise
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -151,6 +155,45 @@ def _is_empty_folder(out: Path) -> bool:
     return not any(out.iterdir())
 
 
+def staging_path(folder: Path, name: str, suffix: str = ".tmp") -> Path:
+    """A fresh path in ``folder`` standing in for ``name`` while it is written:
+    ``staging_prefix(name)`` + a random token + ``suffix``.
+
+    Callers create it *inside* the ``try`` that removes it: a name chosen first is known to the
+    cleanup however early a signal lands (``tempfile.mkdtemp`` would only name its folder after
+    creating it). The host, process and token make a clash with anything but a stale leftover
+    of this very process id impossible."""
+    return Path(folder) / f"{staging_prefix(name)}{secrets.token_hex(4)}{suffix}"
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Defer SIGINT, SIGTERM and SIGHUP until the block ends.
+
+    For the few renames that swap an output into place: stopped half-way they would leave the
+    previous output under a temporary name. A signal that arrives meanwhile is recorded and
+    raised again, to its usual handler, when the block ends. Python-level handlers (not a
+    signal mask, which only covers the calling thread: any other thread would take the
+    signal); outside the main thread, where no Python handler runs, a no-op. An ignored signal
+    stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None or signal.getsignal(sig) in (signal.SIG_IGN, None):
+            continue
+        previous[sig] = signal.signal(sig, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
 @contextmanager
 def staged_folder(out: Path) -> Iterator[Path]:
     """Build a folder under a hidden temporary name; yield that path.
@@ -166,46 +209,66 @@ def staged_folder(out: Path) -> Iterator[Path]:
     target = Path(os.path.abspath(out))  # "." -> the current folder's own path
     in_place = target.is_dir() and _is_empty_folder(target)
     home, name = (target, _IN_PLACE) if in_place else (target.parent, target.name)
+    tmp = staging_path(home, name)
     try:
-        home.mkdir(parents=True, exist_ok=True)
-        remove_stale(home, name)
-        tmp = Path(tempfile.mkdtemp(prefix=staging_prefix(name), suffix=".tmp", dir=home))
-    except OSError as err:
-        raise InputError(out, f"cannot be created: {err.strerror or err}") from None
-    moved: list[Path] = []
-    try:
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            remove_stale(home, name)
+            tmp.mkdir(mode=0o700)  # private while partial
+        except OSError as err:
+            raise InputError(out, f"cannot be created: {err.strerror or err}") from None
         yield tmp
-        if in_place:
-            for entry in sorted(tmp.iterdir()):
-                os.rename(entry, target / entry.name)
-                moved.append(target / entry.name)
-            tmp.rmdir()
-            return
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are meant to be shared
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=staging_prefix(name), suffix=".old", dir=home))
-            os.rmdir(old)
-            try:
-                target.rename(old)
-            except OSError as err:  # a mount point or the current folder: cannot be moved
-                raise InputError(out, f"cannot be replaced ({err.strerror or err}); empty it "
-                                 "first (it is then written in place) or write elsewhere"
-                                 ) from None
-            try:
-                tmp.rename(target)
-            except OSError:
-                old.rename(target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for entry in moved:  # ours, moved in before the failure: out is left empty again
+        raise
+    with signals_held():
+        if in_place:
+            _move_entries(tmp, target)
+        else:
+            _swap_into_place(out, tmp, target, home, name)
+
+
+def _move_entries(tmp: Path, target: Path) -> None:
+    """Move ``tmp``'s entries into the empty folder ``target``; on failure ``target`` is left
+    empty again and ``tmp`` is removed."""
+    moved: list[Path] = []
+    try:
+        for entry in sorted(tmp.iterdir()):
+            os.rename(entry, target / entry.name)
+            moved.append(target / entry.name)
+        tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for entry in moved:  # ours, moved in before the failure
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
+        raise
+
+
+def _swap_into_place(out: Path, tmp: Path, target: Path, home: Path, name: str) -> None:
+    """Rename ``tmp`` to ``target``, replacing an existing ``target`` (put back if the swap
+    fails); ``tmp`` is removed on failure."""
+    try:
+        os.chmod(tmp, 0o755)  # outputs are meant to be shared
+        if not target.exists():
+            tmp.rename(target)
+            return
+        old = staging_path(home, name, ".old")
+        try:
+            target.rename(old)
+        except OSError as err:  # a mount point or the current folder: cannot be moved
+            raise InputError(out, f"cannot be replaced ({err.strerror or err}); empty it "
+                             "first (it is then written in place) or write elsewhere") from None
+        try:
+            tmp.rename(target)
+        except OSError:
+            old.rename(target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

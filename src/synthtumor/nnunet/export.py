@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -37,7 +36,7 @@ from synthtumor.files import (
     make_folder,
     read_json,
     remove_stale,
-    staging_prefix,
+    staging_path,
     write_json_atomic,
 )
 from synthtumor.imaging import ct_values_to_store, write_nifti
@@ -258,8 +257,9 @@ def export_unit(unit: Unit, case: Case, folder: Path, config: SynthesisConfig,
     image_path, label_path, record_path = _paths(folder, unit.name)
     # staged outside imagesTr/labelsTr: a kill leaves nothing there that nnU-Net would count
     side = folder / "synthtumor"  # stale stagings of killed runs: see remove_temp_leftovers
-    stage = Path(tempfile.mkdtemp(prefix=staging_prefix(unit.name), suffix=".tmp", dir=side))
+    stage = staging_path(side, unit.name)
     try:
+        stage.mkdir(mode=0o700)
         write_nifti(stage / image_path.name, out_ct, ct.affine, kind="ct")
         write_nifti(stage / label_path.name, out_label, ct.affine, kind="label")
         os.replace(stage / image_path.name, image_path)

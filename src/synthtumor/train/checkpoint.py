@@ -18,7 +18,6 @@ import os
 import pickle
 import random
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from synthtumor.errors import InputError
-from synthtumor.files import remove_stale, staging_prefix
+from synthtumor.files import remove_stale, staging_path
 
 FORMAT = "synthtumor-train/1"
 LAST = "last.pt"
@@ -90,9 +89,11 @@ def save_atomic(obj: dict[str, Any], path: Path, keep_previous: bool = False) ->
     links are unsupported) to ``last.prev.pt``, so a valid ``path`` exists at every moment.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(path.name), suffix=".tmp", dir=path.parent)
+    tmp = staging_path(path.parent, path.name)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; checkpoints are not
+        # O_EXCL on a name chosen first: the cleanup knows it however early a signal lands;
+        # 0o666 under the umask, as for any file the user writes (mkstemp's would be private)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -101,8 +102,7 @@ def save_atomic(obj: dict[str, Any], path: Path, keep_previous: bool = False) ->
             _keep_copy(path, path.with_name(PREV))
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 
@@ -114,21 +114,17 @@ def remove_stale_writes(folder: Path) -> list[Path]:
     return [p for name in names for p in remove_stale(Path(folder), name)]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _keep_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(dst.name), suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    os.unlink(tmp)
+    tmp = staging_path(dst.parent, dst.name)
     try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _fsync_dir(folder: Path) -> None:
