@@ -433,7 +433,7 @@ def test_compiled_smoothing_is_scipys_gaussian(sigma: float) -> None:
     from scipy import ndimage as ndi
 
     from synthtumor.synthesis.heterogeneity import _TRUNCATE
-    from synthtumor.synthesis.kernels_look import gaussian_wrap
+    from synthtumor.synthesis.kernels_texture import gaussian_wrap
 
     noise = np.random.default_rng(0).standard_normal((23, 17, 31), dtype=np.float32)
     radius = int(_TRUNCATE * sigma + 0.5)
@@ -441,7 +441,7 @@ def test_compiled_smoothing_is_scipys_gaussian(sigma: float) -> None:
     weights = np.exp(-0.5 / sigma**2 * x**2)
     weights /= weights.sum()
     out = np.empty_like(noise)
-    gaussian_wrap(noise, weights, np.empty_like(noise), out)
+    gaussian_wrap(noise, weights, out, np.empty_like(noise))
     expected = ndi.gaussian_filter(noise, sigma, truncate=_TRUNCATE, mode="wrap")
     np.testing.assert_allclose(out, expected, atol=1e-6)
 

@@ -17,11 +17,10 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from .texture import interpolate_linear
+from .texture import _TRUNCATE, interpolate_linear
 from .workspace import Workspace
 
 _LATTICE_SMOOTH = 2.0  # smoothing std in lattice cells
-_TRUNCATE = 3.0  # the Gaussian is cut at this many std
 _WHITE_BELOW = 0.5  # smoothing std (in voxels) under which a scale is plain white noise
 _STATS_SUBSAMPLE_ABOVE = 50_000  # voxels: above, the mean and std come from every 2nd voxel
 # From this smoothing (lattice cells) on, the lattice draws uniform noise, a third of the cost
@@ -110,19 +109,15 @@ def _gaussian_wrap(
 ) -> None:
     """Gaussian smoothing (std ``sigma_cells``, truncated at 3 std, periodic borders) of
     ``noise`` into ``out``: scipy's filter (the reference), or the compiled
-    ``kernels_look.gaussian_wrap`` with the same kernel on the compiled backend."""
+    ``kernels_texture.gaussian_wrap`` with the same kernel on the compiled backend."""
     from .painting import compiled_backend
 
     if not compiled_backend():
         ndi.gaussian_filter(noise, sigma_cells, output=out, truncate=_TRUNCATE, mode="wrap")
         return
-    from .kernels_look import gaussian_wrap
+    from .kernels_texture import gaussian_weights, gaussian_wrap
 
-    radius = int(_TRUNCATE * sigma_cells + 0.5)  # as scipy.ndimage.gaussian_filter
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    weights = np.exp(-0.5 / (sigma_cells * sigma_cells) * x**2)
-    weights /= weights.sum()
-    gaussian_wrap(noise, weights, ws.get(f"{name}_tmp", noise.shape), out)
+    gaussian_wrap(noise, gaussian_weights(sigma_cells), out, ws.get(f"{name}_tmp", noise.shape))
 
 
 def _standardise(field: np.ndarray) -> None:

@@ -2,8 +2,7 @@
 
 They repeat the float32 arithmetic of the NumPy reference operation by operation
 (``shape.evaluate_shape`` + ``margin.displace_surface``, ``effects.soft_edge`` /
-``effects.soft_edge_ball`` + confinement, ``placement.bounding_box``, the periodic Gaussian of
-``scipy.ndimage``), so a seed gives identical
+``effects.soft_edge_ball`` + confinement, ``placement.bounding_box``), so a seed gives identical
 labels and HU equal to within rounding either way (``tests/test_appearance.py``). The shared
 building blocks (shape terms, box dilation, paint) are those of ``kernels.py``.
 """
@@ -186,54 +185,6 @@ def edge_weight(
                 if i == force[0] and j == force[1] and k == force[2]:
                     w = max(w, np.float32(0.5))
                 weight[i, j, k] = w
-
-
-@njit(**OPTIONS)
-def gaussian_wrap(src: np.ndarray, weights: np.ndarray, tmp: np.ndarray,
-                  out: np.ndarray) -> None:
-    """Separable correlation of a C-contiguous (a, b, c) float32 array with the odd, symmetric
-    float64 ``weights`` along each axis in turn (0, 1, 2), periodic borders, float32 between
-    passes: ``scipy.ndimage.gaussian_filter(..., mode="wrap")`` with its kernel, up to the
-    order of the float64 sums. tmp: scratch of src's shape; the result goes to ``out``."""
-    a, b, c = src.shape
-    r = (weights.shape[0] - 1) // 2
-    plane = np.empty((b, c), np.float64)
-    for i in range(a):  # axis 0: whole planes, src -> out
-        plane[:] = 0.0
-        for t in range(-r, r + 1):
-            w, s = weights[t + r], src[(i + t) % a]
-            for j in range(b):
-                for k in range(c):
-                    plane[j, k] += w * s[j, k]
-        for j in range(b):
-            for k in range(c):
-                out[i, j, k] = plane[j, k]
-    row = np.empty(c, np.float64)
-    for i in range(a):  # axis 1: whole rows, out -> tmp
-        for j in range(b):
-            row[:] = 0.0
-            for t in range(-r, r + 1):
-                w, s = weights[t + r], out[i, (j + t) % b]
-                for k in range(c):
-                    row[k] += w * s[k]
-            for k in range(c):
-                tmp[i, j, k] = row[k]
-    padded = np.empty(c + 2 * r, np.float32)
-    for i in range(a):  # axis 2: along each row, tmp -> out
-        for j in range(b):
-            src_row = tmp[i, j]
-            for k in range(c):
-                padded[k + r] = src_row[k]
-            for k in range(r):  # the periodic ends (a modulo per voxel would cost more)
-                padded[k] = src_row[(k - r) % c]
-                padded[c + r + k] = src_row[k % c]
-            row[:] = 0.0
-            for t in range(2 * r + 1):
-                w = weights[t]
-                for k in range(c):
-                    row[k] += w * padded[k + t]
-            for k in range(c):
-                out[i, j, k] = row[k]
 
 
 @njit(**OPTIONS)
