@@ -44,9 +44,8 @@ from synthtumor.adapters._common import (
     record_json,
     synthesize_step,
 )
-from synthtumor.synthesis import SynthesisConfig
+from synthtumor.synthesis import SynthesisConfig, voxel_geometry
 from synthtumor.synthesis.placement import find_vessels
-from synthtumor.synthesis.synthesize import _geometry
 
 __all__ = ["FindVesselsd", "RandTumorSynthesisd", "load_tumor_records", "record_json"]
 
@@ -293,7 +292,7 @@ class FindVesselsd(MapTransform):
         image, label = d[key], d[self.label_key]
         ct, lab = _image_and_label(image, label, key, self.label_key)
         affine, spacing = RandTumorSynthesisd._geometry(d, key, image, label)
-        spacing_mm, _, _ = _geometry(spacing, affine)  # as synthesize() takes it
+        spacing_mm, _, _ = voxel_geometry(spacing, affine)  # as synthesize() takes it
         liver = liver_mask(lab, self.liver_label, self.tumor_label).view(bool)
         vessels = find_vessels(ct, liver, spacing_mm).view(np.uint8)
         d[self.vessels_key] = convert_to_dst_type(vessels[None], label, dtype=torch.uint8

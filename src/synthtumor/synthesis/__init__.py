@@ -8,6 +8,7 @@ from .synthesize import (
     SynthesisWarning,
     TumorRecord,
     synthesize,
+    voxel_geometry,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "SynthesisWarning",
     "TumorRecord",
     "synthesize",
+    "voxel_geometry",
 ]

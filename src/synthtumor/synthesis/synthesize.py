@@ -81,10 +81,18 @@ class SynthesisResult:
     params: dict[str, Any]  # the sample-level draws (drop, edge, texture, ...), for the record
 
 
-def _geometry(
+def voxel_geometry(
     spacing: Any, affine: np.ndarray | None
 ) -> tuple[tuple[float, float, float], int, np.ndarray]:
-    """Spacing (mm), the cranio-caudal array axis and an affine, from whichever was given."""
+    """Spacing (mm), the cranio-caudal array axis and an affine, from whichever of ``spacing``
+    (mm, one number or three) and ``affine`` (4 x 4, wins when both are given) was given, as
+    ``synthesize`` reads them; ValueError if neither is, or a spacing is not positive.
+
+    Examples
+    --------
+    >>> voxel_geometry(1.5, None)[:2]
+    ((1.5, 1.5, 1.5), 2)
+    """
     if affine is not None:
         affine = np.asarray(affine, dtype=np.float64)
         return spacing_of(affine), cranio_caudal_axis(affine), affine
@@ -156,10 +164,10 @@ def synthesize(
 def _geometry_of(
     ct: np.ndarray, liver: np.ndarray, spacing: Any, affine: np.ndarray | None
 ) -> tuple[tuple[float, float, float], int, np.ndarray]:
-    """Check the input shapes; ``_geometry`` of whichever of spacing/affine was given."""
+    """Check the input shapes; ``voxel_geometry`` of whichever of spacing/affine was given."""
     if ct.ndim != 3 or np.shape(liver) != ct.shape:
         raise ValueError(f"ct {ct.shape} and liver {np.shape(liver)} must be 3-D of one shape")
-    return _geometry(spacing, affine)
+    return voxel_geometry(spacing, affine)
 
 
 def _outputs(
