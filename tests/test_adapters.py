@@ -495,3 +495,53 @@ def test_monai_vessels_key_avoids_the_given_vessels(contrast_case):
     assert record["tumors"] and all("vessel_overlap" in t["effects"] for t in record["tumors"])
     with pytest.raises(KeyError, match="vessels"):
         synth(dict(contrast_case))  # the key was asked for and is missing
+
+
+def _torchio_contrast_subject(case: dict) -> tio.Subject:
+    affine = case["image"].affine.numpy()
+    return tio.Subject(ct=tio.ScalarImage(tensor=case["image"].as_tensor().clone(), affine=affine),
+                       label=tio.LabelMap(tensor=case["label"].as_tensor().clone(), affine=affine))
+
+
+def test_torchio_find_vessels_is_find_vessels_of_the_case(contrast_case):
+    from synthtumor.adapters.torchio import FindVessels
+    from synthtumor.conventions import spacing_of
+    from synthtumor.synthesis.placement import find_vessels
+
+    out = FindVessels()(_torchio_contrast_subject(contrast_case))
+    image, liver = _np(contrast_case["image"])[0], _np(contrast_case["label"])[0] > 0
+    expected = find_vessels(image, liver, spacing_of(_np(contrast_case["image"].affine)))
+    assert isinstance(out["vessels"], tio.LabelMap) and out["vessels"].data.dtype == torch.uint8
+    assert np.array_equal(out["vessels"].data[0].numpy() > 0, expected) and expected.sum() > 1000
+    assert np.array_equal(out["vessels"].affine, out["ct"].affine)
+
+
+def test_torchio_vessels_name_avoids_the_given_vessels(contrast_case):
+    """As for MONAI: the case's own mask gives the tumors of finding it on every call; a mask
+    everywhere makes every tumor overlap one; a patch sampler crops the mask with the CT."""
+    from synthtumor.adapters.torchio import FindVessels
+    from synthtumor.synthesis import SynthesisConfig
+
+    config = SynthesisConfig.realistic(tumor_type="small")
+    subject = FindVessels()(_torchio_contrast_subject(contrast_case))
+    outputs = [_synth(subject, 3, tumor_probs=None, config=config, vessels_name=name)
+               for name in (None, "vessels")]
+    assert torch.equal(outputs[0].ct.data, outputs[1].ct.data)
+    assert torch.equal(outputs[0].label.data, outputs[1].label.data)
+    assert (outputs[1].label.data == 2).any()
+    record = load_tumor_records(outputs[1]["tumors"])
+    assert record["params"]["vessel_voxels"] == int(subject["vessels"].data.sum())
+
+    everywhere = tio.Subject(ct=subject.ct, label=subject.label,
+                             vessels=tio.LabelMap(tensor=subject.label.data.clone(),
+                                                  affine=subject.label.affine))
+    out = _synth(everywhere, 3, tumor_probs=None, config=config, vessels_name="vessels")
+    record = load_tumor_records(out["tumors"])
+    assert record["tumors"] and all("vessel_overlap" in t["effects"] for t in record["tumors"])
+    with pytest.raises(KeyError):
+        _synth(_torchio_contrast_subject(contrast_case), 3, vessels_name="vessels")
+
+    patch = tio.Crop((40, 40, 60, 60, 10, 10))(subject)  # as a patch sampler crops
+    assert patch["vessels"].shape == patch.ct.shape
+    assert torch.equal(patch["vessels"].data,
+                       subject["vessels"].data[:, 40:-40, 60:-60, 10:-10])

@@ -19,20 +19,23 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from torchio import Image, Subject
+from torchio import Image, LabelMap, Subject
+from torchio.transforms import Transform
 from torchio.transforms.augmentation import RandomTransform
 
 from synthtumor.adapters._common import (
     AFFINE_ATOL_MM,
     SEED_LIMIT,
     default_tumor_label,
+    liver_mask,
     merge_config,
     record_json,
     synthesize_step,
 )
-from synthtumor.synthesis import SynthesisConfig
+from synthtumor.synthesis import SynthesisConfig, voxel_geometry
+from synthtumor.synthesis.placement import find_vessels
 
-__all__ = ["RandomTumorSynthesis"]
+__all__ = ["FindVessels", "RandomTumorSynthesis"]
 
 def _single_channel(image: Image, name: str) -> torch.Tensor:
     """The (W, H, D) data of a single-channel (1, W, H, D) image, on the CPU."""
@@ -40,6 +43,21 @@ def _single_channel(image: Image, name: str) -> torch.Tensor:
     if data.shape[0] != 1:
         raise ValueError(f"image {name!r} must have one channel, got shape {tuple(data.shape)}")
     return data[0].detach().cpu()
+
+
+def _ct_and_label(subject: Subject, image_name: str,
+                  label_name: str) -> tuple[Image, Image, torch.Tensor, torch.Tensor]:
+    """The CT and label images of ``subject`` and their (W, H, D) data; ValueError unless they
+    share one grid."""
+    image = cast(Image, subject[image_name])
+    label = cast(Image, subject[label_name])
+    ct = _single_channel(image, image_name)
+    lab = _single_channel(label, label_name)
+    if ct.shape != lab.shape:
+        raise ValueError(f"CT {tuple(ct.shape)} and label {tuple(lab.shape)} differ in shape")
+    if not np.allclose(image.affine, label.affine, atol=AFFINE_ATOL_MM):
+        raise ValueError("CT and label affines differ: they must share one grid")
+    return image, label, ct, lab
 
 
 class RandomTumorSynthesis(RandomTransform):
@@ -67,6 +85,10 @@ class RandomTumorSynthesis(RandomTransform):
             ids are other organs and become 0 in the output. None: a 0/1/2 map.
         tumor_label: the id of real tumors in the input (subjects holding it are skipped);
             default 2 for 0/1/2 maps, none when ``liver_label`` is given.
+        vessels_name: the subject's vessel mask from :class:`FindVessels` (a ``LabelMap`` on
+            the CT's grid, cropped with it by patch samplers), for configs with
+            ``avoid_vessels``: found once per subject instead of in every patch. None: found
+            in the CT on every call.
         **kwargs: TorchIO's ``Transform`` arguments, e.g. ``p`` (probability of applying).
 
     Geometry: the CT's affine (voxel -> world RAS mm) gives spacing and the cranio-caudal axis.
@@ -108,9 +130,11 @@ class RandomTumorSynthesis(RandomTransform):
         profile: Any = None,
         liver_label: int | None = None,
         tumor_label: int | None = None,
+        vessels_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.vessels_name = vessels_name
         self.image_name = image_name
         self.label_name = label_name
         self.config = merge_config(config, tumor_probs, profile)
@@ -133,14 +157,14 @@ class RandomTumorSynthesis(RandomTransform):
     def apply_transform(self, subject: Subject) -> Subject:
         # Drawn first, always, so that the torch stream advances the same for every subject.
         seed = int(torch.randint(0, SEED_LIMIT, (1,)).item())
-        image = cast(Image, subject[self.image_name])
-        label = cast(Image, subject[self.label_name])
-        ct = _single_channel(image, self.image_name)
-        lab = _single_channel(label, self.label_name)
-        if ct.shape != lab.shape:
-            raise ValueError(f"CT {tuple(ct.shape)} and label {tuple(lab.shape)} differ in shape")
-        if not np.allclose(image.affine, label.affine, atol=AFFINE_ATOL_MM):
-            raise ValueError("CT and label affines differ: they must share one grid")
+        image, label, ct, lab = _ct_and_label(subject, self.image_name, self.label_name)
+        vessels = None
+        if self.vessels_name is not None:
+            vessels = _single_channel(cast(Image, subject[self.vessels_name]),
+                                      self.vessels_name).numpy() > 0
+            if vessels.shape != ct.shape:
+                raise ValueError(f"vessels {vessels.shape} and CT {tuple(ct.shape)} differ in "
+                                 "shape: they must share one grid")
 
         # TorchIO runs apply_transform under np.errstate(all="raise"); the core is written and
         # tested under numpy's defaults, where a harmless warning must not abort training.
@@ -149,7 +173,7 @@ class RandomTumorSynthesis(RandomTransform):
                 np.array(ct.numpy(), dtype=np.float32, copy=True), lab.numpy(), seed,
                 self.config, affine=np.asarray(image.affine, dtype=np.float64),
                 liver_label=self.liver_label, tumor_label=self.tumor_label,
-                where="RandomTumorSynthesis",
+                where="RandomTumorSynthesis", vessels=vessels,
             )
         self._store(subject, step.record)
         result = step.result
@@ -166,3 +190,57 @@ class RandomTumorSynthesis(RandomTransform):
         if self.record_key is not None:
             subject[self.record_key] = record
             subject.update_attributes()  # also as subject.<record_key>, like TorchIO's keys
+
+
+class FindVessels(Transform):
+    """The bright vessels inside the liver (``placement.find_vessels``), found once per subject
+    and added to it as a ``LabelMap`` (uint8 0/1, the CT's grid and affine).
+
+    Put it before a patch sampler, e.g. in the ``SubjectsDataset``'s transform of a
+    ``tio.Queue``, and give its name to :class:`RandomTumorSynthesis` (``vessels_name``): the
+    sampler crops the mask with the CT, and the synthesis avoids the subject's vessels without
+    finding them again in every patch (a patch alone also sees fewer of them: its own
+    brightness threshold, and vessels cut by its border may fall under the minimum size).
+
+    Args:
+        image_name: the CT, a ``ScalarImage`` (1, W, H, D) in HU.
+        label_name: its label map (see :class:`RandomTumorSynthesis`).
+        vessels_name: the name of the new ``LabelMap``.
+        liver_label, tumor_label: as for :class:`RandomTumorSynthesis`.
+        **kwargs: TorchIO's ``Transform`` arguments.
+
+    Examples
+    --------
+    >>> import numpy as np, torch, torchio as tio
+    >>> x, y, z = np.ogrid[:48, :48, :32]  # a toy liver of 60 HU with one bright vessel
+    >>> liver = ((x - 24) / 20) ** 2 + ((y - 24) / 18) ** 2 + ((z - 16) / 14) ** 2 <= 1
+    >>> ct = np.random.default_rng(0).normal(60.0, 5.0, liver.shape).astype(np.float32)
+    >>> ct[~liver] = -1000.0
+    >>> ct[20:23, 19:22, 6:26] = 200.0
+    >>> affine = np.diag([1.5, 1.5, 2.0, 1.0])
+    >>> subject = tio.Subject(
+    ...     ct=tio.ScalarImage(tensor=torch.from_numpy(ct[None]), affine=affine),
+    ...     label=tio.LabelMap(tensor=torch.from_numpy(liver[None].astype(np.uint8)),
+    ...                        affine=affine))
+    >>> vessels = FindVessels()(subject)["vessels"].data
+    >>> vessels.dtype, int(vessels.sum()), bool(vessels[0, 21, 20, 15])
+    (torch.uint8, 180, True)
+    """
+
+    def __init__(self, image_name: str = "ct", label_name: str = "label",
+                 vessels_name: str = "vessels", liver_label: int | None = None,
+                 tumor_label: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.image_name, self.label_name, self.vessels_name = image_name, label_name, vessels_name
+        self.liver_label = liver_label
+        self.tumor_label = default_tumor_label(liver_label, tumor_label)
+        self.args_names = ["image_name", "label_name", "vessels_name"]  # for repr()
+
+    def apply_transform(self, subject: Subject) -> Subject:
+        image, _, ct, lab = _ct_and_label(subject, self.image_name, self.label_name)
+        spacing_mm, _, _ = voxel_geometry(None, np.asarray(image.affine, dtype=np.float64))
+        liver = liver_mask(lab.numpy(), self.liver_label, self.tumor_label).view(bool)
+        vessels = find_vessels(ct.numpy().astype(np.float32, copy=False), liver, spacing_mm)
+        mask = torch.from_numpy(vessels.view(np.uint8)[None].copy())
+        subject.add_image(LabelMap(tensor=mask, affine=image.affine), self.vessels_name)
+        return subject
