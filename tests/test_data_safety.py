@@ -328,8 +328,11 @@ def test_a_signal_right_after_the_staging_folder_is_made_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_signal_right_after_a_checkpoint_file_is_opened_leaves_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("what", ["checkpoint", "nifti"])
+def test_a_signal_right_after_a_file_is_opened_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str) -> None:
+    """The same window for the files written through a temporary name."""
+    from synthtumor.imaging import write_nifti
     from synthtumor.train.checkpoint import save_atomic
 
     opened = os.open
@@ -340,7 +343,11 @@ def test_a_signal_right_after_a_checkpoint_file_is_opened_leaves_nothing(
         raise _Signalled
     monkeypatch.setattr(os, "open", open_then_signal)
     with pytest.raises(_Signalled):
-        save_atomic({"x": 1}, tmp_path / "last.pt")
+        if what == "checkpoint":
+            save_atomic({"x": 1}, tmp_path / "last.pt")
+        else:
+            write_nifti(tmp_path / "ct.nii.gz", np.zeros((4, 4, 4), np.int16), np.eye(4),
+                        kind="ct")
     assert list(tmp_path.iterdir()) == []
 
 

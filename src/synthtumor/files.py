@@ -12,7 +12,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +32,32 @@ def make_folder(folder: Path) -> None:
         raise InputError(folder, "is not writable")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` atomically (temporary sibling + rename); InputError on failure, leaving
-    no temporary file."""
-    tmp = staging_path(path.parent, path.name)
+@contextmanager
+def replaced_atomically(path: Path, name: str | None = None,
+                        suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path`` (``staging_path`` of ``name``, default
+    ``path``'s name, ending in ``suffix``) to write; when the block ends without error it
+    replaces ``path`` in one rename. On any error, or a signal, the temporary file is removed
+    and ``path`` is untouched; an OSError becomes an InputError naming ``path``."""
+    path = Path(path)
+    tmp = staging_path(path.parent, path.name if name is None else name, suffix)
     try:
         try:
-            tmp.write_text(text)
+            yield tmp
             os.replace(tmp, path)
         except OSError as err:
             raise InputError(path, f"cannot be written: {err.strerror or err}") from None
-    except BaseException:  # a signal too: no temporary file left behind
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        with suppress(OSError):  # absent, or its folder is not one: nothing to remove
+            tmp.unlink()  # ours: the name holds this host, process and a token
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` atomically (``replaced_atomically``); InputError on failure, leaving no
+    temporary file."""
+    with replaced_atomically(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ indices to world RAS+ mm, whatever the file format. Every bad-input failure rais
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +18,7 @@ import SimpleITK as sitk
 from nibabel.openers import ImageOpener
 
 from synthtumor.errors import InputError
-from synthtumor.files import staging_prefix
+from synthtumor.files import replaced_atomically
 from synthtumor.imaging.decode import _finish, _from_sitk, _sitk_brief
 from synthtumor.imaging.dicom import _is_dicom_file, _read_dicom_series
 from synthtumor.imaging.volume import Volume
@@ -220,21 +219,14 @@ def write_nifti(
     img.set_sform(aff, code=1)
 
     # Temp name keeps the .nii/.nii.gz ending: nibabel picks compression from it.
-    stem = p.name[: -len(suffix)]
-    tmp = p.with_name(f"{staging_prefix(stem)}{secrets.token_hex(4)}.tmp{suffix}")
-    try:
-        # O_EXCL: never clobber someone else's file; mode 0o666 lets the umask decide access
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as err:
-        raise InputError(p, f"cannot write into folder {p.parent}: {err.strerror}") from err
-    try:
+    # the temporary name keeps the .nii/.nii.gz ending: nibabel picks compression from it
+    with replaced_atomically(p, p.name[: -len(suffix)], f".tmp{suffix}") as tmp:
+        try:
+            # O_EXCL: never clobber another file; mode 0o666 lets the umask decide access
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as err:
+            raise InputError(p, f"cannot write into folder {p.parent}: {err.strerror}") from err
         nib.save(img, str(tmp))
-        os.replace(tmp, p)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise InputError(p, f"cannot be written: {err.strerror or err}") from err
-        raise
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 
-from synthtumor.errors import InputError
+from synthtumor.files import replaced_atomically
 
 from .sets import StatsSet
 from .stats import STATISTICS
@@ -67,12 +65,8 @@ def draw_comparison(sets: list[StatsSet], path: Path, title: str = "") -> None:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp.png")
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise InputError(path, f"cannot be written: {err.strerror or err}") from None
+        with replaced_atomically(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)

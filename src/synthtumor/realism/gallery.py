@@ -9,14 +9,13 @@ window, with an extent in mm so every panel has the same scale.
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synthtumor.conventions import TUMOR, spacing_of
+from synthtumor.files import replaced_atomically
 
 if TYPE_CHECKING:
     from .sets import StatsSet
@@ -128,10 +127,8 @@ def draw_gallery(sets: list[StatsSet], path: Path) -> None:
                  f"{WINDOW_HU[1]:.0f}], radiological orientation; columns: size quantiles",
                  fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with replaced_atomically(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from synthtumor.errors import InputError
-from synthtumor.files import remove_stale, staging_path
+from synthtumor.files import remove_stale, replaced_atomically
 
 FORMAT = "synthtumor-train/1"
 LAST = "last.pt"
@@ -89,21 +89,14 @@ def save_atomic(obj: dict[str, Any], path: Path, keep_previous: bool = False) ->
     links are unsupported) to ``last.prev.pt``, so a valid ``path`` exists at every moment.
     """
     path = Path(path)
-    tmp = staging_path(path.parent, path.name)
-    try:
-        # O_EXCL on a name chosen first: the cleanup knows it however early a signal lands;
+    with replaced_atomically(path) as tmp:
         # 0o666 under the umask, as for any file the user writes (mkstemp's would be private)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         if keep_previous and path.exists():
             _keep_copy(path, path.with_name(PREV))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     _fsync_dir(path.parent)
 
 
@@ -115,16 +108,11 @@ def remove_stale_writes(folder: Path) -> list[Path]:
 
 
 def _keep_copy(src: Path, dst: Path) -> None:
-    tmp = staging_path(dst.parent, dst.name)
-    try:
+    with replaced_atomically(dst) as tmp:
         try:
             os.link(src, tmp)
         except OSError:
             shutil.copy2(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _fsync_dir(folder: Path) -> None:
