@@ -218,7 +218,6 @@ def write_nifti(
     img.set_qform(aff, code=1)
     img.set_sform(aff, code=1)
 
-    # Temp name keeps the .nii/.nii.gz ending: nibabel picks compression from it.
     # the temporary name keeps the .nii/.nii.gz ending: nibabel picks compression from it
     with replaced_atomically(p, p.name[: -len(suffix)], f".tmp{suffix}") as tmp:
         try:
