@@ -178,6 +178,25 @@ def test_vessel_avoidance_on_contrast_ct() -> None:
     assert np.median(overlaps) == 0
 
 
+def test_case_vessels_are_those_synthesize_finds() -> None:
+    """Found once per case (realism, turing build) and passed on: the same tumors as finding
+    them in every call; None when the config does not avoid vessels."""
+    from synthtumor.synthesis import case_vessels
+
+    ct = read_ct(DICOM_DIR)
+    liver = read_mask(DICOM_ORGANS, ct, label=TS_LIVER).array
+    config = SynthesisConfig.realistic(tumor_type="small")
+    assert case_vessels(ct.array, liver, SynthesisConfig(), affine=ct.affine) is None
+    vessels = case_vessels(ct.array, liver, config, affine=ct.affine)
+    assert vessels is not None and vessels.sum() > 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SynthesisWarning)
+        found, given = (synthesize(ct.array, liver, np.random.default_rng(1), config,
+                                   affine=ct.affine, vessels=v) for v in (None, vessels))
+    assert np.array_equal(found.ct, given.ct) and np.array_equal(found.label, given.label)
+    assert found.params["vessel_voxels"] == given.params["vessel_voxels"] > 0
+
+
 def test_non_contrast_ct_has_few_vessels(totalseg_3mm: Case) -> None:
     vessels = find_vessels(totalseg_3mm.ct, totalseg_3mm.liver > 0, totalseg_3mm.spacing)
     assert vessels.sum() < 0.01 * totalseg_3mm.liver.sum()

@@ -27,7 +27,7 @@ from synthtumor.imaging import (
     read_labels,
     resample_to_spacing,
 )
-from synthtumor.synthesis import SynthesisConfig, synthesize
+from synthtumor.synthesis import SynthesisConfig, case_vessels, synthesize
 from synthtumor.synthesis.placement import bounding_box
 
 from .gallery import add_crops
@@ -245,7 +245,7 @@ def synthesize_into(
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
     cases = load_all_cases(p)
-    grids: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    grids: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = {}
     tumors: list[dict[str, Any]] = []
     notes: set[str] = set()
     for i in range(samples):
@@ -257,11 +257,13 @@ def synthesize_into(
                                         liver_label=liver_label)
             if (lab == TUMOR).any():
                 raise InputError(case.label, "holds tumor voxels (label 2): not a healthy liver")
-            grids[i % len(cases)] = (ct, lab, affine)
-        ct, lab, affine = grids[i % len(cases)]
+            vessels = case_vessels(ct, lab, config, affine=affine)  # once per case
+            grids[i % len(cases)] = (ct, lab, affine, vessels)
+        ct, lab, affine, vessels = grids[i % len(cases)]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = synthesize(ct, lab, np.random.default_rng([seed, i]), config, affine=affine)
+            result = synthesize(ct, lab, np.random.default_rng([seed, i]), config, affine=affine,
+                                vessels=vessels)
         notes |= {f"{case.case_id}: {w.message}" for w in caught}
         found = _tumor_statistics(result.ct, result.label, affine, f"{case.case_id}#{i}")
         add_crops(result.ct, result.label, affine, found.tumors)

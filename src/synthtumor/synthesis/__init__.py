@@ -7,6 +7,7 @@ from .synthesize import (
     SynthesisResult,
     SynthesisWarning,
     TumorRecord,
+    case_vessels,
     synthesize,
     voxel_geometry,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "SynthesisResult",
     "SynthesisWarning",
     "TumorRecord",
+    "case_vessels",
     "synthesize",
     "voxel_geometry",
 ]

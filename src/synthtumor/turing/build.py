@@ -27,7 +27,7 @@ from synthtumor.data.datalist import Case, load_all_cases
 from synthtumor.errors import InputError
 from synthtumor.files import check_output_folder, staged_folder
 from synthtumor.imaging import read_case_labels, read_ct
-from synthtumor.synthesis import SynthesisConfig, synthesize
+from synthtumor.synthesis import SynthesisConfig, case_vessels, synthesize
 from synthtumor.turing.png import encode_gray_png
 from synthtumor.turing.render import Lesion, View, find_lesions, render_stack
 from synthtumor.turing.study import DATABASE, FORMAT, FORMAT_VERSION, KEY, MANIFEST, SLICES
@@ -87,6 +87,7 @@ def _synthetic_cases(
     out = []
     for i, case in enumerate(cases):
         ct, liver = load_healthy_case(case.image, case.label)
+        vessels = case_vessels(ct.array, liver, config, affine=ct.affine)  # once per case
         for k in range(per_case):
             tick(f"synthetic {case.case_id} #{k + 1}")
             for attempt in range(_SYNTH_TRIES):
@@ -94,7 +95,7 @@ def _synthetic_cases(
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     result = synthesize(ct.array, liver, np.random.default_rng(draw_seed),
-                                        config, affine=ct.affine)
+                                        config, affine=ct.affine, vessels=vessels)
                 lesions = find_lesions(result.label, ct.affine, min_volume_ml=min_ml)
                 if lesions:
                     break
