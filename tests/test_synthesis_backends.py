@@ -56,6 +56,37 @@ def test_compiled_kernels_match_the_numpy_reference(
         _assert_parity(reference, compiled)
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_compiled_change_keeps_a_tumor_by_its_centre_as_numpy(full: bool) -> None:
+    """A tumor that covers no voxel centre (0.3 mm, moved 0.6 mm off its centre voxel) keeps
+    that voxel, with a weight of at least 0.5: the compiled pass, which sets that voxel after
+    its vectorised loop, gives the NumPy reference's change there and everywhere else."""
+    from synthtumor.synthesis.painting import _change_compiled, _change_numpy, _Tumor
+    from synthtumor.synthesis.profiles import PROFILES
+    from synthtumor.synthesis.shape import Distortion
+
+    control = np.zeros((3, 2, 3, 3))
+    control[0, 0] = 0.6  # the first plane's first axis: a shift of 0.6 mm
+    tumor = _Tumor(PROFILES["tiny"], np.array([8, 8, 8]), np.full(3, 0.3), 1.0,
+                   Distortion(control), (slice(2, 15), slice(2, 15), slice(2, 15)), [])
+    label = np.ones((17, 17, 17), np.uint8)
+    texture = TextureParams(sigma_a_mm=3, sigma_b_mm=4, scale=0.2, base=0.05, u0=0.52)
+    ref = _change_numpy(label, tumor, 100.0, 1.0, texture, (1.0, 1.0, 1.0),
+                        np.random.default_rng(0), Workspace())
+    new = _change_compiled(label, tumor, 100.0, 1.0, texture, (1.0, 1.0, 1.0),
+                           np.random.default_rng(0), Workspace(), full)
+    centre = (6, 6, 6)  # box coordinates
+    for inside, n_inside in ((ref[1], ref[2]), (new[1], new[2])):
+        assert n_inside == 1 and inside[centre] and inside.sum() == 1
+    rows = new[5]
+    within = np.zeros(ref[0].shape, bool)
+    for i, j in np.ndindex(rows.shape[1:]):
+        within[i, j, rows[0, i, j]:rows[1, i, j]] = True
+    assert within[centre] and np.abs(ref[0][within] - new[0][within]).max() <= 1e-3
+    assert not ref[0][~within].any()  # the compiled pass leaves zeros, or stale values, there
+    assert ref[0][centre] == pytest.approx(new[0][centre], abs=1e-4) and ref[0][centre] < -5
+
+
 def test_compiled_kernels_match_with_every_effect(
     monkeypatch: pytest.MonkeyPatch, totalseg_1mm: Case
 ) -> None:

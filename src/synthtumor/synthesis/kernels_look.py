@@ -13,7 +13,8 @@ import numpy as np
 from numba import njit
 
 from .jit_options import OPTIONS
-from .kernels import _cdf, r2_at, texture_planes
+from .kernels import r2_at, texture_planes
+from .kernels_edge import normal_cdf
 
 
 @njit(**OPTIONS)
@@ -157,7 +158,7 @@ def edge_weight(
     kind, inv_sigma, radius, floor_r = edge[0], edge[1], edge[2], edge[3]
     curvature, r_max, cdf_floor, cdf_scale = edge[4], edge[5], edge[6], edge[7]
     zero, one, three = np.float32(0.0), np.float32(1.0), np.float32(3.0)
-    deep = min(max((_cdf(three) - cdf_floor) * cdf_scale, zero), one)
+    deep = min(max((normal_cdf(three) - cdf_floor) * cdf_scale, zero), one)
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):
@@ -171,13 +172,13 @@ def edge_weight(
                     if t <= -three:
                         w = deep
                     elif t < three:
-                        w = min(max((_cdf(-t) - cdf_floor) * cdf_scale, zero), one)
+                        w = min(max((normal_cdf(-t) - cdf_floor) * cdf_scale, zero), one)
                 else:
                     r = max(dist + radius, floor_r)
                     if r <= r_max:
                         near = (radius - r) * inv_sigma
                         far = (radius + r) * -inv_sigma
-                        w = _cdf(near) - _cdf(far)
+                        w = normal_cdf(near) - normal_cdf(far)
                         bend = np.exp(near * near * np.float32(-0.5))
                         bend -= np.exp(far * far * np.float32(-0.5))
                         bend /= r
