@@ -3,8 +3,10 @@
 They repeat the float32 arithmetic of the NumPy reference operation by operation
 (``shape.evaluate_shape`` + ``margin.displace_surface``, ``effects.soft_edge`` /
 ``effects.soft_edge_ball`` + confinement, ``placement.bounding_box``), so a seed gives identical
-labels and HU equal to within rounding either way (``tests/test_appearance.py``). The shared
-building blocks (shape terms, box dilation, paint) are those of ``kernels.py``.
+labels and HU equal to within rounding either way (``tests/test_appearance.py``); the soft
+edge's exp and tanh are the inline ones of ``kernels_edge.py`` (agreeing with NumPy's to about
+1e-7). The shared building blocks (shape terms, box dilation, paint) are those of
+``kernels.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from numba import njit
 
 from .jit_options import OPTIONS
 from .kernels import r2_at, texture_planes
-from .kernels_edge import normal_cdf
+from .kernels_edge import ball_weight, flat_weight
 
 
 @njit(**OPTIONS)
@@ -153,39 +155,28 @@ def edge_weight(
 ) -> None:
     """The soft edge in [0, 1] from the signed distance (mm), 0 where ``reach_mask`` is 0
     (the confinement); edge: ``painting._edge_constants`` (kind 0 flat ``soft_edge``, 1 ball
-    ``soft_edge_ball``); force: (3,) voxel whose weight is at least 0.5, or (-1, -1, -1)."""
+    ``soft_edge_ball``); force: (3,) voxel whose weight is at least 0.5, or (-1, -1, -1).
+    Every voxel's weight is computed and then selected (no branch per voxel: the loops
+    vectorise, as in ``kernels.change_pass``)."""
     nx, ny, nz = distance.shape
-    kind, inv_sigma, radius, floor_r = edge[0], edge[1], edge[2], edge[3]
+    flat, inv_sigma, radius, floor_r = edge[0] == 0, edge[1], edge[2], edge[3]
     curvature, r_max, cdf_floor, cdf_scale = edge[4], edge[5], edge[6], edge[7]
-    zero, one, three = np.float32(0.0), np.float32(1.0), np.float32(3.0)
-    deep = min(max((normal_cdf(three) - cdf_floor) * cdf_scale, zero), one)
+    zero, three = np.float32(0.0), np.float32(3.0)
     for i in range(nx):
         for j in range(ny):
-            for k in range(nz):
-                if not reach_mask[i, j, k]:  # confined: no edge to evaluate
-                    weight[i, j, k] = zero
-                    continue
-                w = zero
-                dist = distance[i, j, k]
-                if kind == 0:
-                    t = dist * inv_sigma
-                    if t <= -three:
-                        w = deep
-                    elif t < three:
-                        w = min(max((normal_cdf(-t) - cdf_floor) * cdf_scale, zero), one)
-                else:
-                    r = max(dist + radius, floor_r)
-                    if r <= r_max:
-                        near = (radius - r) * inv_sigma
-                        far = (radius + r) * -inv_sigma
-                        w = normal_cdf(near) - normal_cdf(far)
-                        bend = np.exp(near * near * np.float32(-0.5))
-                        bend -= np.exp(far * far * np.float32(-0.5))
-                        bend /= r
-                        w = min(max(w - bend * curvature, zero), one)
-                if i == force[0] and j == force[1] and k == force[2]:
-                    w = max(w, np.float32(0.5))
-                weight[i, j, k] = w
+            if flat:
+                for k in range(nz):
+                    t = distance[i, j, k] * inv_sigma
+                    w = flat_weight(min(max(t, -three), three), cdf_floor, cdf_scale)
+                    weight[i, j, k] = w if t < three and reach_mask[i, j, k] != 0 else zero
+            else:
+                for k in range(nz):
+                    r = max(distance[i, j, k] + radius, floor_r)
+                    w = ball_weight(min(r, r_max), radius, inv_sigma, curvature)
+                    weight[i, j, k] = w if r <= r_max and reach_mask[i, j, k] != 0 else zero
+    i, j, k = force[0], force[1], force[2]
+    if i >= 0 and reach_mask[i, j, k] != 0:  # a tumor that would vanish keeps its centre
+        weight[i, j, k] = max(weight[i, j, k], np.float32(0.5))
 
 
 @njit(**OPTIONS)
