@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,3 +272,32 @@ def test_bounding_box_of_any_mask(dtype) -> None:
         assert bounding_box(view) == expected
     assert bounding_box(np.zeros((4, 0, 3), dtype)) is None
     assert bounding_box(np.zeros((4, 5, 3), dtype)) is None
+
+
+def test_kernel_cache_is_dropped_when_any_kernel_source_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numba checks a cached kernel against its own file only; the guard ties the kernels'
+    cache to all of their sources, and removes nothing but those cache files."""
+    from synthtumor.synthesis.jit_options import refresh_kernel_cache
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    (tmp_path / "kernels.py").write_text("a = 1\n")
+    (tmp_path / "kernels_reach.py").write_text("b = 1\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    ours = [cache / "kernels.change_pass-219.py311.nbi",
+            cache / "kernels.change_pass-219.py311.1.nbc"]
+    kept = [cache / "kernels.cpython-311.pyc", cache / "other.f-1.py311.nbi"]
+    for path in ours + kept:
+        path.write_bytes(b"x")
+    assert refresh_kernel_cache(tmp_path)  # no record of the sources: dropped
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in kept)
+    for path in ours:
+        path.write_bytes(b"x")  # compiled again, from these sources
+    assert not refresh_kernel_cache(tmp_path) and all(p.exists() for p in ours)
+    (tmp_path / "kernels_reach.py").write_text("b = 2\n")  # a callee's module changes
+    assert refresh_kernel_cache(tmp_path) and not any(p.exists() for p in ours)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "elsewhere"))
+    (tmp_path / "kernels.py").write_text("a = 2\n")
+    assert not refresh_kernel_cache(tmp_path)  # a cache elsewhere is not this guard's

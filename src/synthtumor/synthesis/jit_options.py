@@ -1,7 +1,21 @@
-"""The numba options every compiled kernel of the synthesis uses."""
+"""The numba options every compiled kernel of the synthesis uses, and the freshness of their
+on-disk cache.
+
+numba decides whether a cached kernel is fresh from its own source file alone: a kernel that
+calls one from another module keeps running the callee's old machine code after that module
+changes (a checkout of other code, an edit). So the kernels' cache next to the sources is
+tied to all of their sources at once: when any ``kernels*.py`` or this file differs from the
+code that wrote the cache, its files are removed before a kernel is loaded, and the kernels
+compile afresh (about 13 s, once). A cache elsewhere (``NUMBA_CACHE_DIR``, or a read-only
+install) is not checked: installing a release rewrites every source, which numba notices.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from contextlib import suppress
+from pathlib import Path
 from typing import Literal, TypedDict
 
 
@@ -14,3 +28,42 @@ class JitOptions(TypedDict):
 
 
 OPTIONS: JitOptions = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+_HERE = Path(__file__).parent
+_STAMP = "kernels.sources.sha256"  # in the cache folder: the digest of the sources it holds
+
+
+def _sources_digest(folder: Path) -> str:
+    """SHA-256 over the kernel modules' sources in ``folder`` (and this file's), by name."""
+    digest = hashlib.sha256()
+    for path in sorted([*folder.glob("kernels*.py"), *folder.glob("jit_options.py")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def refresh_kernel_cache(folder: Path = _HERE) -> bool:
+    """Remove the kernels' numba cache files in ``folder``/__pycache__ when they were compiled
+    from other sources than ``folder``'s; True if it removed any. Runs when the first kernel
+    module imports this one. A cache that cannot be read or written is left to numba (which
+    then compiles in memory)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return False
+    cache = folder / "__pycache__"
+    digest = _sources_digest(folder)
+    with suppress(OSError):
+        if (cache / _STAMP).read_text() == digest:
+            return False
+    removed = False
+    with suppress(OSError):
+        for pattern in ("kernels*.nbi", "kernels*.nbc"):
+            for path in cache.glob(pattern):  # numba's files of our kernel modules only
+                path.unlink(missing_ok=True)
+                removed = True
+        cache.mkdir(exist_ok=True)
+        tmp = cache / f".{_STAMP}.{os.getpid()}.tmp"
+        tmp.write_text(digest)
+        os.replace(tmp, cache / _STAMP)
+    return removed
+
+
+refresh_kernel_cache()

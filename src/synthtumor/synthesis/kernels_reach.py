@@ -14,6 +14,7 @@ from numba import njit
 from .jit_options import OPTIONS
 
 EMPTY = 1 << 40  # the start of an empty row's extent (its end: -EMPTY)
+_SLIDE_MAX = 120  # reach (voxels) up to which a uint8 window count cannot overflow
 
 
 @njit(**OPTIONS)
@@ -57,15 +58,32 @@ def widen_rows(rows: np.ndarray, rx: int, ry: int, rz: int, nz: int, tmp: np.nda
 
 @njit(**OPTIONS)
 def dilate_planes(src: np.ndarray, dst: np.ndarray, reach: int) -> None:
-    """dst[i] = OR of src[i - reach .. i + reach] along axis 0 (whole contiguous planes)."""
+    """dst[i] = OR of src[i - reach .. i + reach] along axis 0 (whole contiguous planes), as
+    0/1. A window count slides along axis 0 (one add and one subtract per voxel, however far
+    the reach); beyond ``_SLIDE_MAX`` the count could overflow uint8: ORs of every plane."""
     n, m = src.shape
-    for i in range(n):
-        lo, hi = max(0, i - reach), min(n, i + reach + 1)
-        for k in range(m):
-            dst[i, k] = src[lo, k]
-        for s in range(lo + 1, hi):
+    if reach > _SLIDE_MAX:
+        for i in range(n):
+            lo, hi = max(0, i - reach), min(n, i + reach + 1)
             for k in range(m):
-                dst[i, k] |= src[s, k]
+                dst[i, k] = src[lo, k] != 0
+            for t in range(lo + 1, hi):
+                for k in range(m):
+                    dst[i, k] |= src[t, k] != 0
+        return
+    count = np.zeros(m, np.uint8)
+    for t in range(min(reach, n - 1) + 1):
+        for k in range(m):
+            count[k] += src[t, k] != 0
+    for i in range(n):
+        for k in range(m):
+            dst[i, k] = count[k] > 0
+        if i + reach + 1 < n:
+            for k in range(m):
+                count[k] += src[i + reach + 1, k] != 0
+        if i - reach >= 0:
+            for k in range(m):
+                count[k] -= src[i - reach, k] != 0
 
 
 @njit(**OPTIONS)
@@ -94,33 +112,58 @@ def _dilate_rows(src: np.ndarray, dst: np.ndarray, reach: int) -> None:
 
 @njit(**OPTIONS)
 def dilate_rows_where(src: np.ndarray, dst: np.ndarray, reach: int, rows: np.ndarray) -> None:
-    """``_dilate_rows`` on (nx, ny, nz), writing zeros for the rows that ``rows`` (2, nx, ny:
-    start, end of the set k) marks empty."""
+    """``_dilate_rows`` on (nx, ny, nz), given ``rows`` (2, nx, ny: start and end of each
+    row's set k): zeros for an empty row; for a row whose set is one run (most rows of a
+    tumor), that run widened by ``reach``, written at once; else shifted ORs."""
     nx, ny, nz = src.shape
     for i in range(nx):
         for j in range(ny):
-            if rows[0, i, j] < rows[1, i, j]:
-                _dilate_row(src[i, j], dst[i, j], reach)
-            else:
+            first, end = rows[0, i, j], rows[1, i, j]
+            if first >= end:
                 for k in range(nz):
                     dst[i, j, k] = 0
+                continue
+            run = np.uint8(1)
+            for k in range(np.uint64(first), np.uint64(end)):  # unsigned: vectorised
+                run &= src[i, j, k] != 0
+            if run:
+                a, b = max(first - reach, 0), min(end + reach, nz)
+                for k in range(nz):
+                    dst[i, j, k] = (k >= a) & (k < b)
+            else:
+                _dilate_row(src[i, j], dst[i, j], reach)
 
 
 @njit(**OPTIONS)
 def dilate_y_within(src: np.ndarray, dst: np.ndarray, reach: int, rows: np.ndarray) -> None:
-    """dst[i, j, k] = OR of src[i, j - reach .. j + reach, k], only for k in [rows[0, i, j],
-    rows[1, i, j]) (dst is not written elsewhere)."""
-    nx, ny = src.shape[0], src.shape[1]
+    """dst[i, j, k] = OR of the 0/1 src[i, j - reach .. j + reach, k], only for k in
+    [rows[0, i, j], rows[1, i, j]) (dst is not written elsewhere). A window count slides
+    along j, as in ``dilate_planes``."""
+    nx, ny, nz = src.shape
+    if reach > _SLIDE_MAX:
+        wide = np.empty((ny, nz), np.uint8)
+        for i in range(nx):
+            dilate_planes(src[i], wide, reach)
+            for j in range(ny):
+                for k in range(np.uint64(rows[0, i, j]), np.uint64(rows[1, i, j])):
+                    dst[i, j, k] = wide[j, k]
+        return
+    count = np.zeros(nz, np.uint8)
     for i in range(nx):
+        count[:] = 0
+        for t in range(min(reach, ny - 1) + 1):
+            for k in range(nz):
+                count[k] += src[i, t, k]
         for j in range(ny):
-            # unsigned k: no negative-index wraparound, so the loops vectorise
-            k0, k1 = np.uint64(rows[0, i, j]), np.uint64(rows[1, i, j])
-            lo = max(0, j - reach)
-            for k in range(k0, k1):
-                dst[i, j, k] = src[i, lo, k]
-            for jj in range(lo + 1, min(ny, j + reach + 1)):
-                for k in range(k0, k1):
-                    dst[i, j, k] |= src[i, jj, k]
+            # unsigned k: no negative-index wraparound, so the loop vectorises
+            for k in range(np.uint64(rows[0, i, j]), np.uint64(rows[1, i, j])):
+                dst[i, j, k] = count[k] > 0
+            if j + reach + 1 < ny:
+                for k in range(nz):
+                    count[k] += src[i, j + reach + 1, k]
+            if j - reach >= 0:
+                for k in range(nz):
+                    count[k] -= src[i, j - reach, k]
 
 
 @njit(**OPTIONS)
