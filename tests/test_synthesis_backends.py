@@ -154,12 +154,46 @@ def test_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch, totalseg_3m
 
 
 @pytest.mark.parametrize("shape, reach", [((9, 1, 13), (2, 3, 0)), ((30, 22, 17), (4, 1, 5)),
-                                          ((3, 40, 8), (5, 5, 9))])
+                                          ((3, 40, 8), (5, 5, 9)), ((130, 6, 5), (125, 2, 1))])
 def test_compiled_box_dilation_equals_numpy(shape, reach) -> None:
     mask = np.random.default_rng(1).random(shape) > 0.97
     out, tmp = np.empty(shape, np.uint8), np.empty(shape, np.uint8)
     got = box_dilate3(mask.view(np.uint8), *reach, out, tmp)
     assert np.array_equal(got.view(bool), box_dilate(mask, reach))
+
+
+@pytest.mark.parametrize("reach", [0, 1, 6, 121])
+def test_reach_of_a_labelled_tumor_equals_its_box_dilation(reach: int) -> None:
+    """The edge's reach as ``shape_and_reach`` builds it, from the rows' extents (one run per
+    row written at once, window counts along x and y, ORs past a reach of 120), equals the
+    box dilation within the widened extents, for a mask with gaps and empty rows."""
+    from synthtumor.synthesis.kernels_reach import (
+        EMPTY,
+        dilate_planes,
+        dilate_rows_where,
+        dilate_y_within,
+        widen_rows,
+    )
+
+    rng = np.random.default_rng(reach)
+    mask = (rng.random((14, 12, 30)) > 0.9).astype(np.uint8)
+    mask[3, 4, 5:20] = 1  # one run
+    mask[2] = 0  # empty rows
+    rows = np.full((2, 14, 12), EMPTY, np.int64)
+    rows[1] = -EMPTY
+    for i, j in zip(*np.nonzero(mask.any(axis=2))):
+        k = np.flatnonzero(mask[i, j])
+        rows[:, i, j] = k[0], k[-1] + 1
+    out, tmp = np.empty_like(mask), np.empty_like(mask)
+    dilate_rows_where(mask, out, reach, rows)
+    dilate_planes(out.reshape(14, -1), tmp.reshape(14, -1), reach)
+    widen_rows(rows, reach, reach, reach, 30, np.empty_like(rows))
+    dilate_y_within(tmp, out, reach, rows)
+    expected = box_dilate(mask.astype(bool), [reach] * 3)
+    for i, j in np.ndindex(14, 12):
+        k0, k1 = rows[:, i, j]
+        assert np.array_equal(out[i, j, k0:k1].view(bool), expected[i, j, k0:k1])
+        assert not expected[i, j, :k0].any() and not expected[i, j, k1:].any()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
