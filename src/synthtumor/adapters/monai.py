@@ -44,8 +44,7 @@ from synthtumor.adapters._common import (
     record_json,
     synthesize_step,
 )
-from synthtumor.synthesis import SynthesisConfig, voxel_geometry
-from synthtumor.synthesis.placement import find_vessels
+from synthtumor.synthesis import SynthesisConfig, case_vessels
 
 __all__ = ["FindVesselsd", "RandTumorSynthesisd", "load_tumor_records", "record_json"]
 
@@ -292,12 +291,12 @@ class FindVesselsd(MapTransform):
         image, label = d[key], d[self.label_key]
         ct, lab = _image_and_label(image, label, key, self.label_key)
         affine, spacing = RandTumorSynthesisd._geometry(d, key, image, label)
-        spacing_mm, _, _ = voxel_geometry(spacing, affine)  # as synthesize() takes it
-        liver = liver_mask(lab, self.liver_label, self.tumor_label).view(bool)
-        vessels = find_vessels(ct, liver, spacing_mm).view(np.uint8)
-        d[self.vessels_key] = convert_to_dst_type(vessels[None], label, dtype=torch.uint8
-                                                  if isinstance(label, torch.Tensor)
-                                                  else np.uint8)[0]
+        liver = liver_mask(lab, self.liver_label, self.tumor_label)
+        vessels = case_vessels(ct, liver, spacing=spacing, affine=affine)
+        assert vessels is not None  # no config: always found
+        dtype = torch.uint8 if isinstance(label, torch.Tensor) else np.uint8
+        d[self.vessels_key] = convert_to_dst_type(vessels.view(np.uint8)[None], label,
+                                                  dtype=dtype)[0]
         return d
 
 

@@ -32,8 +32,7 @@ from synthtumor.adapters._common import (
     record_json,
     synthesize_step,
 )
-from synthtumor.synthesis import SynthesisConfig, voxel_geometry
-from synthtumor.synthesis.placement import find_vessels
+from synthtumor.synthesis import SynthesisConfig, case_vessels
 
 __all__ = ["FindVessels", "RandomTumorSynthesis"]
 
@@ -238,9 +237,9 @@ class FindVessels(Transform):
 
     def apply_transform(self, subject: Subject) -> Subject:
         image, _, ct, lab = _ct_and_label(subject, self.image_name, self.label_name)
-        spacing_mm, _, _ = voxel_geometry(None, np.asarray(image.affine, dtype=np.float64))
-        liver = liver_mask(lab.numpy(), self.liver_label, self.tumor_label).view(bool)
-        vessels = find_vessels(ct.numpy().astype(np.float32, copy=False), liver, spacing_mm)
+        liver = liver_mask(lab.numpy(), self.liver_label, self.tumor_label)
+        vessels = case_vessels(ct.numpy(), liver, affine=image.affine)
+        assert vessels is not None  # no config: always found
         mask = torch.from_numpy(vessels.view(np.uint8)[None].copy())
         subject.add_image(LabelMap(tensor=mask, affine=image.affine), self.vessels_name)
         return subject

@@ -211,16 +211,17 @@ def _draw_sample(
 
 
 def case_vessels(
-    ct: np.ndarray, liver: np.ndarray, config: SynthesisConfig, *, spacing: Any = None,
-    affine: np.ndarray | None = None,
+    ct: np.ndarray, liver: np.ndarray, config: SynthesisConfig | None = None, *,
+    spacing: Any = None, affine: np.ndarray | None = None,
 ) -> np.ndarray | None:
-    """The vessels ``synthesize`` finds in a healthy case when ``config`` avoids them (None
-    when it does not): found once, then given as ``vessels=`` to every call on that case, the
-    same tumors come out without finding them again (120-150 ms at 1 mm).
+    """The vessels ``synthesize`` finds in a healthy case (bool), when ``config`` avoids them
+    (None when it does not; no config: always found): found once, then given as ``vessels=``
+    to every call on that case, the same tumors come out without finding them again
+    (120-150 ms at 1 mm). The adapters' ``FindVessels(d)`` transforms call it too.
 
     ct: HU; liver: non-zero = liver; both (x, y, z); spacing / affine as for ``synthesize``.
     """
-    if not config.avoid_vessels:
+    if config is not None and not config.avoid_vessels:
         return None
     spacing_mm, _, _ = voxel_geometry(spacing, affine)
     return find_vessels(ct, np.not_equal(liver, 0), spacing_mm)
