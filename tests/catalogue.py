@@ -125,7 +125,8 @@ class Recorder:
 
     def __init__(self, nodeid: str, description: str, tmp: Path | None,
                  base: Path | None = None) -> None:
-        self.nodeid = nodeid.split("tests/", 1)[-1]
+        # without the "@group" that `--dist loadgroup` appends to grouped tests' node ids
+        self.nodeid = nodeid.split("tests/", 1)[-1].split("@", 1)[0]
         self.description = description
         self.tmp = tmp
         self.base = base
