@@ -20,30 +20,31 @@ from .kernels_edge import ball_weight, flat_weight
 
 
 @njit(**OPTIONS)
-def shape_rho(terms: tuple[np.ndarray, ...], rho: np.ndarray) -> None:
-    """rho = |q / a| (the square root of ``kernels.shape_pass``'s r2) on the whole box;
+def shape_rho(terms: tuple[np.ndarray, ...], r2: np.ndarray, rho: np.ndarray) -> None:
+    """r2 = |q / a|^2 (``kernels.shape_pass``'s) and rho = sqrt(r2) on the whole box;
     terms: its 9 line and table arguments."""
     nx, ny, nz = rho.shape
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):
-                rho[i, j, k] = np.sqrt(r2_at(terms, i, j, k))
+                s = r2_at(terms, i, j, k)
+                r2[i, j, k] = s
+                rho[i, j, k] = np.sqrt(s)
 
 
 @njit(**OPTIONS)
 def shape_region(  # noqa: PLR0913
-    terms: tuple[np.ndarray, ...], grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
-    label: np.ndarray, margin: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...],
-                                     tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray],
-    rho: np.ndarray, region: np.ndarray, r2: np.ndarray, distance: np.ndarray,
-    inside: np.ndarray, bounds: np.ndarray, store: bool,
+    grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...], label: np.ndarray,
+    margin: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...],
+                  tuple[np.ndarray, ...], np.ndarray],
+    rho: np.ndarray, r2: np.ndarray, distance: np.ndarray, bounds: np.ndarray,
 ) -> int:
-    """The labelled tumor on ``region`` (x0, x1, y0, y1, z0, z1) of the box: returns its voxel
-    count and writes its bounds (box coordinates, same layout; x0 = -1 if it is empty). With
-    ``store``, also writes r2, the signed surface distance (mm) minus the margin's
-    displacement, and the tumor mask, as arrays of the region's shape.
+    """The labelled tumor on the whole box: returns its voxel count, writes its bounds (x0,
+    x1, y0, y1, z0, z1, box coordinates; x0 = -1 if it is empty) and, on every voxel, the
+    signed surface distance (mm) minus the margin's displacement into ``distance``
+    (``crop_region`` then cuts the tumor's part out, nothing is evaluated twice).
 
-    terms, label, rho (``shape_rho``): the whole box's; grads: ``kernels.neighbours``. margin:
+    rho, r2 (``shape_rho``): the whole box's; grads: ``kernels.neighbours``. margin:
     (field, lattice, look_x, look_y, look_z, constants): the move as a field (mm, clipped and
     scaled: ``margin.margin_displacement``), or if that is empty (0, 0, 0) from the unit-std
     ``lattice`` (``margin.margin_noise``) interpolated as ``texture.interpolate_linear``
@@ -53,7 +54,7 @@ def shape_region(  # noqa: PLR0913
     """
     (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
     field, lattice, look_x, look_y, look_z, constants = margin
-    nz, z0, z1 = rho.shape[2], region[4], region[5]  # whole rows: loops index from 0, vectorise
+    nz = rho.shape[2]  # whole rows: loops index from 0, vectorise
     zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
     mode = 1 if field.shape[0] == rho.shape[0] else (2 if lattice.shape[0] > 0 else 0)
     count, clip, amplitude = 0, constants[0], constants[1]
@@ -61,25 +62,21 @@ def shape_region(  # noqa: PLR0913
     if mode == 2:
         texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
     bounds[:] = np.array([rho.shape[0], -1, rho.shape[1], -1, nz, -1], np.int64)
-    srow, drow = np.empty(nz, np.float32), np.empty(nz, np.float32)
-    for i in range(region[0], region[1]):
+    drow = np.empty(nz, np.float32)
+    for i in range(rho.shape[0]):
         fx, xu, xd = xf[i], xh[i], xl[i]
-        for j in range(region[2], region[3]):
+        for j in range(rho.shape[1]):
             fy, yu, yd = yf[j], yh[j], yl[j]
-            if mode == 0 or store:  # the count of a margin reads the distance alone
-                for k in range(nz):
-                    srow[k] = r2_at(terms, i, j, k)
-            if mode > 0 or store:
-                for k in range(nz):
-                    d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
-                    drow[k] = d * d
-                for k in range(nz):
-                    d = (rho[xu, j, k] - rho[xd, j, k]) * fx
-                    g = zero + d * d
-                    d = (rho[i, yu, k] - rho[i, yd, k]) * fy
-                    g += d * d
-                    g += drow[k]
-                    drow[k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
+            for k in range(nz):
+                d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
+                drow[k] = d * d
+            for k in range(nz):
+                d = (rho[xu, j, k] - rho[xd, j, k]) * fx
+                g = zero + d * d
+                d = (rho[i, yu, k] - rho[i, yd, k]) * fy
+                g += d * d
+                g += drow[k]
+                drow[k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
             if mode == 1:
                 for k in range(nz):
                     drow[k] -= field[i, j, k]
@@ -87,12 +84,10 @@ def shape_region(  # noqa: PLR0913
                 c = look_x[0][i]
                 _displace_row(drow, planes[c, j], planes[c + 1, j], look_x[1][i], clip,
                               amplitude)
-            if store:
-                p, q = i - region[0], j - region[2]
-                _store_row(srow, drow, label[i, j], mode, z0, z1, r2[p, q], distance[p, q],
-                           inside[p, q])
-                continue
-            hits, first, last = _row_hits(srow, drow, label[i, j], mode)
+            out = distance[i, j]
+            for k in range(nz):
+                out[k] = drow[k]
+            hits, first, last = _row_hits(r2[i, j], drow, label[i, j], mode)
             if hits:
                 count += hits
                 bounds[0] = min(bounds[0], i)
@@ -104,6 +99,35 @@ def shape_region(  # noqa: PLR0913
     if count == 0:
         bounds[0] = -1
     return count
+
+
+@njit(**OPTIONS)
+def crop_region(  # noqa: PLR0913
+    r2_box: np.ndarray, distance_box: np.ndarray, label: np.ndarray, region: np.ndarray,
+    by_distance: bool, r2: np.ndarray, distance: np.ndarray, inside: np.ndarray,
+) -> None:
+    """Part ``region`` (x0, x1, y0, y1, z0, z1) of the whole box's r2 and distance
+    (``shape_rho``, ``shape_region``) into arrays of the region's shape, and the tumor mask
+    there: distance <= 0 (``by_distance``: a margin) or r2 <= 1, in the liver (label > 0)."""
+    z0, z1 = region[4], region[5]
+    zero, one = np.float32(0.0), np.float32(1.0)
+    for i in range(region[0], region[1]):
+        for j in range(region[2], region[3]):
+            p, q = i - region[0], j - region[2]
+            # row views and one plain loop per array and test: these vectorise
+            r2_row, d_row = r2_box[i, j, z0:z1], distance_box[i, j, z0:z1]
+            liver = label[i, j, z0:z1]
+            r2_out, d_out, mask = r2[p, q], distance[p, q], inside[p, q]
+            for k in range(z1 - z0):
+                r2_out[k] = r2_row[k]
+            for k in range(z1 - z0):
+                d_out[k] = d_row[k]
+            if by_distance:
+                for k in range(z1 - z0):
+                    mask[k] = (d_row[k] <= zero) & (liver[k] > 0)
+            else:
+                for k in range(z1 - z0):
+                    mask[k] = (r2_row[k] <= one) & (liver[k] > 0)
 
 
 @njit(**OPTIONS)
@@ -133,19 +157,6 @@ def _row_hits(srow: np.ndarray, drow: np.ndarray, label: np.ndarray,
             if first < 0:
                 first = k
     return hits, first, last
-
-
-@njit(**OPTIONS)
-def _store_row(srow: np.ndarray, drow: np.ndarray, label: np.ndarray, mode: int, z0: int,
-               z1: int, r2: np.ndarray, distance: np.ndarray, inside: np.ndarray) -> None:
-    """Part z0:z1 of one row of r2, distance and the tumor mask (``shape_region``)."""
-    for k in range(z0, z1):
-        r2[k - z0] = srow[k]
-        distance[k - z0] = drow[k]
-        if mode == 0:
-            inside[k - z0] = srow[k] <= np.float32(1.0) and label[k] > 0
-        else:
-            inside[k - z0] = drow[k] <= np.float32(0.0) and label[k] > 0
 
 
 @njit(**OPTIONS)

@@ -203,12 +203,10 @@ def _change_compiled(
                   for x in axes_mm)
     terms = _shape_kernel_terms(axes_mm, tumor.semi_axes_mm, tumor.distortion)
     rho, labels = ws.get("k_rho", dims), label[box]
-    kernels_look.shape_rho(terms, rho)
-    whole = np.array([v for n in dims for v in (0, n)], np.int64)
-    b, unused, unused_mask = np.zeros(6, np.int64), np.zeros((0, 0, 0), np.float32), \
-        np.zeros((0, 0, 0), np.bool_)
-    n_inside = kernels_look.shape_region(terms, grads, labels, margin, rho, whole, unused,
-                                         unused, unused_mask, b, False)
+    r2_box, distance_box = ws.get("lk_r2_box", dims), ws.get("lk_distance_box", dims)
+    kernels_look.shape_rho(terms, r2_box, rho)
+    b = np.zeros(6, np.int64)
+    n_inside = kernels_look.shape_region(grads, labels, margin, rho, r2_box, distance_box, b)
     centre = tuple(int(c - s.start) for c, s in zip(tumor.centre, box))
     forced = n_inside == 0
     if forced:  # never let a tumor vanish: keep its centre (as the reference path)
@@ -221,9 +219,9 @@ def _change_compiled(
     sub_dims = tuple(s.stop - s.start for s in local)
     inside = ws.get("lk_inside", sub_dims, np.bool_)
     distance, r2 = ws.get("lk_distance", sub_dims), ws.get("lk_r2", sub_dims)
-    kernels_look.shape_region(terms, grads, labels, margin, rho,
-                              np.array([v for s in local for v in (s.start, s.stop)], np.int64),
-                              r2, distance, inside, np.zeros(6, np.int64), True)
+    kernels_look.crop_region(r2_box, distance_box, labels,
+                             np.array([v for s in local for v in (s.start, s.stop)], np.int64),
+                             look.irregularity > 0, r2, distance, inside)
     force = np.full(3, -1, np.int64)
     if forced:
         force[:] = [c - s.start for c, s in zip(centre, local)]
