@@ -325,8 +325,9 @@ def paint_pass(  # noqa: PLR0913
     """Paint one tumor's change into ``target`` (the CT under its box) and label it.
 
     shared: (6,) int, the part of the box (x0, x1, y0, y1, z0, z1; box coordinates) that boxes
-    painted earlier overlap, where the stronger change vs ``original`` (the CT before any
-    tumor) wins; elsewhere ``delta`` is added. Voxels of ``inside`` get label ``tumor``.
+    painted earlier overlap, where the stronger change vs ``original`` (the CT there before any
+    tumor, an array of that part's shape) wins; elsewhere ``delta`` is added. Voxels of
+    ``inside`` get label ``tumor``.
     rows: (2, nx, ny) int64, per row the [start, end) of k to paint; outside it ``delta`` must
     be 0 and ``inside`` False (the voxel would not change), and is not read.
     Returns the sum of the change over inside (float64), the inside voxel count and the sums
@@ -343,7 +344,7 @@ def paint_pass(  # noqa: PLR0913
             for k in range(np.uint64(rows[0, i, j]), np.uint64(rows[1, i, j])):
                 d = delta[i, j, k]
                 if rows_shared and z0 <= np.int64(k) < z1:
-                    t, o = target[i, j, k], original[i, j, k]
+                    t, o = target[i, j, k], original[i - x0, j - y0, np.int64(k) - z0]
                     if abs(d) > abs(t - o):
                         target[i, j, k] = d + o
                     d = target[i, j, k] - o  # the change this voxel ends up with

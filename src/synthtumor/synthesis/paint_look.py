@@ -86,16 +86,24 @@ def paint_look(
         delta += flattening
     tumor.effects.append(look.attenuation)
     local = _local_shared(shared, sub, tumor.box)
-    snapshot = None if original is None else original[_relative(sub, tumor.box)]
+    snapshot = None if local is None or original is None else original[
+        _snapshot_part(local, shared, sub, tumor.box)]
     # every row in full (rows None): the reach box is already tight
     n_voxels, centroid, total = apply_change(compiled, out, snapshot, local, label, sub, delta,
                                              inside, None, ws)
     return n_voxels, centroid, total / max(n_inside, 1)
 
 
-def _relative(sub: tuple[slice, ...], box: tuple[slice, ...]) -> tuple[slice, ...]:
-    """``sub`` (absolute voxel slices inside ``box``) in ``box``'s own coordinates."""
-    return tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, box))
+def _snapshot_part(
+    local: tuple[slice, ...], shared: tuple[slice, ...] | None, sub: tuple[slice, ...],
+    box: tuple[slice, ...],
+) -> tuple[slice, ...]:
+    """Where ``local`` (``_local_shared``: ``sub``'s coordinates) lies in the snapshot of
+    ``shared`` (``box`` coordinates; ``painting._snapshots``)."""
+    assert shared is not None  # a local shared part comes from one
+    return tuple(slice(part.start + s.start - b.start - whole.start,
+                       part.stop + s.start - b.start - whole.start)
+                 for part, whole, s, b in zip(local, shared, sub, box))
 
 
 def _local_shared(

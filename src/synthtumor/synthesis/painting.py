@@ -10,6 +10,7 @@ labels, HU equal to within float rounding (``tests/test_synthesis_backends.py``)
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -67,11 +68,9 @@ class _Tumor:
     look: Look | None = None  # the drawn appearance; None: the reference intensity
 
 
-def _shared_parts(
-    boxes: list[tuple[slice, ...]],
-) -> tuple[list[tuple[slice, ...] | None], np.ndarray]:
+def _shared_parts(boxes: list[tuple[slice, ...]]) -> list[tuple[slice, ...] | None]:
     """Per box, the bounding box (in its own coordinates) of its intersections with the boxes
-    before it (None if none), and the (n, n) bool matrix of which boxes intersect."""
+    before it (None if none)."""
     lo = np.array([[s.start for s in b] for b in boxes], dtype=np.int64).reshape(-1, 3)
     hi = np.array([[s.stop for s in b] for b in boxes], dtype=np.int64).reshape(-1, 3)
     overlaps = np.all((lo[:, None] < hi[None]) & (lo[None] < hi[:, None]), axis=2)
@@ -84,40 +83,31 @@ def _shared_parts(
         start = np.maximum(lo[earlier], lo[i]).min(axis=0) - lo[i]
         stop = np.minimum(hi[earlier], hi[i]).max(axis=0) - lo[i]
         parts.append(tuple(slice(int(a), int(b)) for a, b in zip(start, stop)))
-    return parts, overlaps
+    return parts
 
 
 def _snapshots(
-    out: np.ndarray, boxes: list[tuple[slice, ...]], overlaps: np.ndarray, ws: Workspace
+    out: np.ndarray, boxes: list[tuple[slice, ...]],
+    shared_parts: list[tuple[slice, ...] | None], ws: Workspace,
 ) -> list[np.ndarray | None]:
-    """For each box: a copy of ``out`` under it if another box overlaps it, else None.
-
-    Overlapping boxes are grouped (connected components of the ``overlaps`` graph) and each
-    group's bounding box is copied once into a workspace buffer; boxes get views of their
-    group's copy.
-    """
-    group = list(range(len(boxes)))
-
-    def root(i: int) -> int:
-        while group[i] != i:
-            group[i] = group[group[i]]
-            i = group[i]
-        return i
-
-    for i, j in zip(*np.nonzero(np.tril(overlaps, -1))):
-        group[root(int(i))] = root(int(j))
-    members: dict[int, list[int]] = {}
-    for i in range(len(boxes)):
-        members.setdefault(root(i), []).append(i)
-    views: list[np.ndarray | None] = [None] * len(boxes)
-    for k, ids in enumerate(m for m in members.values() if len(m) > 1):
-        union = tuple(slice(min(boxes[i][a].start for i in ids), max(boxes[i][a].stop for i in ids))
-                      for a in range(3))
-        copy = ws.get(f"snapshot{k}", out[union].shape, out.dtype)
-        np.copyto(copy, out[union])
-        for i in ids:
-            views[i] = copy[tuple(slice(b.start - u.start, b.stop - u.start)
-                                  for b, u in zip(boxes[i], union))]
+    """For each box with a shared part (``_shared_parts``): a copy of ``out`` under that part,
+    the CT there before any tumor is painted (the stronger change is measured against it);
+    None for the others. The copies are packed into one workspace buffer; only the shared parts
+    are ever read, so nothing else of the boxes is copied."""
+    sizes = [0 if part is None else math.prod(p.stop - p.start for p in part)
+             for part in shared_parts]
+    packed = ws.get("snapshots", (sum(sizes),), out.dtype)
+    views: list[np.ndarray | None] = []
+    start = 0
+    for box, part, size in zip(boxes, shared_parts, sizes):
+        if part is None:
+            views.append(None)
+            continue
+        under = out[box][part]
+        view = packed[start:start + size].reshape(under.shape)
+        np.copyto(view, under)
+        views.append(view)
+        start += size
     return views
 
 
@@ -185,8 +175,8 @@ def _paint(
 ) -> tuple[int, np.ndarray, float]:
     """Paint one tumor into ``out`` and ``label`` inside the liver.
 
-    original: the CT in the tumor's box before any tumor was painted (None if no other box
-    overlaps it); shared: the part of the box (box coordinates) that boxes painted earlier
+    original: the CT on ``shared`` before any tumor was painted (``_snapshots``; None when
+    ``shared`` is); shared: the part of the box (box coordinates) that boxes painted earlier
     overlap, where the stronger change wins; None: the change is simply added.
     Returns the tumor's voxel count, centroid (voxel indices) and mean HU change.
     """
@@ -246,9 +236,9 @@ def _apply_compiled(
     bounds = np.zeros(6, np.int64)
     if shared is not None:
         bounds[:] = [v for part in shared for v in (part.start, part.stop)]
-    total, n_voxels, *sums = paint_pass(
-        out[box], out[box] if original is None else original, bounds, label[box], delta,
-        inside, np.uint8(TUMOR), rows)
+    snapshot = np.zeros((0, 0, 0), out.dtype) if original is None else original
+    total, n_voxels, *sums = paint_pass(out[box], snapshot, bounds, label[box], delta, inside,
+                                        np.uint8(TUMOR), rows)
     centroid = np.array([s.start for s in box]) + np.array(sums) / max(n_voxels, 1)
     return n_voxels, centroid, total
 
@@ -268,7 +258,7 @@ def _apply_numpy(
         # Where an earlier tumor's box overlaps, the stronger change (vs the CT before any
         # tumor) wins; elsewhere the change is simply added.
         assert original is not None  # a box that shares voxels has its snapshot (_snapshots)
-        t, o, d = target[shared], original[shared], delta[shared]
+        t, o, d = target[shared], original, delta[shared]
         current = ws.get("scratch1", t.shape)
         np.subtract(t, o, out=current)
         np.abs(current, out=current)
