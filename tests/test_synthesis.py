@@ -263,6 +263,43 @@ def test_empty_liver_is_refused(totalseg_3mm: Case) -> None:
                    np.random.default_rng(0), spacing=3.0)
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_inplace_refuses_what_it_cannot_write(
+    totalseg_3mm: Case, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In place, a liver holding a value other than 0/1 (an organ map), a CT that is not a
+    writable float array, and a liver that is not a writable uint8 array are refused before
+    anything is written, whether the liver box comes from the compiled pass (contiguous uint8)
+    or from NumPy (a strided view)."""
+    from synthtumor.synthesis.painting import BACKEND_VARIABLE
+
+    monkeypatch.setenv(BACKEND_VARIABLE, backend)
+    ct = totalseg_3mm.ct.astype(np.float32)
+    liver = (totalseg_3mm.liver > 0).astype(np.uint8)
+
+    def call(ct: np.ndarray, liver: np.ndarray) -> None:
+        synthesize(ct, liver, np.random.default_rng(0), spacing=3.0, inplace=True)
+
+    organ_map = liver.copy()
+    organ_map[tuple(v[0] for v in np.nonzero(liver))] = 5  # one voxel of another organ id
+    wider = np.zeros((*liver.shape[:2], 2 * liver.shape[2]), np.uint8)
+    wider[..., ::2] = organ_map
+    for bad_liver in (organ_map, wider[..., ::2]):  # contiguous, strided
+        before = ct.copy()
+        with pytest.raises(ValueError, match="0/1 liver"):
+            call(ct, bad_liver)
+        assert np.array_equal(ct, before)  # nothing painted
+    read_only = ct.copy()
+    read_only.flags.writeable = False
+    for bad_ct in (read_only, ct.astype(np.int16)):
+        with pytest.raises(ValueError, match="writable float32 or float64 ct"):
+            call(bad_ct, liver.copy())
+    with pytest.raises(ValueError, match="writable uint8 liver"):
+        call(ct.copy(), liver.astype(np.float32))
+    call(ct, liver)  # the same arrays, 0/1 and writable: painted in place
+    assert (liver == 2).any() and not np.array_equal(ct, totalseg_3mm.ct.astype(np.float32))
+
+
 @pytest.mark.parametrize(("sigma_a", "sigma_b"), [(3, 4), (9, 4), (15, 7), (3, 7)])
 def test_texture_matches_the_reference_recipe(sigma_a: int, sigma_b: int) -> None:
     """Our lattice texture vs the reference recipe run at full 1 mm resolution."""

@@ -88,9 +88,9 @@ def shape_pass(  # noqa: PLR0913
 
 @njit(**OPTIONS)
 def mask_profiles(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For a C-contiguous (nx, ny, nz) uint8 mask: the maximum of each x plane (nx,) and the
-    maximum over x of each (y, z) column (ny, nz), in one pass of vectorised ORs (the NumPy
-    path reads the mask twice)."""
+    """For a C-contiguous (nx, ny, nz) uint8 mask: the OR of each x plane's values (nx,) and
+    of each (y, z) column's over x (ny, nz), in one pass of vectorised ORs (the NumPy path
+    reads the mask twice): non-zero where the mask is, and above 1 where a value is."""
     nx = mask.shape[0]
     flat = mask.reshape(nx, -1)
     m = flat.shape[1]

@@ -182,11 +182,13 @@ def _outputs(
         out = np.empty(ct.shape, np.float32)
         np.copyto(out, ct, casting="unsafe")  # as astype(np.float32)
         label = np.not_equal(liver, 0).view(np.uint8)
-    liver_box = _liver_box(label)
+    liver_box, values_or = _liver_box(label)
     if liver_box is None:
         raise ValueError("liver mask is empty")
-    if inplace and label[liver_box].max() > 1:  # the box holds every non-zero voxel
-        raise ValueError("inplace=True needs a 0/1 liver array")
+    if inplace:  # a uint8 value above 1 sets a bit above the lowest, so their OR shows it
+        peak = values_or if values_or is not None else int(label[liver_box].max())
+        if peak > 1:  # (the box holds every non-zero voxel)
+            raise ValueError("inplace=True needs a 0/1 liver array")
     return out, label, liver_box
 
 
@@ -361,11 +363,12 @@ def _paint_all(
     return records
 
 
-def _liver_box(label: np.ndarray) -> tuple[slice, ...] | None:
-    """``placement.bounding_box`` of the label map; one compiled pass for contiguous maps."""
+def _liver_box(label: np.ndarray) -> tuple[tuple[slice, ...] | None, int | None]:
+    """``placement.bounding_box`` of the label map (None if it is empty); one compiled pass
+    for contiguous uint8 maps, which also gives the OR of all their values (else None)."""
     if not (compiled_backend() and label.dtype == np.uint8 and label.flags.c_contiguous
             and label.size):
-        return bounding_box(label)
+        return bounding_box(label), None
     from .kernels import mask_profiles
 
     outer, plane = mask_profiles(label)
@@ -373,9 +376,9 @@ def _liver_box(label: np.ndarray) -> tuple[slice, ...] | None:
     for profile in (outer, plane.max(axis=1), plane.max(axis=0)):
         hits = np.flatnonzero(profile)
         if hits.size == 0:
-            return None
+            return None, int(outer.max())
         box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
+    return tuple(box), int(np.bitwise_or.reduce(outer))
 
 
 def _inplace_arrays(ct: Any, liver: Any) -> tuple[np.ndarray, np.ndarray]:
