@@ -126,7 +126,8 @@ class Recorder:
     def __init__(self, nodeid: str, description: str, tmp: Path | None,
                  base: Path | None = None) -> None:
         # without the "@group" that `--dist loadgroup` appends to grouped tests' node ids
-        self.nodeid = nodeid.split("tests/", 1)[-1].split("@", 1)[0]
+        # (after any parameter id's "]", so an "@" inside one is kept)
+        self.nodeid = re.sub(r"@[^\]@]+$", "", nodeid.split("tests/", 1)[-1])
         self.description = description
         self.tmp = tmp
         self.base = base

@@ -31,3 +31,15 @@ def test_every_row_is_a_bad_input_of_one_line() -> None:
         assert cells[2].startswith("`synthtumor "), key
         assert cells[4] == "2", key
         assert cells[3], key
+
+
+def test_rows_are_keyed_without_the_xdist_group_tag() -> None:
+    """`--dist loadgroup` appends "@group" to a grouped test's node id; the catalogue's key
+    drops exactly that, and keeps an "@" inside a parameter id."""
+    def key(nodeid: str) -> str:
+        return catalogue.Recorder(nodeid, "", None).nodeid
+
+    assert key("tests/test_cli.py::test_x[a@b]@train") == "test_cli.py::test_x[a@b]"
+    assert key("tests/test_cli.py::test_x[a@b]") == "test_cli.py::test_x[a@b]"
+    assert key("tests/test_cli.py::test_x@bundle") == "test_cli.py::test_x"
+    assert key("tests/test_cli.py::test_x") == "test_cli.py::test_x"
