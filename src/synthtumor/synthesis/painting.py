@@ -10,7 +10,6 @@ labels, HU equal to within float rounding (``tests/test_synthesis_backends.py``)
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -68,9 +67,11 @@ class _Tumor:
     look: Look | None = None  # the drawn appearance; None: the reference intensity
 
 
-def _shared_parts(boxes: list[tuple[slice, ...]]) -> list[tuple[slice, ...] | None]:
+def _shared_parts(
+    boxes: list[tuple[slice, ...]],
+) -> tuple[list[tuple[slice, ...] | None], np.ndarray]:
     """Per box, the bounding box (in its own coordinates) of its intersections with the boxes
-    before it (None if none)."""
+    before it (None if none), and the (n, n) bool matrix of which boxes intersect."""
     lo = np.array([[s.start for s in b] for b in boxes], dtype=np.int64).reshape(-1, 3)
     hi = np.array([[s.stop for s in b] for b in boxes], dtype=np.int64).reshape(-1, 3)
     overlaps = np.all((lo[:, None] < hi[None]) & (lo[None] < hi[:, None]), axis=2)
@@ -83,31 +84,44 @@ def _shared_parts(boxes: list[tuple[slice, ...]]) -> list[tuple[slice, ...] | No
         start = np.maximum(lo[earlier], lo[i]).min(axis=0) - lo[i]
         stop = np.minimum(hi[earlier], hi[i]).max(axis=0) - lo[i]
         parts.append(tuple(slice(int(a), int(b)) for a, b in zip(start, stop)))
-    return parts
+    return parts, overlaps
 
 
 def _snapshots(
     out: np.ndarray, boxes: list[tuple[slice, ...]],
-    shared_parts: list[tuple[slice, ...] | None], ws: Workspace,
+    shared_parts: list[tuple[slice, ...] | None], overlaps: np.ndarray, ws: Workspace,
 ) -> list[np.ndarray | None]:
-    """For each box with a shared part (``_shared_parts``): a copy of ``out`` under that part,
-    the CT there before any tumor is painted (the stronger change is measured against it);
-    None for the others. The copies are packed into one workspace buffer; only the shared parts
-    are ever read, so nothing else of the boxes is copied."""
-    sizes = [0 if part is None else math.prod(p.stop - p.start for p in part)
-             for part in shared_parts]
-    packed = ws.get("snapshots", (sum(sizes),), out.dtype)
-    views: list[np.ndarray | None] = []
-    start = 0
-    for box, part, size in zip(boxes, shared_parts, sizes):
-        if part is None:
-            views.append(None)
-            continue
-        under = out[box][part]
-        view = packed[start:start + size].reshape(under.shape)
-        np.copyto(view, under)
-        views.append(view)
-        start += size
+    """For each box with a shared part (``_shared_parts``): the CT under that part before any
+    tumor is painted (the stronger change is measured against it), else None.
+
+    Overlapping boxes are grouped (connected components of the ``overlaps`` graph); each
+    group's copy covers the bounding box of its members' shared parts, the only voxels ever
+    read, and each member gets the view of its own part.
+    """
+    group = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.tril(overlaps, -1))):
+        group[root(int(i))] = root(int(j))
+    parts: dict[int, list[tuple[int, tuple[slice, ...]]]] = {}
+    for i, (box, part) in enumerate(zip(boxes, shared_parts)):
+        if part is not None:  # in absolute voxel coordinates
+            where = tuple(slice(b.start + p.start, b.start + p.stop) for b, p in zip(box, part))
+            parts.setdefault(root(i), []).append((i, where))
+    views: list[np.ndarray | None] = [None] * len(boxes)
+    for k, members in enumerate(parts.values()):
+        union = tuple(slice(min(w[a].start for _, w in members),
+                            max(w[a].stop for _, w in members)) for a in range(3))
+        copy = ws.get(f"snapshot{k}", out[union].shape, out.dtype)
+        np.copyto(copy, out[union])
+        for i, where in members:
+            views[i] = copy[tuple(slice(w.start - u.start, w.stop - u.start)
+                                  for w, u in zip(where, union))]
     return views
 
 
@@ -236,7 +250,8 @@ def _apply_compiled(
     bounds = np.zeros(6, np.int64)
     if shared is not None:
         bounds[:] = [v for part in shared for v in (part.start, part.stop)]
-    snapshot = np.zeros((0, 0, 0), out.dtype) if original is None else original
+    # with no snapshot, an empty view of the same array type (one compiled signature)
+    snapshot = out[box][:0, :0, :0] if original is None else original
     total, n_voxels, *sums = paint_pass(out[box], snapshot, bounds, label[box], delta, inside,
                                         np.uint8(TUMOR), rows)
     centroid = np.array([s.start for s in box]) + np.array(sums) / max(n_voxels, 1)

@@ -335,9 +335,9 @@ def _paint_all(
     """Paint the tumors into ``out`` and ``label`` in order; one record per tumor."""
     ws = workspace()
     # Where tumor boxes overlap, the stronger change wins (as blurring their union would):
-    # that needs the CT from before any painting, kept on each box's shared part.
-    shared_parts = _shared_parts([t.box for t in tumors])
-    originals = _snapshots(out, [t.box for t in tumors], shared_parts, ws)
+    # that needs the CT from before any painting, kept where boxes share voxels.
+    shared_parts, overlaps = _shared_parts([t.box for t in tumors])
+    originals = _snapshots(out, [t.box for t in tumors], shared_parts, overlaps, ws)
     records = []
     voxel_mm3 = float(np.prod(spacing))
     for i, (tumor, original, shared) in enumerate(zip(tumors, originals, shared_parts)):
