@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,23 @@ def test_synthesize_writes_the_four_outputs_on_the_ct_grid(tmp_path: Path) -> No
     total_ml = (lab == 2).sum() * 27 / 1000
     assert sum(t["volume_ml"] for t in record["tumors"]) >= total_ml - 1e-6
     assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_synthesize_table_keeps_whole_rows_in_a_log(tmp_path: Path) -> None:
+    """Into a pipe or a log file (CliRunner's output is not a terminal), the tumor table is
+    printed at its full width: one line per tumor naming every effect, as tumors.json does."""
+    out = tmp_path / "case"
+    result = run_cli("synthesize", TS_CT, TS_ORGANS, "-o", out, "--liver-label", TS_LIVER,
+                     "--type", "small", "--seed", "2", "--realistic")
+    assert result.exit_code == 0, result.output
+    tumors = json.loads((out / "tumors.json").read_text())["tumors"]
+    assert tumors and all(len(t["effects"]) >= 2 for t in tumors)
+    lines = result.output.splitlines()
+    for t in tumors:
+        row = re.compile(rf"^│\s*{t['index']} │ {t['size_class']}\b")
+        (line,) = [x for x in lines if row.match(x)]
+        assert ", ".join(t["effects"]) in line
+    assert "…" not in result.output
 
 
 def test_same_seed_same_files(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from synthtumor.choices import Device
 from synthtumor.cli_help import reflow_help
-from synthtumor.console import console, err_console, user_errors
+from synthtumor.console import console, err_console, print_table, user_errors
 from synthtumor.synthesis import SynthesisResult
 from synthtumor.synthesis_options import (
     CountOpt,
@@ -68,7 +68,7 @@ def _report(result: SynthesisResult, out: Path) -> None:
             " × ".join(f"{v:.1f}" for v in t.semi_axes_mm), f"{t.volume_ml:.2f}",
             f"{t.mean_hu_change:+.0f}", ", ".join(t.effects) or "-",
         )
-    console.print(table)
+    print_table(table)
     for note in result.params.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
     console.print(f"wrote [bold]{out}[/]: ct.nii.gz, label.nii.gz, tumors.json, preview.png")
@@ -230,7 +230,7 @@ def _demo_report(res: Any) -> None:
     table.add_column("value", justify="right")
     for name, value in format_summary(res.summary):
         table.add_row(name, value)
-    console.print(table)
+    print_table(table)
     spent = ", ".join(f"{k} {v:.0f} s" for k, v in res.seconds.items())
     console.print(f"time: {spent}")
     console.print(f"synthesis example: [bold]{res.example / 'preview.png'}[/]")

@@ -1,4 +1,4 @@
-"""What every ``synthtumor`` command shares: the consoles and the bad-input convention."""
+"""What every ``synthtumor`` command shares: the consoles, tables and the bad-input convention."""
 
 from __future__ import annotations
 
@@ -9,11 +9,24 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 
 from synthtumor.errors import InputError
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def print_table(table: Table) -> None:
+    """Print a results table on stdout: fitted to the terminal, or, into a pipe or a log file
+    (a cluster job's output), at its full width with each row on one line, so that no cell is
+    cut short or folded."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    Console(file=console.file, width=max(width, console.width), color_system=None).print(table)
 
 
 class Stopped(KeyboardInterrupt):

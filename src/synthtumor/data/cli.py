@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from synthtumor.console import console, err_console, user_errors
+from synthtumor.console import console, err_console, print_table, user_errors
 from synthtumor.data.datalist import build_datalist
 from synthtumor.data.download import DATASETS, DownloadResult, dataset_names, resolve_dataset
 from synthtumor.data.download import download as download_dataset
@@ -57,9 +57,6 @@ def _progress(*columns: object) -> Progress:
 
 
 def _list_datasets() -> None:
-    from rich.console import Console
-    from rich.measure import Measurement
-
     table = Table(title="datasets", title_justify="left")
     for col in ("name", "archive", "size", "sha256", "labels preset", "url"):
         # a URL is never cut: folded over lines in a narrow terminal, one line elsewhere
@@ -68,11 +65,7 @@ def _list_datasets() -> None:
     for d in DATASETS:
         table.add_row(d.name, d.archive, f"{d.nominal_bytes / 1e9:.2f} GB", d.sha256 or "-",
                       d.liver_preset or "-", d.url)
-    out = console
-    if not console.is_terminal:  # a pipe or a log: the table at its full width, rows on one line
-        width = Measurement.get(console, console.options.update(width=10_000), table).maximum
-        out = Console(file=console.file, width=max(width, console.width), color_system=None)
-    out.print(table)
+    print_table(table)
 
 
 @data_app.command()
@@ -212,7 +205,7 @@ def labels(
             # the table row already names the file: show just the problem
             problem = (o.detail or "").removeprefix(f"{Path(report.source) / o.file}: ")
             table.add_row(o.file, f"[yellow]skipped: {o.reason}[/]", "", "", problem)
-    console.print(table)
+    print_table(table)
     console.print(
         f"converted {len(report.converted)}, skipped {len(report.skipped)}; report: "
         f"{Path(out_dir) / REPORT_NAME}",

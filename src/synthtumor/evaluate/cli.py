@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from synthtumor.choices import Device, ModelName
-from synthtumor.console import console, user_errors
+from synthtumor.console import console, print_table, user_errors
 
 
 def evaluate(
@@ -59,7 +59,7 @@ def evaluate(
     table.add_column("value", justify="right")
     for label, value in format_summary(result.summary):
         table.add_row(label, value)
-    console.print(table)
+    print_table(table)
     for note in result.summary["notes"]:
         console.print(f"note: {note}", highlight=False)
     t = result.summary["timing_s"]

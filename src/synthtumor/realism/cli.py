@@ -156,7 +156,7 @@ def _check_inputs(real: Path | None, real_label: Path | None, synthetic: list[Pa
 def _write_outputs(out: Path, real_set: StatsSet | None, synth_sets: list[StatsSet],
                    fit: bool, fit_options: dict[str, bool]) -> list[str]:
     """Write the stats, comparison, figures and fitted profile into ``out``; their names."""
-    from synthtumor.console import console
+    from synthtumor.console import console, print_table
     from synthtumor.files import write_json_atomic
 
     written = []
@@ -177,10 +177,10 @@ def _write_outputs(out: Path, real_set: StatsSet | None, synth_sets: list[StatsS
         result = compare(real_set, synth_sets)
         write_json_atomic(out / "comparison.json", result)
         written.append("comparison.json")
-        console.print(_comparison_table(result))
+        print_table(_comparison_table(result))
     else:
         for s in all_sets:
-            console.print(_summary_table(s))
+            print_table(_summary_table(s))
     written += _write_figures(out, all_sets)
     if fit:
         from .fit import fit_profile, write_profile

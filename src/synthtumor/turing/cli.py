@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from synthtumor.console import console, err_console, user_errors
+from synthtumor.console import console, err_console, print_table, user_errors
 from synthtumor.synthesis_options import (
     CountLongOpt,
     ProfileOpt,
@@ -168,7 +168,7 @@ def report(
                          no_wrap=col != "reader")
     for row in rows(result):
         table.add_row(*row)
-    console.print(table)
+    print_table(table)
     console.print(f"{UNSURE_RULE}.\nwrote {', '.join(str(p) for p in written)}", highlight=False)
 
 
