@@ -376,7 +376,7 @@ def _liver_box(label: np.ndarray) -> tuple[tuple[slice, ...] | None, int | None]
     for profile in (outer, plane.max(axis=1), plane.max(axis=0)):
         hits = np.flatnonzero(profile)
         if hits.size == 0:
-            return None, int(outer.max())
+            return None, None
         box.append(slice(int(hits[0]), int(hits[-1]) + 1))
     return tuple(box), int(np.bitwise_or.reduce(outer))
 
