@@ -62,11 +62,11 @@ def shape_region(  # noqa: PLR0913
     if mode == 2:
         texture_planes(lattice, look_y[0], look_y[1], look_z[0], look_z[1], planes)
     bounds[:] = np.array([rho.shape[0], -1, rho.shape[1], -1, nz, -1], np.int64)
-    drow = np.empty(nz, np.float32)
     for i in range(rho.shape[0]):
         fx, xu, xd = xf[i], xh[i], xl[i]
         for j in range(rho.shape[1]):
             fy, yu, yd = yf[j], yh[j], yl[j]
+            drow = distance[i, j]  # computed in place, row by row
             for k in range(nz):
                 d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
                 drow[k] = d * d
@@ -84,9 +84,6 @@ def shape_region(  # noqa: PLR0913
                 c = look_x[0][i]
                 _displace_row(drow, planes[c, j], planes[c + 1, j], look_x[1][i], clip,
                               amplitude)
-            out = distance[i, j]
-            for k in range(nz):
-                out[k] = drow[k]
             hits, first, last = _row_hits(r2[i, j], drow, label[i, j], mode)
             if hits:
                 count += hits
