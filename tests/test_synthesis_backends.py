@@ -196,6 +196,55 @@ def test_reach_of_a_labelled_tumor_equals_its_box_dilation(reach: int) -> None:
         assert not expected[i, j, :k0].any() and not expected[i, j, k1:].any()
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_z_slopes_equal_the_gradient_on_any_stretch(n: int) -> None:
+    """``kernels.z_slopes`` (interior neighbours read as k +- 1, the faces one-sided) gives
+    ``np.gradient``'s values, bit for bit with the index-array form the kernels used, on
+    every stretch [k0, k1) of a row, and writes nothing outside it."""
+    from synthtumor.synthesis.kernels import neighbours, z_slopes
+
+    row = np.random.default_rng(n).normal(size=n).astype(np.float32)
+    high, low, factor = neighbours(n, 1.5)
+    via_indices = (row[high] - row[low]) * factor
+    if n > 1:
+        np.testing.assert_allclose(via_indices, np.gradient(row, 1.5), rtol=1e-6)
+    for k0 in range(n + 1):
+        for k1 in range(k0, n + 1):
+            out = np.full(n, np.nan, np.float32)
+            z_slopes(row, factor, np.uint64(k0), np.uint64(k1), out)
+            assert out[k0:k1].tobytes() == via_indices[k0:k1].tobytes()
+            assert np.isnan(out[:k0]).all() and np.isnan(out[k1:]).all()
+
+
+def test_edge_weight_is_zero_beyond_each_rows_reach() -> None:
+    """``kernels_look.edge_weight`` computes the weight only between each row's first and
+    last reach voxel: the same weights as on every voxel, zero outside the reach (including
+    a row's gaps and rows without reach), the forced voxel at least 0.5."""
+    from synthtumor.synthesis.effects import _CDF_FLOOR, soft_edge
+    from synthtumor.synthesis.kernels_look import edge_weight
+
+    rng = np.random.default_rng(3)
+    distance = rng.uniform(-4.0, 4.0, (6, 5, 20)).astype(np.float32)
+    reach = (rng.random((6, 5, 20)) > 0.4).astype(np.uint8)
+    reach[1] = 0  # rows without reach
+    reach[2, 2] = 0
+    reach[2, 2, [3, 15]] = 1  # a row with a gap between its ends
+    sigma = 1.0
+    # a flat profile (painting._edge_constants' layout: only kind, 1 / sigma and the CDF's
+    # floor and scale are read)
+    edge = np.array([0.0, 1.0 / sigma, 10.0, 0.0, 0.0, 13.0, _CDF_FLOOR,
+                     1.0 / (1.0 - 2.0 * _CDF_FLOOR), 0.0], np.float32)
+    force = np.array([1, 0, 7], np.int64)  # in a row without reach: nothing to force
+    weight = np.full(distance.shape, np.nan, np.float32)
+    edge_weight(distance, reach, edge, force, weight)
+    expected = np.where(reach != 0, soft_edge(distance, sigma), np.float32(0.0))
+    np.testing.assert_allclose(weight, expected, atol=2e-7)
+    assert not weight[reach == 0].any()
+    force[:] = [2, 2, 15]
+    edge_weight(distance, reach, edge, force, weight)
+    assert weight[2, 2, 15] >= 0.5
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_mass_effect_equals_map_coordinates(dtype, totalseg_3mm: Case) -> None:
     """The one-pass warp against ``mass_effect_warp`` (scipy's map_coordinates) on strided

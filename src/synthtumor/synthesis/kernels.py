@@ -48,6 +48,26 @@ def r2_at(terms: tuple[np.ndarray, ...], i: int, j: int, k: int) -> np.float32:
     return s
 
 
+@njit(inline="always", **OPTIONS)
+def z_slopes(row: np.ndarray, zf: np.ndarray, k0: np.uint64, k1: np.uint64,
+             out: np.ndarray) -> None:
+    """out[k] = (row[k + 1] - row[k - 1]) * zf[k] for k in [k0, k1), one-sided at the faces:
+    ``np.gradient`` along the last axis as ``neighbours`` gives it (zf: its factors). The
+    neighbours are read as k +- 1 on the interior, not through the index arrays: a read
+    through an index array is a gather per voxel, which kept the loops from vectorising
+    (a quarter of the appearance path's shape pass)."""
+    n = np.uint64(row.shape[0])
+    one = np.uint64(1)
+    lo = max(k0, one)
+    hi = max(min(k1, n - one), lo) if n > one else lo
+    if k0 < lo and k1 > k0:  # the face k = 0
+        out[0] = (row[min(one, n - one)] - row[0]) * zf[0]
+    for k in range(lo, hi):
+        out[k] = (row[k + one] - row[k - one]) * zf[k]
+    for k in range(max(hi, lo), k1):  # the face k = n - 1
+        out[k] = (row[k] - row[k - one]) * zf[k]
+
+
 @njit(**OPTIONS)
 def shape_pass(  # noqa: PLR0913
     lx: np.ndarray, t0a: np.ndarray, t0b: np.ndarray, ly: np.ndarray, t1a: np.ndarray,
@@ -72,7 +92,7 @@ def shape_pass(  # noqa: PLR0913
                 s = r2_at(terms, i, j, k)
                 r2[i, j, k] = s
                 rho[i, j, k] = np.sqrt(s)
-                hit = s <= one and label[i, j, k] > 0
+                hit = (s <= one) & (label[i, j, k] > 0)
                 inside[i, j, k] = hit
                 count += int(hit)
             rows[0, i, j], rows[1, i, j] = EMPTY, -EMPTY
@@ -248,7 +268,7 @@ def change_pass(  # noqa: PLR0913
     idx0, w0 = look_x
     xh, xl, xf = grad_x
     yh, yl, yf = grad_y
-    zh, zl, zf = grad_z
+    zf = grad_z[2]  # the z neighbours are k +- 1 (z_slopes)
     flat, inv_sigma, radius, floor_r = edge[0] == 0, edge[1], edge[2], edge[3]
     curvature, r_max, cdf_floor, cdf_scale, scale = edge[4], edge[5], edge[6], edge[7], edge[8]
     zero, one, three, tiny = np.float32(0.0), np.float32(1.0), np.float32(3.0), np.float32(1e-6)
@@ -270,8 +290,7 @@ def change_pass(  # noqa: PLR0913
                 d0, d1 = k0, k1
             # the distance on the row's extent, branch-free so that the compiler vectorises it
             # (plain indexing: a row view per row costs more than the arithmetic on short rows)
-            for k in range(d0, d1):
-                dz[k] = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
+            z_slopes(rho[i, j], zf, d0, d1, dz)
             for k in range(d0, d1):
                 d = (rho[xu, j, k] - rho[xd, j, k]) * fx
                 g = zero + d * d
@@ -281,19 +300,21 @@ def change_pass(  # noqa: PLR0913
                 distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
             # the weight on every voxel of the extent and a select, no branches: vectorised
             # (branching per voxel on the profile's range took 1.5x as long; one loop per
-            # profile, as a branch on the profile inside the loop took 2.5x as long)
+            # profile, as a branch on the profile inside the loop took 2.5x as long). The
+            # tests combine with & : a short-circuit `and` is such a branch, and kept these
+            # loops scalar
             if flat:
                 for k in range(k0, k1):
                     t = distance[i, j, k] * inv_sigma
                     w = flat_weight(min(max(t, -three), three), cdf_floor, cdf_scale)
-                    keep = t < three and reach_mask[i, j, k] != 0 and label[i, j, k] != 0
+                    keep = (t < three) & (reach_mask[i, j, k] != 0) & (label[i, j, k] != 0)
                     texture = planes[a, j, k] + (planes[a + 1, j, k] - planes[a, j, k]) * fa
                     delta[i, j, k] = (w * texture) * scale if keep else zero
             else:
                 for k in range(k0, k1):
                     r = max(distance[i, j, k] + radius, floor_r)
                     w = ball_weight(min(r, r_max), radius, inv_sigma, curvature)
-                    keep = r <= r_max and reach_mask[i, j, k] != 0 and label[i, j, k] != 0
+                    keep = (r <= r_max) & (reach_mask[i, j, k] != 0) & (label[i, j, k] != 0)
                     texture = planes[a, j, k] + (planes[a + 1, j, k] - planes[a, j, k]) * fa
                     delta[i, j, k] = (w * texture) * scale if keep else zero
     _force_weight(distance, reach_mask, label, planes, look_x, edge, force, rows, delta)

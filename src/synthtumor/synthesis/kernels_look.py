@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from .jit_options import OPTIONS
-from .kernels import r2_at, texture_planes
+from .kernels import r2_at, texture_planes, z_slopes
 from .kernels_edge import ball_weight, flat_weight
 
 
@@ -52,7 +52,7 @@ def shape_region(  # noqa: PLR0913
     constants[1]; both empty: a smooth margin. inside = distance
     <= 0 with a margin, r2 <= 1 without (as the reference).
     """
-    (xh, xl, xf), (yh, yl, yf), (zh, zl, zf) = grads
+    (xh, xl, xf), (yh, yl, yf), (_, _, zf) = grads
     field, lattice, look_x, look_y, look_z, constants = margin
     nz = rho.shape[2]  # whole rows: loops index from 0, vectorise
     zero, one, tiny = np.float32(0.0), np.float32(1.0), np.float32(1e-6)
@@ -67,9 +67,9 @@ def shape_region(  # noqa: PLR0913
         for j in range(rho.shape[1]):
             fy, yu, yd = yf[j], yh[j], yl[j]
             drow = distance[i, j]  # computed in place, row by row
+            z_slopes(rho[i, j], zf, np.uint64(0), np.uint64(nz), drow)
             for k in range(nz):
-                d = (rho[i, j, zh[k]] - rho[i, j, zl[k]]) * zf[k]
-                drow[k] = d * d
+                drow[k] *= drow[k]
             for k in range(nz):
                 d = (rho[xu, j, k] - rho[xd, j, k]) * fx
                 g = zero + d * d
@@ -164,27 +164,48 @@ def edge_weight(
     """The soft edge in [0, 1] from the signed distance (mm), 0 where ``reach_mask`` is 0
     (the confinement); edge: ``painting._edge_constants`` (kind 0 flat ``soft_edge``, 1 ball
     ``soft_edge_ball``); force: (3,) voxel whose weight is at least 0.5, or (-1, -1, -1).
-    Every voxel's weight is computed and then selected (no branch per voxel: the loops
-    vectorise, as in ``kernels.change_pass``)."""
+    The weight is computed only between each row's first and last reach voxel (a third of
+    the reach box's voxels lie outside them, for mix tumors), there on every voxel and then
+    selected (no branch per voxel: the loops vectorise, as in ``kernels.change_pass``)."""
     nx, ny, nz = distance.shape
     flat, inv_sigma, radius, floor_r = edge[0] == 0, edge[1], edge[2], edge[3]
     curvature, r_max, cdf_floor, cdf_scale = edge[4], edge[5], edge[6], edge[7]
     zero, three = np.float32(0.0), np.float32(3.0)
     for i in range(nx):
         for j in range(ny):
+            k0, k1 = _mask_extent(reach_mask[i, j])
+            row = weight[i, j]
+            for k in range(k0):
+                row[k] = zero
+            for k in range(k1, np.uint64(nz)):
+                row[k] = zero
             if flat:
-                for k in range(nz):
+                for k in range(k0, k1):
                     t = distance[i, j, k] * inv_sigma
                     w = flat_weight(min(max(t, -three), three), cdf_floor, cdf_scale)
-                    weight[i, j, k] = w if t < three and reach_mask[i, j, k] != 0 else zero
+                    row[k] = w if (t < three) & (reach_mask[i, j, k] != 0) else zero
             else:
-                for k in range(nz):
+                for k in range(k0, k1):
                     r = max(distance[i, j, k] + radius, floor_r)
                     w = ball_weight(min(r, r_max), radius, inv_sigma, curvature)
-                    weight[i, j, k] = w if r <= r_max and reach_mask[i, j, k] != 0 else zero
+                    row[k] = w if (r <= r_max) & (reach_mask[i, j, k] != 0) else zero
     i, j, k = force[0], force[1], force[2]
     if i >= 0 and reach_mask[i, j, k] != 0:  # a tumor that would vanish keeps its centre
         weight[i, j, k] = max(weight[i, j, k], np.float32(0.5))
+
+
+@njit(**OPTIONS)
+def _mask_extent(row: np.ndarray) -> tuple[np.uint64, np.uint64]:
+    """The first and one past the last non-zero index of a uint8 row (0, 0 if none),
+    unsigned so that loops over them vectorise without gathers (``kernels.change_pass``)."""
+    n = row.shape[0]
+    last = n
+    while last > 0 and row[last - 1] == 0:
+        last -= 1
+    first = 0
+    while first < last and row[first] == 0:
+        first += 1
+    return np.uint64(first), np.uint64(last)
 
 
 @njit(**OPTIONS)
