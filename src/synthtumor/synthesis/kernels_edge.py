@@ -5,22 +5,35 @@ voxel, which keeps a loop from vectorising)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 from .jit_options import OPTIONS
 
-_POW2 = np.array([2.0**-n for n in range(128)], np.float32)  # 2^-n, n = 0 .. 127
 _LOG2_E = np.float32(1.4426950408889634)
 # ln 2 split in two (Cody-Waite): n * _LN2_HI is exact in float32 for |n| < 2^9
 _LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.121944400546905e-4)
+
+
+@intrinsic
+def _float32_bits(typingctx: Any, bits: Any) -> tuple[Any, Any]:
+    """The float32 whose IEEE bits are the int32 ``bits`` (a bit cast, no arithmetic)."""
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return types.float32(types.int32), codegen
 
 
 @njit(**OPTIONS)
 def exp_neg(x: np.float32) -> np.float32:
     """e^x for float32 x <= 0 (2^-126 below -87), to about 2e-7 relative: x = n ln 2 + r,
     |r| <= ln 2 / 2, e^r by its Taylor polynomial to r^7 (truncation < 1e-8). Plain arithmetic
-    that the compiler inlines, where libm's expf is a call per voxel."""
+    that the compiler inlines, where libm's expf is a call per voxel. 2^n (n in [-126, 0]) is
+    built from its exponent bits: exactly the power of two, and it vectorises, where a table
+    of them cost a gather per voxel (the reference change pass took 1.2x as long)."""
     x = max(x, np.float32(-87.0))
     n = np.floor(x * _LOG2_E + np.float32(0.5))
     r = (x - n * _LN2_HI) - n * _LN2_LO
@@ -32,7 +45,8 @@ def exp_neg(x: np.float32) -> np.float32:
     p = p * r + np.float32(0.5)
     p = p * r + np.float32(1.0)
     p = p * r + np.float32(1.0)
-    result: np.float32 = p * _POW2[np.int64(-n)]
+    power: np.float32 = _float32_bits((np.int32(n) + np.int32(127)) << np.int32(23))  # type: ignore[call-arg]
+    result: np.float32 = p * power
     return result
 
 
