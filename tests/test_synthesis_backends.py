@@ -244,7 +244,7 @@ def test_z_slopes_equal_the_gradient_on_any_stretch(n: int) -> None:
 def test_edge_weight_is_zero_beyond_each_rows_reach() -> None:
     """``kernels_look.edge_weight`` computes the weight only between each row's first and
     last reach voxel: the same weights as on every voxel, zero outside the reach (including
-    a row's gaps and rows without reach), the forced voxel at least 0.5."""
+    a row's gaps and rows without reach), a forced voxel raised to 0.5 only within reach."""
     from synthtumor.synthesis.effects import _CDF_FLOOR, soft_edge
     from synthtumor.synthesis.kernels_look import edge_weight
 
@@ -265,9 +265,10 @@ def test_edge_weight_is_zero_beyond_each_rows_reach() -> None:
     expected = np.where(reach != 0, soft_edge(distance, sigma), np.float32(0.0))
     np.testing.assert_allclose(weight, expected, atol=2e-7)
     assert not weight[reach == 0].any()
+    distance[2, 2, 15] = 2.5  # far outside: a weight near 0, raised to 0.5 when forced
     force[:] = [2, 2, 15]
     edge_weight(distance, reach, edge, force, weight)
-    assert weight[2, 2, 15] >= 0.5
+    assert weight[2, 2, 15] == np.float32(0.5)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
