@@ -58,13 +58,13 @@ def z_slopes(row: np.ndarray, zf: np.ndarray, k0: np.uint64, k1: np.uint64,
     (a quarter of the appearance path's shape pass)."""
     n = np.uint64(row.shape[0])
     one = np.uint64(1)
-    lo = max(k0, one)
+    lo = max(k0, one)  # the interior is [1, n - 1)
     hi = max(min(k1, n - one), lo) if n > one else lo
-    if k0 < lo and k1 > k0:  # the face k = 0
+    if k0 == 0 and k1 > 0:  # the face k = 0
         out[0] = (row[min(one, n - one)] - row[0]) * zf[0]
     for k in range(lo, hi):
         out[k] = (row[k + one] - row[k - one]) * zf[k]
-    for k in range(max(hi, lo), k1):  # the face k = n - 1
+    for k in range(hi, k1):  # the face k = n - 1
         out[k] = (row[k] - row[k - one]) * zf[k]
 
 
