@@ -9,9 +9,12 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first and pinned: the CPU wheel; a looser spec would pull a multi-GB CUDA build
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# torch first and pinned: the CPU wheel; a looser spec would pull a multi-GB CUDA build.
+	# A torch already in .venv (a CUDA build of your choice) is kept.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0
+	# ... and held there: nnU-Net's timm asks for torchvision, whose newest release would swap
+	# the torch found here for a multi-GB CUDA build of another version
+	$(BIN)/pip install --quiet -e ".[dev]" "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__)')"
 	touch $(STAMP)
 
 demo: $(STAMP)
