@@ -41,7 +41,7 @@ class Case:
         return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
 
 
-def _crop_to_liver(ct: Volume, liver: Volume, margin_mm: float) -> Case:
+def crop_to_liver(ct: Volume, liver: Volume, margin_mm: float) -> Case:
     """Crop to the liver's bounding box plus a margin; the affine follows the crop."""
     box = bounding_box(liver.array > 0)
     margin = [int(np.ceil(margin_mm / s)) for s in ct.spacing]
@@ -58,7 +58,7 @@ def totalseg_3mm() -> Case:
     """totalseg_ct on its own 3 mm grid, cropped to the liver + 10 mm."""
     ct = read_ct(TS_CT)
     liver = read_mask(TS_ORGANS, ct, label=TS_LIVER)
-    return _crop_to_liver(ct, liver, 10.0)
+    return crop_to_liver(ct, liver, 10.0)
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +68,7 @@ def totalseg_1mm() -> Case:
     liver = read_mask(TS_ORGANS, ct, label=TS_LIVER)
     ct_1 = resample_to_spacing(ct, 1.0, order=1)
     liver_1 = resample_to_spacing(liver, 1.0, order=0)
-    return _crop_to_liver(ct_1, liver_1, 10.0)
+    return crop_to_liver(ct_1, liver_1, 10.0)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import DICOM_DIR, DICOM_ORGANS, LITS_CT, LITS_LABEL, TS_LIVER, Case
+from conftest import (
+    DICOM_DIR,
+    DICOM_ORGANS,
+    LITS_CT,
+    LITS_LABEL,
+    TS_LIVER,
+    Case,
+    crop_to_liver,
+)
 
 from synthtumor.imaging import read_ct, read_labels, read_mask, resample_to_spacing
 from synthtumor.realism.stats import tumor_statistics
@@ -26,12 +34,13 @@ ISO = AttenuationClass("iso", 1.0, Spread.of(-6.0, 8.0), Spread.of(0.9, 1.1))
 
 @pytest.fixture(scope="module")
 def dicom_1mm() -> Case:
-    """The contrast-enhanced DICOM series (liver ~93 HU) on a 1 mm grid, like training."""
+    """The contrast-enhanced DICOM series (liver ~93 HU) on a 1 mm grid, like training,
+    cropped to the liver + 10 mm (a sixth of the slices' area: tumors go in the liver)."""
     ct = read_ct(DICOM_DIR)
     liver = read_mask(DICOM_ORGANS, ct, label=TS_LIVER)
-    ct1 = resample_to_spacing(ct, 1.0, order=1)
-    liver1 = resample_to_spacing(liver, 1.0, order=0)
-    return Case(ct1.array.astype(np.float32), (liver1.array > 0).astype(np.uint8), ct1.affine)
+    case = crop_to_liver(resample_to_spacing(ct, 1.0, order=1),
+                          resample_to_spacing(liver, 1.0, order=0), 10.0)
+    return Case(case.ct.astype(np.float32), (case.liver > 0).astype(np.uint8), case.affine)
 
 
 def _measure(case: Case, config: SynthesisConfig, seeds: range) -> dict[str, np.ndarray]:

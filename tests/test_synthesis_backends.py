@@ -333,6 +333,39 @@ def test_compiled_vessel_overlap_equals_numpy(monkeypatch: pytest.MonkeyPatch) -
     assert max(counts) > 0  # centred on vessels: they overlap
 
 
+def test_compiled_probe_box_equals_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Placement's tight box (a coarse probe of the shape, then the box of the probe points
+    near its surface), compiled vs NumPy, for tumors of every size class on isotropic and
+    anisotropic grids; and a probe grid far from the tumor finds no box."""
+    from synthtumor.synthesis.profiles import PROFILES
+    from synthtumor.synthesis.shape import Distortion
+    from synthtumor.synthesis.siting import _box_around, _probe_compiled, _tight_box
+
+    rng = np.random.default_rng(11)
+    limit = tuple(slice(0, 200) for _ in range(3))
+    tightened = 0
+    for spacing in ((1.0, 1.0, 1.0), (0.7, 0.7, 2.5)):
+        for size_class in PROFILES["mix"]:
+            for _ in range(3):
+                semi_axes = size_class.draw_semi_axes_mm(rng)
+                distortion = Distortion.draw(rng, size_class.draw_elastic_sigma_mm(rng))
+                centre = rng.integers(60, 140, 3)
+                half_mm = semi_axes + distortion.reach_mm() + 3.0 * 2.0
+                both = []
+                for backend in ("numpy", "numba"):
+                    monkeypatch.setenv(BACKEND_VARIABLE, backend)
+                    both.append(_tight_box(centre, semi_axes, distortion, half_mm, spacing,
+                                           limit, 2.0))
+                assert both[0] == both[1]
+                loose = _box_around(centre, half_mm, spacing, limit)
+                tightened += both[0] != loose
+    assert tightened >= 6  # the large boxes were tightened
+    far = tuple(np.arange(40.0, 57.0, 4.0) for _ in range(3))  # >= 65 mm from its surface
+    ball = (np.full(3, 4.0), Distortion(np.zeros((3, 2, 3, 3))))
+    assert _probe_compiled(far, *ball, 60.0) is None
+    assert _probe_compiled(far, *ball, 64.0) == (slice(0, 1),) * 3  # the nearest corner
+
+
 @pytest.mark.parametrize("sigma_a", [3, 9, 15])
 @pytest.mark.parametrize("sigma_b", [4, 7])
 def test_compiled_texture_lattice_equals_numpy(sigma_a: int, sigma_b: int) -> None:

@@ -171,6 +171,36 @@ def probe_distance(
 
 
 @njit(**OPTIONS)
+def probe_box(
+    terms: tuple[np.ndarray, ...], grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
+    limit: np.float32, r2: np.ndarray, distance: np.ndarray, box: np.ndarray,
+) -> bool:
+    """``probe_distance``, then the bounding box of the probe points whose distance is at
+    most ``limit`` (mm; as ``bounding_box(distance <= limit)``, compared in float32): box (6,)
+    int64, written as start and stop per axis. False if no point is that near (box unset)."""
+    probe_distance(terms, grads, r2, distance)
+    nx, ny, nz = distance.shape
+    lo = np.array([nx, ny, nz], np.int64)
+    hi = np.full(3, -1, np.int64)
+    for i in range(nx):
+        for j in range(ny):
+            first, last = nz, -1
+            for k in range(nz):
+                if distance[i, j, k] <= limit:
+                    first = min(first, k)
+                    last = k
+            if last >= 0:
+                lo[0], hi[0] = min(lo[0], i), max(hi[0], i)
+                lo[1], hi[1] = min(lo[1], j), max(hi[1], j)
+                lo[2], hi[2] = min(lo[2], first), max(hi[2], last)
+    if hi[0] < 0:
+        return False
+    for axis in range(3):
+        box[2 * axis], box[2 * axis + 1] = lo[axis], hi[axis] + 1
+    return True
+
+
+@njit(**OPTIONS)
 def shape_and_reach(  # noqa: PLR0913
     terms: tuple[np.ndarray, ...], label: np.ndarray, centre: np.ndarray, reach: np.ndarray,
     r2: np.ndarray, rho: np.ndarray, inside: np.ndarray, out: np.ndarray, tmp: np.ndarray,

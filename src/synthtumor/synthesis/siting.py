@@ -61,15 +61,14 @@ def _tight_box(
     if math.prod(s.stop - s.start for s in loose) < _PROBE_MIN_VOXELS:
         return loose  # small already: probing would cost more than it saves
     axes_mm = _box_axes_mm(loose, centre, spacing, step)
-    if compiled_backend():
-        distance = _probe_compiled(axes_mm, semi_axes, distortion)
-    else:
-        distance = evaluate_shape(axes_mm, semi_axes, distortion).distance_mm
     cell_mm = float(np.linalg.norm(np.array(step) * spacing))
     # A voxel within 3 sigma of the surface is at most half a cell from a probe point, so that
     # point is within 3 sigma + half a cell (x 1.25: the distance estimate is not exact).
-    near = distance <= 1.25 * (EDGE_TRUNCATE * edge_sigma + 0.5 * cell_mm) + 1.0
-    found = bounding_box(near)
+    limit = 1.25 * (EDGE_TRUNCATE * edge_sigma + 0.5 * cell_mm) + 1.0
+    if compiled_backend():
+        found = _probe_compiled(axes_mm, semi_axes, distortion, limit)
+    else:
+        found = bounding_box(evaluate_shape(axes_mm, semi_axes, distortion).distance_mm <= limit)
     if found is None:
         return loose
     return _three(
@@ -95,18 +94,23 @@ def _vessel_overlap(
 
 
 def _probe_compiled(
-    axes_mm: tuple[np.ndarray, ...], semi_axes: np.ndarray, distortion: Distortion
-) -> np.ndarray:
-    """``evaluate_shape(...).distance_mm`` by a compiled kernel (same float32 arithmetic)."""
+    axes_mm: tuple[np.ndarray, ...], semi_axes: np.ndarray, distortion: Distortion,
+    limit_mm: float,
+) -> tuple[slice, slice, slice] | None:
+    """``bounding_box(evaluate_shape(...).distance_mm <= limit_mm)`` by one compiled pass
+    (``kernels.probe_box``: the same float32 arithmetic and comparison)."""
     from . import kernels
 
     dims = tuple(len(x) for x in axes_mm)
     r2, distance = np.empty(dims, np.float32), np.empty(dims, np.float32)
     grads = tuple(kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0)
                   for x in axes_mm)
-    kernels.probe_distance(_shape_kernel_terms(axes_mm, semi_axes, distortion), grads, r2,
-                           distance)
-    return distance
+    box = np.empty(6, np.int64)
+    if not kernels.probe_box(_shape_kernel_terms(axes_mm, semi_axes, distortion), grads,
+                             np.float32(limit_mm), r2, distance, box):
+        return None
+    start, stop = box[0::2].tolist(), box[1::2].tolist()
+    return _three(slice(a, b) for a, b in zip(start, stop))
 
 
 def _place(
