@@ -64,11 +64,13 @@ def _tight_box(
     cell_mm = float(np.linalg.norm(np.array(step) * spacing))
     # A voxel within 3 sigma of the surface is at most half a cell from a probe point, so that
     # point is within 3 sigma + half a cell (x 1.25: the distance estimate is not exact).
-    limit = 1.25 * (EDGE_TRUNCATE * edge_sigma + 0.5 * cell_mm) + 1.0
+    near_mm = 1.25 * (EDGE_TRUNCATE * edge_sigma + 0.5 * cell_mm) + 1.0
+    found: tuple[slice, ...] | None
     if compiled_backend():
-        found = _probe_compiled(axes_mm, semi_axes, distortion, limit)
+        found = _probe_compiled(axes_mm, semi_axes, distortion, near_mm)
     else:
-        found = bounding_box(evaluate_shape(axes_mm, semi_axes, distortion).distance_mm <= limit)
+        found = bounding_box(evaluate_shape(axes_mm, semi_axes, distortion).distance_mm
+                             <= near_mm)
     if found is None:
         return loose
     return _three(
