@@ -13,7 +13,8 @@ Three measurements, one JSON + one table (about 8 minutes on one GPU):
    more workers; arms synthetic, phantom, synthetic+phantom): the healthy CTs and LiTS 117 of
    ../shared/data when present, else healthy phantoms and a phantom with held-out tumors.
 
-`--smoke` runs everything tiny on the CPU in well under a minute (tested in CI).
+`--smoke` runs everything tiny on the CPU, its benchmark on the phantoms (about a minute and a
+half on two cores; tested in CI).
 
 Run:  python benchmarks/gpu_check.py [--smoke] [--out gpu_check]
 """
@@ -160,10 +161,10 @@ def inference_seconds(name: str, s: Sizes) -> float:
     return time.perf_counter() - t0
 
 
-def efficacy_inputs(work: Path) -> tuple[Path, Path, list[str]]:
-    """(healthy datalist, test datalist, label-id options): the shared real CTs when present,
-    else phantoms (healthy) and a phantom carrying held-out tumors (test)."""
-    if (SHARED / "tumor" / "lits117_ct.nii.gz").is_file():
+def efficacy_inputs(work: Path, real: bool = True) -> tuple[Path, Path, list[str]]:
+    """(healthy datalist, test datalist, label-id options): the shared real CTs when present
+    and ``real``, else phantoms (healthy) and a phantom carrying held-out tumors (test)."""
+    if real and (SHARED / "tumor" / "lits117_ct.nii.gz").is_file():
         h = SHARED / "healthy"
         healthy = {"training": [
             {"image": str(h / "totalseg_ct.nii.gz"), "label": str(h / "totalseg_ct_organs.nii.gz")},
@@ -196,7 +197,9 @@ def efficacy_run(work: Path, s: Sizes) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     preset = work / "scaled.toml"
     preset.write_text(preset_toml(load_preset("cpu"), **s.efficacy))
-    healthy, test, ids = efficacy_inputs(work)
+    # the smoke run tests the check, not the benchmark (tested on real CT on its own): its
+    # small phantoms instead of a full-resolution real case to evaluate on
+    healthy, test, ids = efficacy_inputs(work, real=s.device == "cuda")
     cmd = [sys.executable, "-m", "synthtumor.cli", "benchmark", "efficacy", "--preset",
            str(preset), "--healthy", str(healthy), "--test", str(test), *ids,
            "--device", s.device, "--out", str(work / "efficacy")]
