@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import Case
 
-from synthtumor.synthesis.painting import _shape_kernel_terms
+from synthtumor.synthesis.painting import BACKEND_VARIABLE, BACKENDS, _shape_kernel_terms
 from synthtumor.synthesis.placement import LiverSites, bounding_box
 from synthtumor.synthesis.shape import PLANES, Distortion, _basis, shape_terms
 from synthtumor.synthesis.workspace import Workspace
@@ -13,14 +14,23 @@ from synthtumor.synthesis.workspace import Workspace
 
 def _one_by_one(axes_mm, semi_axes_mm, distortion):
     """Each line and table on its own: x / a per axis, and basis_i @ C @ basis_j.T / a per
-    table (the plain definition)."""
+    table, summed over k = 0, 1, 2 in order (the plain definition)."""
     a = np.asarray(semi_axes_mm, dtype=np.float64)
     basis = [_basis(x / (2.0 * a[i])) for i, x in enumerate(axes_mm)]
     lines = [(x / a[i]).astype(np.float32) for i, x in enumerate(axes_mm)]
     tables = {}
     for plane, (i, j) in enumerate(PLANES):
         for k, axis in enumerate((i, j)):
-            table = basis[i] @ distortion.control_mm[plane, k] @ basis[j].T
+            control = distortion.control_mm[plane, k]
+            inner = basis[i][:, 0, None] * control[0]
+            inner = inner + basis[i][:, 1, None] * control[1]
+            inner = inner + basis[i][:, 2, None] * control[2]
+            table = inner[:, 0, None] * basis[j][:, 0]
+            table = table + inner[:, 1, None] * basis[j][:, 1]
+            table = table + inner[:, 2, None] * basis[j][:, 2]
+            # the definition is the matrix product, whichever way a BLAS sums it
+            np.testing.assert_allclose(table, basis[i] @ control @ basis[j].T, rtol=1e-12,
+                                       atol=1e-12)
             tables[plane, k] = (table / a[axis]).astype(np.float32)
     return lines, tables
 
@@ -36,18 +46,23 @@ def _boxes(rng: np.random.Generator, n: int):
         yield axes, rng.uniform(1.0, 40.0, 3), Distortion.draw(rng, float(rng.uniform(0.2, 8.0)))
 
 
-def test_batched_shape_terms_equal_the_tables_one_by_one() -> None:
-    """Stacked matmuls and one division for the three lines give bit-identical float32 terms,
-    in the broadcast form and in the kernels' 2-D form."""
+def test_batched_shape_terms_equal_the_tables_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stacked tables and one division for the three lines give bit-identical float32 terms,
+    in the broadcast form and in the kernels' 2-D form, from NumPy and from the compiled
+    ``kernels_shape.shape_tables``."""
     for axes, semi, distortion in _boxes(np.random.default_rng(12), 300):
         lines, tables = _one_by_one(axes, semi, distortion)
         got_lines, got_tables = shape_terms(axes, semi, distortion)
-        kernel = _shape_kernel_terms(axes, semi, distortion)
         expected_kernel = (lines[0], tables[0, 0], tables[2, 0], lines[1], tables[0, 1],
                            tables[1, 0], lines[2], tables[1, 1], tables[2, 1])
-        for got, want in zip(kernel, expected_kernel):
-            assert got.dtype == np.float32 and got.flags.c_contiguous
-            assert np.array_equal(got, want)
+        for backend in BACKENDS:
+            monkeypatch.setenv(BACKEND_VARIABLE, backend)
+            kernel = _shape_kernel_terms(axes, semi, distortion)
+            for got, want in zip(kernel, expected_kernel, strict=True):
+                assert got.dtype == np.float32 and got.flags.c_contiguous
+                assert np.array_equal(got, want)
         for axis in range(3):
             assert np.array_equal(got_lines[axis].ravel(), lines[axis])
             planes = [p for p, pair in enumerate(PLANES) if axis in pair]

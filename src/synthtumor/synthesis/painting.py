@@ -384,7 +384,14 @@ def _shape_kernel_terms(
     axes_mm: tuple[np.ndarray, ...], semi_axes_mm: np.ndarray, distortion: Distortion
 ) -> tuple[np.ndarray, ...]:
     """``shape.shape_terms`` as the kernels take them: per axis the 1-D line and its two
-    tables as 2-D arrays over the two axes each spans (``shape.plane_tables``, unbroadcast)."""
+    tables as 2-D arrays over the two axes each spans (``shape.plane_tables``, unbroadcast;
+    compiled, ``kernels_shape.shape_tables``, on the compiled backend: the same bits)."""
+    if compiled_backend():
+        from .kernels_shape import shape_tables
+
+        x, y, z = axes_mm
+        return shape_tables(x, y, z, np.asarray(semi_axes_mm, np.float64),
+                            np.ascontiguousarray(distortion.control_mm, np.float64))
     lines, (xy, yz, xz) = plane_tables(axes_mm, semi_axes_mm, distortion)
     return (lines[0], xy[0], xz[0], lines[1], xy[1], yz[0], lines[2], yz[1], xz[1])
 

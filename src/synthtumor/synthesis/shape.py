@@ -96,11 +96,32 @@ def plane_tables(
     divisors = a[_PLANE_AXES][:, :, None, None]
     planes = []
     for plane, (i, j) in enumerate(PLANES):
-        # both tables of the plane in one stacked matmul (each matrix multiplied as on its own)
-        stack = basis[i] @ distortion.control_mm[plane] @ basis[j].T
+        stack = contract(basis[i], distortion.control_mm[plane], basis[j])  # both tables
         stack /= divisors[plane]
         planes.append(stack.astype(np.float32))
     return lines, planes
+
+
+def contract(left: np.ndarray, control: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left @ control @ right.T`` for (n_l, 3) and (n_r, 3) bases and stacked (m, 3, 3)
+    controls, shape (m, n_l, n_r), summed over k = 0, 1, 2 in that order, each product
+    rounded: the compiled twin (``kernels_shape.shape_tables``) gives the same bits, which a
+    matrix product would not promise (its BLAS may sum in another order or fuse the adds).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> left, control, right = rng.random((4, 3)), rng.random((2, 3, 3)), rng.random((5, 3))
+    >>> bool(np.allclose(contract(left, control, right), left @ control @ right.T))
+    True
+    """
+    inner = left[None, :, 0, None] * control[:, None, 0, :]  # (m, n_l, 3): left @ control
+    inner += left[None, :, 1, None] * control[:, None, 1, :]
+    inner += left[None, :, 2, None] * control[:, None, 2, :]
+    out: np.ndarray = inner[:, :, 0, None] * right[None, None, :, 0]
+    out += inner[:, :, 1, None] * right[None, None, :, 1]
+    out += inner[:, :, 2, None] * right[None, None, :, 2]
+    return out
 
 
 def shape_terms(
