@@ -50,16 +50,18 @@ class Sizes:
     volume: tuple[int, int, int]
     feature_size: int
     efficacy: dict[str, Any]
+    real_cases: bool  # the benchmark on ../shared/data's real CT when present, else phantoms
 
 
 FULL = Sizes("cuda", 96, 1.0, (4, 8, 16), 40, 20, 8, 1.0, (512, 512, 200), 48,
              {"train": {"steps": 1500, "workers": 8, "roi": [64, 64, 64]},
-              "phantoms": {"workers": 8}})
+              "phantoms": {"workers": 8}}, True)
 SMOKE = Sizes("cpu", 64, 4.0, (1,), 2, 1, 2, 4.0, (64, 64, 24), 12,
               {"train": {"steps": 2, "workers": 0, "roi": [32, 32, 32], "spacing": 4.0,
                          "batch_size": 1, "save_every": 1, "warmup": 1},
                "phantoms": {"n": 1, "workers": 1, "inplane_mm": [4.0, 4.0],
-                            "slice_mm": [4.0, 4.0]}, "arms": ["phantom"]})
+                            "slice_mm": [4.0, 4.0]}, "arms": ["phantom"]},
+               False)  # the benchmark on real CT has its own tests
 
 
 def phantom_datalist(folder: Path, n: int, spacing: float) -> Path:
@@ -161,7 +163,7 @@ def inference_seconds(name: str, s: Sizes) -> float:
     return time.perf_counter() - t0
 
 
-def efficacy_inputs(work: Path, real: bool = True) -> tuple[Path, Path, list[str]]:
+def efficacy_inputs(work: Path, real: bool) -> tuple[Path, Path, list[str]]:
     """(healthy datalist, test datalist, label-id options): the shared real CTs when present
     and ``real``, else phantoms (healthy) and a phantom carrying held-out tumors (test)."""
     if real and (SHARED / "tumor" / "lits117_ct.nii.gz").is_file():
@@ -197,9 +199,7 @@ def efficacy_run(work: Path, s: Sizes) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     preset = work / "scaled.toml"
     preset.write_text(preset_toml(load_preset("cpu"), **s.efficacy))
-    # the smoke run tests the check, not the benchmark (tested on real CT on its own): its
-    # small phantoms instead of a full-resolution real case to evaluate on
-    healthy, test, ids = efficacy_inputs(work, real=s.device == "cuda")
+    healthy, test, ids = efficacy_inputs(work, real=s.real_cases)
     cmd = [sys.executable, "-m", "synthtumor.cli", "benchmark", "efficacy", "--preset",
            str(preset), "--healthy", str(healthy), "--test", str(test), *ids,
            "--device", s.device, "--out", str(work / "efficacy")]

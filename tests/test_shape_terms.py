@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from conftest import Case
 
-from synthtumor.synthesis.painting import BACKEND_VARIABLE, BACKENDS, _shape_kernel_terms
+from synthtumor.synthesis.painting import _shape_kernel_terms
 from synthtumor.synthesis.placement import LiverSites, bounding_box
 from synthtumor.synthesis.shape import PLANES, Distortion, _basis, shape_terms
 from synthtumor.synthesis.workspace import Workspace
@@ -46,23 +45,19 @@ def _boxes(rng: np.random.Generator, n: int):
         yield axes, rng.uniform(1.0, 40.0, 3), Distortion.draw(rng, float(rng.uniform(0.2, 8.0)))
 
 
-def test_batched_shape_terms_equal_the_tables_one_by_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Stacked tables and one division for the three lines give bit-identical float32 terms,
-    in the broadcast form and in the kernels' 2-D form, from NumPy and from the compiled
-    ``kernels_shape.shape_tables``."""
+def test_batched_shape_terms_equal_the_tables_one_by_one() -> None:
+    """Stacked tables and one division for the three lines give bit-identical float32 terms:
+    NumPy's broadcast form (``shape.shape_terms``, the reference) and the kernels' 2-D form
+    (compiled, ``kernels_shape.shape_tables``)."""
     for axes, semi, distortion in _boxes(np.random.default_rng(12), 300):
         lines, tables = _one_by_one(axes, semi, distortion)
         got_lines, got_tables = shape_terms(axes, semi, distortion)
         expected_kernel = (lines[0], tables[0, 0], tables[2, 0], lines[1], tables[0, 1],
                            tables[1, 0], lines[2], tables[1, 1], tables[2, 1])
-        for backend in BACKENDS:
-            monkeypatch.setenv(BACKEND_VARIABLE, backend)
-            kernel = _shape_kernel_terms(axes, semi, distortion)
-            for got, want in zip(kernel, expected_kernel, strict=True):
-                assert got.dtype == np.float32 and got.flags.c_contiguous
-                assert np.array_equal(got, want)
+        kernel = _shape_kernel_terms(axes, semi, distortion)
+        for got, want in zip(kernel, expected_kernel, strict=True):
+            assert got.dtype == np.float32 and got.flags.c_contiguous
+            assert np.array_equal(got, want)
         for axis in range(3):
             assert np.array_equal(got_lines[axis].ravel(), lines[axis])
             planes = [p for p, pair in enumerate(PLANES) if axis in pair]

@@ -170,6 +170,15 @@ def probe_distance(
                 distance[i, j, k] = (rho[i, j, k] - one) / max(np.sqrt(g), tiny)
 
 
+@njit(inline="always", **OPTIONS)
+def grow_box(box: np.ndarray, i: int, j: int, first: int, last: int) -> None:
+    """Widen ``box`` ((6,) int64, start and stop per axis) to hold voxels ``first`` to
+    ``last`` (inclusive) of row (i, j). Start it as (nx, -1, ny, -1, nz, -1): empty."""
+    box[0], box[1] = min(box[0], i), max(box[1], i + 1)
+    box[2], box[3] = min(box[2], j), max(box[3], j + 1)
+    box[4], box[5] = min(box[4], first), max(box[5], last + 1)
+
+
 @njit(**OPTIONS)
 def probe_box(
     terms: tuple[np.ndarray, ...], grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...],
@@ -177,11 +186,10 @@ def probe_box(
 ) -> bool:
     """``probe_distance``, then the bounding box of the probe points whose distance is at
     most ``limit`` (mm; as ``bounding_box(distance <= limit)``, compared in float32): box (6,)
-    int64, written as start and stop per axis. False if no point is that near (box unset)."""
+    int64, written as start and stop per axis. False if no point is that near."""
     probe_distance(terms, grads, r2, distance)
     nx, ny, nz = distance.shape
-    lo = np.array([nx, ny, nz], np.int64)
-    hi = np.full(3, -1, np.int64)
+    box[0], box[1], box[2], box[3], box[4], box[5] = nx, -1, ny, -1, nz, -1
     for i in range(nx):
         for j in range(ny):
             first, last = nz, -1
@@ -190,14 +198,8 @@ def probe_box(
                     first = min(first, k)
                     last = k
             if last >= 0:
-                lo[0], hi[0] = min(lo[0], i), max(hi[0], i)
-                lo[1], hi[1] = min(lo[1], j), max(hi[1], j)
-                lo[2], hi[2] = min(lo[2], first), max(hi[2], last)
-    if hi[0] < 0:
-        return False
-    for axis in range(3):
-        box[2 * axis], box[2 * axis + 1] = lo[axis], hi[axis] + 1
-    return True
+                grow_box(box, i, j, first, last)
+    return bool(box[1] >= 0)
 
 
 @njit(**OPTIONS)

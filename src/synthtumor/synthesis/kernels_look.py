@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from .jit_options import OPTIONS
-from .kernels import r2_at, texture_planes, z_slopes
+from .kernels import grow_box, r2_at, texture_planes, z_slopes
 from .kernels_edge import ball_weight, flat_weight
 
 
@@ -87,12 +87,7 @@ def shape_region(  # noqa: PLR0913
             hits, first, last = _row_hits(r2[i, j], drow, label[i, j], mode)
             if hits:
                 count += hits
-                bounds[0] = min(bounds[0], i)
-                bounds[1] = max(bounds[1], i + 1)
-                bounds[2] = min(bounds[2], j)
-                bounds[3] = max(bounds[3], j + 1)
-                bounds[4] = min(bounds[4], first)
-                bounds[5] = max(bounds[5], last + 1)
+                grow_box(bounds, i, j, first, last)
     if count == 0:
         bounds[0] = -1
     return count

@@ -28,7 +28,7 @@ from .effects import (
 )
 from .morphology import box_dilate
 from .profiles import SizeClass
-from .shape import Distortion, evaluate_shape, plane_tables
+from .shape import Distortion, evaluate_shape
 from .texture import TextureParams, texture_field
 from .workspace import Workspace
 
@@ -383,17 +383,17 @@ def _change_compiled(
 def _shape_kernel_terms(
     axes_mm: tuple[np.ndarray, ...], semi_axes_mm: np.ndarray, distortion: Distortion
 ) -> tuple[np.ndarray, ...]:
-    """``shape.shape_terms`` as the kernels take them: per axis the 1-D line and its two
-    tables as 2-D arrays over the two axes each spans (``shape.plane_tables``, unbroadcast;
-    compiled, ``kernels_shape.shape_tables``, on the compiled backend: the same bits)."""
-    if compiled_backend():
-        from .kernels_shape import shape_tables
+    """``shape.shape_terms`` as the kernels take them, for the compiled backend's calls: per
+    axis the 1-D line and its two tables as 2-D arrays over the two axes each spans
+    (``shape.plane_tables`` unbroadcast, computed by ``kernels_shape.shape_tables``: the
+    same bits)."""
+    from .kernels_shape import shape_tables
 
-        x, y, z = axes_mm
-        return shape_tables(x, y, z, np.asarray(semi_axes_mm, np.float64),
-                            np.ascontiguousarray(distortion.control_mm, np.float64))
-    lines, (xy, yz, xz) = plane_tables(axes_mm, semi_axes_mm, distortion)
-    return (lines[0], xy[0], xz[0], lines[1], xy[1], yz[0], lines[2], yz[1], xz[1])
+    x, y, z = axes_mm
+    result: tuple[np.ndarray, ...] = shape_tables(
+        x, y, z, np.asarray(semi_axes_mm, np.float64),
+        np.ascontiguousarray(distortion.control_mm, np.float64))
+    return result
 
 
 def _edge_constants(tumor: _Tumor, edge_sigma: float, drop: float) -> np.ndarray:
