@@ -445,3 +445,47 @@ def test_kernel_cache_is_dropped_when_any_kernel_source_changes(
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "elsewhere"))
     (tmp_path / "kernels.py").write_text("a = 2\n")
     assert not refresh_kernel_cache(tmp_path)  # a cache elsewhere is not this guard's
+
+
+def test_box_view_kernels_compile_once_for_every_layout() -> None:
+    """A kernel over box views compiles one machine code whether the view is contiguous (a box
+    spanning the last two axes) or strided, and gives both the right answer; a new dtype
+    compiles a second one; arguments it cannot take get numba's own error."""
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from synthtumor.synthesis.jit_options import any_layout
+
+    @any_layout(0)
+    @njit(cache=False)
+    def total(view: np.ndarray, scale: np.ndarray) -> float:
+        return float(view.sum()) * scale[0]
+
+    volume = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    scale = np.array([2.0], np.float32)
+    contiguous, strided = volume[1:3], volume[1:3, 1:4, 2:5]
+    assert contiguous.flags.c_contiguous and not strided.flags.c_contiguous
+    assert total(contiguous, scale) == 2.0 * contiguous.sum()
+    assert total(strided, scale) == 2.0 * strided.sum()
+    assert [sig[0].layout for sig in total.signatures] == ["A"]
+    assert total(volume[1:3].astype(np.float64), scale) == 2.0 * contiguous.sum()
+    assert len(total.signatures) == 2
+    with pytest.raises(TypingError):  # numba's own error for arguments its code cannot take
+        total(contiguous, "2")
+
+
+def test_synthesis_kernels_keep_one_signature_per_dtype(totalseg_1mm: Case) -> None:
+    """The kernels that take box views hold one compiled signature per dtype after tumors in
+    a 40³ crop of the liver, whose large tumors' boxes span the crop (contiguous views), and
+    tumors with strided boxes."""
+    from synthtumor.synthesis import kernels
+
+    centre = [int(np.median(a)) for a in np.nonzero(totalseg_1mm.liver)]
+    crop = tuple(slice(c - 20, c + 20) for c in centre)
+    ct, liver = totalseg_1mm.ct[crop].astype(np.float32), totalseg_1mm.liver[crop]
+    for seed in range(3):
+        for kind in ("tiny", "large"):
+            synthesize(ct.copy(), liver.copy(), np.random.default_rng(seed),
+                       SynthesisConfig(tumor_type=kind), spacing=1.0, inplace=True)
+    for kernel in (kernels.shape_and_reach, kernels.change_pass, kernels.paint_pass):
+        assert len(kernel.signatures) == 1, kernel.__name__

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .workspace import Workspace
 
@@ -167,6 +166,8 @@ def mass_effect_warp(
     The reference implementation: the compiled backend runs ``kernels_warp.mass_effect_pass``,
     which gives the same labels and HU in one pass.
     """
+    from scipy import ndimage as ndi  # here: the compiled path never loads it (0.1-0.2 s)
+
     grids = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in image.shape], indexing="ij")
     rel = [
         (g - np.float32(c)) * np.float32(s) / np.float32(a)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 
 class JitOptions(TypedDict):
@@ -28,6 +29,55 @@ class JitOptions(TypedDict):
 
 
 OPTIONS: JitOptions = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+_NO_MATCH = "No matching definition"  # numba's TypeError when no compiled signature fits
+
+
+class AnyLayout:
+    """A numba kernel that compiles one machine code for every memory layout of the array
+    arguments at ``views`` (box views into a volume: strided, but contiguous when the box
+    spans the volume's last two axes).
+
+    numba specialises on layout: left alone it compiles a kernel once for a contiguous view and
+    again for a strided one, seconds each the first time a run meets that case, in the middle
+    of synthesis. Here those arguments are declared with layout "A" (any strides), compiling
+    (or loading from the cache) on the first call with new dtypes, and numba passes a
+    contiguous view to that code as it is.
+    """
+
+    def __init__(self, kernel: Any, views: tuple[int, ...]) -> None:
+        self.kernel, self.views, self._compiled = kernel, views, False
+        self.__doc__, self.__name__ = kernel.__doc__, kernel.__name__
+
+    def __call__(self, *args: Any) -> Any:
+        if self._compiled:
+            try:
+                return self.kernel(*args)
+            except TypeError as error:
+                if not str(error).startswith(_NO_MATCH):
+                    raise
+        from numba import typeof
+
+        types = [typeof(a) for a in args]  # type: ignore[no-untyped-call]
+        for i in self.views:
+            types[i] = types[i].copy(layout="A")
+        self.kernel.disable_compile(False)
+        self.kernel.compile(tuple(types))
+        self.kernel.disable_compile()  # later calls take that code for contiguous views too
+        self._compiled = True
+        return self.kernel(*args)
+
+    @property
+    def signatures(self) -> list[Any]:
+        """The argument types compiled so far (numba's ``signatures``)."""
+        return list(self.kernel.signatures)
+
+
+def any_layout(*views: int) -> Callable[[Any], AnyLayout]:
+    """Decorator over ``njit``: the arguments at positions ``views`` compile for any layout
+    (``AnyLayout``)."""
+    return lambda kernel: AnyLayout(kernel, views)
+
 
 _HERE = Path(__file__).parent
 _STAMP = "kernels.sources.sha256"  # in the cache folder: the digest of the sources it holds

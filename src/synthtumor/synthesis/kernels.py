@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from .jit_options import OPTIONS
+from .jit_options import OPTIONS, any_layout
 from .kernels_edge import ball_weight, flat_weight, weight_at
 from .kernels_reach import (
     EMPTY,
@@ -126,6 +126,7 @@ def mask_profiles(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return outer, plane.reshape(mask.shape[1], mask.shape[2])
 
 
+@any_layout(1)
 @njit(**OPTIONS)
 def overlap_count(terms: tuple[np.ndarray, ...], mask: np.ndarray) -> int:
     """Voxels of the box inside the shape (r2 <= 1, before clipping to the liver) where
@@ -202,6 +203,7 @@ def probe_box(
     return bool(box[1] >= 0)
 
 
+@any_layout(1)
 @njit(**OPTIONS)
 def shape_and_reach(  # noqa: PLR0913
     terms: tuple[np.ndarray, ...], label: np.ndarray, centre: np.ndarray, reach: np.ndarray,
@@ -268,6 +270,7 @@ def texture_planes(
                 out[a, j, k] = v0 + (v1 - v0) * fb
 
 
+@any_layout(2)
 @njit(**OPTIONS)
 def change_pass(  # noqa: PLR0913
     rho: np.ndarray, reach_mask: np.ndarray, label: np.ndarray,
@@ -370,6 +373,7 @@ def _force_weight(  # noqa: PLR0913
         delta[i, j, k] = (max(w, np.float32(0.5)) * texture) * edge[8]
 
 
+@any_layout(0, 1, 3)
 @njit(**OPTIONS)
 def paint_pass(  # noqa: PLR0913
     target: np.ndarray, original: np.ndarray, shared: np.ndarray, label: np.ndarray,

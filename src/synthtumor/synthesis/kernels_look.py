@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit_options import OPTIONS
+from .jit_options import OPTIONS, any_layout
 from .kernels import grow_box, r2_at, texture_planes, z_slopes
 from .kernels_edge import ball_weight, flat_weight
 
@@ -32,6 +32,7 @@ def shape_rho(terms: tuple[np.ndarray, ...], r2: np.ndarray, rho: np.ndarray) ->
                 rho[i, j, k] = np.sqrt(s)
 
 
+@any_layout(1)
 @njit(**OPTIONS)
 def shape_region(  # noqa: PLR0913
     grads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...], label: np.ndarray,
@@ -93,6 +94,7 @@ def shape_region(  # noqa: PLR0913
     return count
 
 
+@any_layout(2)
 @njit(**OPTIONS)
 def crop_region(  # noqa: PLR0913
     r2_box: np.ndarray, distance_box: np.ndarray, label: np.ndarray, region: np.ndarray,
@@ -203,6 +205,7 @@ def _mask_extent(row: np.ndarray) -> tuple[np.uint64, np.uint64]:
     return np.uint64(first), np.uint64(last)
 
 
+@any_layout(3)
 @njit(**OPTIONS)
 def texture_moments(delta: np.ndarray, weight: np.ndarray, inside: np.ndarray,
                     host: np.ndarray, field: np.ndarray) -> np.ndarray:
@@ -232,6 +235,7 @@ def texture_moments(delta: np.ndarray, weight: np.ndarray, inside: np.ndarray,
     return out
 
 
+@any_layout(3)
 @njit(**OPTIONS)
 def compose(delta: np.ndarray, weight: np.ndarray, field: np.ndarray, label: np.ndarray,
             constants: np.ndarray) -> None:

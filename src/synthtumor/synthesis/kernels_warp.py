@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .jit_options import OPTIONS
+from .jit_options import OPTIONS, any_layout
 
 
 @njit(inline="always", **OPTIONS)
@@ -30,6 +30,7 @@ def _point(g: np.float32, c: np.float32, scale: np.float32, n: int) -> tuple[int
     return start, min(start + 1, n - 1), w0, w1, int(x + 0.5)
 
 
+@any_layout(0, 1)
 @njit(**OPTIONS)
 def mass_effect_pass(  # noqa: PLR0913
     image: np.ndarray, labels: np.ndarray, source: np.ndarray, source_labels: np.ndarray,

@@ -8,7 +8,6 @@ spacing) and pick a random voxel of it as the tumor centre.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
 
 def axis_profiles(mask: np.ndarray) -> list[np.ndarray]:
@@ -136,6 +135,8 @@ def find_vessels(
     parenchyma, so the mask is (correctly) near empty.
     ct: HU, liver: bool, both (x, y, z) on the same grid.
     """
+    from scipy import ndimage as ndi  # here: the compiled path never loads it (0.1-0.2 s)
+
     box = bounding_box(liver)
     out = np.zeros(liver.shape, dtype=bool)
     if box is None:
