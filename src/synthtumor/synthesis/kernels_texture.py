@@ -68,32 +68,33 @@ def _smooth_outer(src: np.ndarray, dst: np.ndarray, weights: np.ndarray) -> None
 
 
 @njit(**OPTIONS)
-def gaussian_wrap(src: np.ndarray, weights: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
-    """Separable periodic Gaussian smoothing of a C-contiguous (n0, n1, n2) float32 array into
-    ``out`` (``tmp``: scratch of its shape); float32 stored between axes, axes in order."""
+def _rotate(src: np.ndarray, dst: np.ndarray) -> None:
+    """dst[j, k, i] = src[i, j, k]: the next axis first (exact copies)."""
     n0, n1, n2 = src.shape
-    _smooth_outer(src.reshape(n0, n1 * n2), tmp.reshape(n0, n1 * n2), weights)
-    for i in range(n0):
-        _smooth_outer(tmp[i], out[i], weights)
-    r = (weights.shape[0] - 1) // 2
-    line = np.empty(n2 + 2 * r, np.float32)  # one row, extended periodically by r each side
-    acc = np.empty(n2, np.float64)
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
-                line[k + r] = out[i, j, k]
-            for k in range(r):  # the periodic ends (a modulo per voxel costs more than the sums)
-                line[k] = out[i, j, (k - r) % n2]
-                line[n2 + r + k] = out[i, j, k % n2]
-            for k in range(n2):
-                acc[k] = line[k + r] * weights[r]
-            for t in range(1, r + 1):
-                w = weights[r + t]
-                ahead, behind = line[r + t:], line[r - t:]
-                for k in range(n2):
-                    acc[k] += (np.float64(ahead[k]) + np.float64(behind[k])) * w
-            for k in range(n2):
-                out[i, j, k] = acc[k]
+                dst[j, k, i] = src[i, j, k]
+
+
+@njit(**OPTIONS)
+def gaussian_wrap(src: np.ndarray, weights: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
+    """Separable periodic Gaussian smoothing of a C-contiguous (n0, n1, n2) float32 array into
+    ``out`` (``tmp``: scratch of its shape); float32 stored between axes, axes in order.
+
+    Each axis is smoothed as the first one, with the axes rotated in between: the sums then
+    run along whole planes, which vectorise, instead of along rows of a small lattice (a 14³
+    lattice smooths in half the time); every output is the same sum in the same order."""
+    n0, n1, n2 = src.shape
+    _smooth_outer(src.reshape(n0, n1 * n2), tmp.reshape(n0, n1 * n2), weights)
+    flat_out, flat_tmp = out.reshape(-1), tmp.reshape(-1)
+    dims = (n0, n1, n2)
+    for turn in range(2):  # axis 1, then axis 2, each moved first
+        now = (dims[(turn + 1) % 3], dims[(turn + 2) % 3], dims[turn % 3])
+        _rotate(flat_tmp.reshape(dims[turn % 3], now[0], now[1]), flat_out.reshape(now))
+        _smooth_outer(flat_out.reshape(now[0], now[1] * now[2]),
+                      flat_tmp.reshape(now[0], now[1] * now[2]), weights)
+    _rotate(flat_tmp.reshape(n2, n0, n1), out)
 
 
 @njit(**OPTIONS)
@@ -223,6 +224,20 @@ def texture_lattice(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """``texture.texture_lattice`` with compiled steps: same inputs, draws and outputs."""
     step_b = params.sigma_b_mm / _LATTICE_SMOOTH
+    return (lattice_values(shape, spacing_mm, params, rng, ws),
+            [_lattice_positions(n, s, step_b) for n, s in zip(shape, spacing_mm)])
+
+
+def lattice_values(
+    shape: tuple[int, int, int],
+    spacing_mm: tuple[float, float, float],
+    params: TextureParams,
+    rng: np.random.Generator,
+    ws: Workspace,
+) -> np.ndarray:
+    """The lattice of ``texture_lattice`` alone (float32, a view of ``ws``'s "b" buffer): the
+    painting looks its voxels up through ``voxel_lookup``."""
+    step_b = params.sigma_b_mm / _LATTICE_SMOOTH
     step_a = max(params.sigma_a_mm / _LATTICE_SMOOTH, step_b)
     a_shape = tuple(_lattice_size(n, s, step_a) for n, s in zip(shape, spacing_mm))
     noise = rng.standard_normal(a_shape, dtype=np.float32, out=ws.get("noise", a_shape))
@@ -243,4 +258,4 @@ def texture_lattice(
                                             out=ws.get("noise", b_shape)),
                 a_b, gaussian_weights(_LATTICE_SMOOTH), b, ws.get("k_lattice_tmp", b_shape),
                 np.float32(_THRESHOLD), params.u0)
-    return b, [_lattice_positions(n, s, step_b) for n, s in zip(shape, spacing_mm)]
+    return b

@@ -368,7 +368,7 @@ def _change_compiled(
         r2, rho, inside, ws.get("k_reach", dims, np.uint8), ws.get("k_tmp", dims, np.uint8),
         rows)
     force = centre if forced else np.full(3, -1, np.int64)
-    lattice, _ = kernels_texture.texture_lattice(dims, spacing, texture, rng, ws)
+    lattice = kernels_texture.lattice_values(dims, spacing, texture, rng, ws)
     look_x, look_y, look_z = kernels_texture.voxel_lookup(dims, spacing, texture, lattice.shape)
     grad_x, grad_y, grad_z = (kernels.neighbours(len(x), x[1] - x[0] if len(x) > 1 else 1.0)
                               for x in axes_mm)
