@@ -77,16 +77,42 @@ def _rotate(src: np.ndarray, dst: np.ndarray) -> None:
                 dst[j, k, i] = src[i, j, k]
 
 
-@njit(**OPTIONS)
-def gaussian_wrap(src: np.ndarray, weights: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
-    """Separable periodic Gaussian smoothing of a C-contiguous (n0, n1, n2) float32 array into
-    ``out`` (``tmp``: scratch of its shape); float32 stored between axes, axes in order.
+_ROTATE_BELOW = 40  # last-axis length under which the rotated passes are faster (measured)
 
-    Each axis is smoothed as the first one, with the axes rotated in between: the sums then
-    run along whole planes, which vectorise, instead of along rows of a small lattice (a 14³
-    lattice smooths in half the time); every output is the same sum in the same order."""
-    n0, n1, n2 = src.shape
-    _smooth_outer(src.reshape(n0, n1 * n2), tmp.reshape(n0, n1 * n2), weights)
+
+@njit(**OPTIONS)
+def _smooth_last_two(out: np.ndarray, tmp: np.ndarray, weights: np.ndarray) -> None:
+    """Axes 1 and 2 of ``gaussian_wrap`` along rows: from ``tmp`` into ``out``, in place."""
+    n0, n1, n2 = out.shape
+    for i in range(n0):
+        _smooth_outer(tmp[i], out[i], weights)
+    r = (weights.shape[0] - 1) // 2
+    line = np.empty(n2 + 2 * r, np.float32)  # one row, extended periodically by r each side
+    acc = np.empty(n2, np.float64)
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                line[k + r] = out[i, j, k]
+            for k in range(r):  # the periodic ends (a modulo per voxel costs more than the sums)
+                line[k] = out[i, j, (k - r) % n2]
+                line[n2 + r + k] = out[i, j, k % n2]
+            for k in range(n2):
+                acc[k] = line[k + r] * weights[r]
+            for t in range(1, r + 1):
+                w = weights[r + t]
+                ahead, behind = line[r + t:], line[r - t:]
+                for k in range(n2):
+                    acc[k] += (np.float64(ahead[k]) + np.float64(behind[k])) * w
+            for k in range(n2):
+                out[i, j, k] = acc[k]
+
+
+@njit(**OPTIONS)
+def _smooth_last_two_rotated(out: np.ndarray, tmp: np.ndarray, weights: np.ndarray) -> None:
+    """``_smooth_last_two`` with each axis rotated to the front and smoothed as axis 0: the
+    sums then run along whole planes, which vectorise where the rows are short; every output
+    is the same sum in the same order."""
+    n0, n1, n2 = out.shape
     flat_out, flat_tmp = out.reshape(-1), tmp.reshape(-1)
     dims = (n0, n1, n2)
     for turn in range(2):  # axis 1, then axis 2, each moved first
@@ -95,6 +121,19 @@ def gaussian_wrap(src: np.ndarray, weights: np.ndarray, out: np.ndarray, tmp: np
         _smooth_outer(flat_out.reshape(now[0], now[1] * now[2]),
                       flat_tmp.reshape(now[0], now[1] * now[2]), weights)
     _rotate(flat_tmp.reshape(n2, n0, n1), out)
+
+
+@njit(**OPTIONS)
+def gaussian_wrap(src: np.ndarray, weights: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
+    """Separable periodic Gaussian smoothing of a C-contiguous (n0, n1, n2) float32 array into
+    ``out`` (``tmp``: scratch of its shape); float32 stored between axes, axes in order. Short
+    rows (a tumor's small lattice) take the rotated passes: 14³ in half the time."""
+    n0, n1, n2 = src.shape
+    _smooth_outer(src.reshape(n0, n1 * n2), tmp.reshape(n0, n1 * n2), weights)
+    if n2 < _ROTATE_BELOW:
+        _smooth_last_two_rotated(out, tmp, weights)
+    else:
+        _smooth_last_two(out, tmp, weights)
 
 
 @njit(**OPTIONS)
