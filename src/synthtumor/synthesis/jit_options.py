@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -31,6 +32,7 @@ class JitOptions(TypedDict):
 OPTIONS: JitOptions = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 _NO_MATCH = "No matching definition"  # numba's TypeError when no compiled signature fits
+_COMPILING = threading.Lock()  # one thread at a time turns a kernel's compilation on and off
 
 
 class AnyLayout:
@@ -61,10 +63,13 @@ class AnyLayout:
         types = [typeof(a) for a in args]  # type: ignore[no-untyped-call]
         for i in self.views:
             types[i] = types[i].copy(layout="A")
-        self.kernel.disable_compile(False)
-        self.kernel.compile(tuple(types))
-        self.kernel.disable_compile()  # later calls take that code for contiguous views too
-        self._compiled = True
+        with _COMPILING:
+            self.kernel.disable_compile(False)
+            try:
+                self.kernel.compile(tuple(types))
+            finally:  # later calls take the compiled code for contiguous views too
+                self._compiled = bool(self.kernel.signatures)
+                self.kernel.disable_compile(self._compiled)
         return self.kernel(*args)
 
     @property
