@@ -82,7 +82,8 @@ _ROTATE_BELOW = 40  # last-axis length under which the rotated passes are faster
 
 @njit(**OPTIONS)
 def _smooth_last_two(out: np.ndarray, tmp: np.ndarray, weights: np.ndarray) -> None:
-    """Axes 1 and 2 of ``gaussian_wrap`` along rows: from ``tmp`` into ``out``, in place."""
+    """Axes 1 and 2 of ``gaussian_wrap`` along rows: axis 1 from ``tmp`` (the axis-0 result)
+    into ``out``, then axis 2 within ``out``."""
     n0, n1, n2 = out.shape
     for i in range(n0):
         _smooth_outer(tmp[i], out[i], weights)
@@ -127,7 +128,7 @@ def _smooth_last_two_rotated(out: np.ndarray, tmp: np.ndarray, weights: np.ndarr
 def gaussian_wrap(src: np.ndarray, weights: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
     """Separable periodic Gaussian smoothing of a C-contiguous (n0, n1, n2) float32 array into
     ``out`` (``tmp``: scratch of its shape); float32 stored between axes, axes in order. Short
-    rows (a tumor's small lattice) take the rotated passes: 14³ in half the time."""
+    rows (a tumor's small lattice) take the rotated passes: a 14³ lattice 1.6-1.9x faster."""
     n0, n1, n2 = src.shape
     _smooth_outer(src.reshape(n0, n1 * n2), tmp.reshape(n0, n1 * n2), weights)
     if n2 < _ROTATE_BELOW:
