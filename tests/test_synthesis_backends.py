@@ -520,3 +520,45 @@ def test_synthesis_kernels_keep_one_signature_per_dtype(totalseg_1mm: Case) -> N
         signatures = [tuple(t.copy(layout="A") if isinstance(t, types.Array) else t for t in sig)
                       for sig in kernel.signatures]
         assert len(signatures) == len(set(signatures)), kernel.__name__
+
+
+def test_kernels_compiled_reads_numbas_cache(
+    totalseg_3mm: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kernels_compiled`` is True once a synthesis has compiled (and cached) its kernels,
+    and False for a cache folder without them; the NumPy backend compiles nothing."""
+    from types import SimpleNamespace
+
+    from synthtumor.synthesis import kernels, kernels_compiled
+    from synthtumor.synthesis.jit_options import on_disk
+
+    synthesize(totalseg_3mm.ct, totalseg_3mm.liver, np.random.default_rng(0),
+               SynthesisConfig(tumor_type="tiny"), affine=totalseg_3mm.affine)
+    assert on_disk(kernels.change_pass) and kernels_compiled()
+    empty = SimpleNamespace(py_func=kernels.change_pass.kernel.py_func,
+                            stats=SimpleNamespace(cache_path=str(tmp_path)))
+    assert not on_disk(empty)
+    (tmp_path / "kernels.change_pass-273.py311.nbi").write_bytes(b"x")  # numba's naming
+    assert on_disk(empty)
+    monkeypatch.setenv(BACKEND_VARIABLE, "numpy")
+    monkeypatch.setattr("synthtumor.synthesis.jit_options.on_disk", lambda kernel: False)
+    assert kernels_compiled() and kernels_compiled(appearance=True)
+
+
+def test_the_synthesize_command_says_when_its_kernels_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``synthtumor synthesize``'s progress names the one-time compile when the kernels are not
+    compiled yet, and is the plain step once they are."""
+    from synthtumor import workflow
+
+    ct = read_ct(TS_CT)
+    liver = read_mask(TS_ORGANS, ct, label=TS_LIVER)
+    for compiled in (True, False):
+        steps: list[str] = []
+        monkeypatch.setattr(workflow, "kernels_compiled",
+                            lambda appearance=False, ready=compiled: ready)
+        workflow.run_synthesis(ct, liver, tmp_path / f"out{compiled}", step=steps.append,
+                               config=SynthesisConfig(tumor_type="tiny"))
+        assert ("synthesizing tumors" in steps) is compiled
+        assert any("compiling the synthesis kernels" in s for s in steps) is not compiled

@@ -141,6 +141,22 @@ def test_smoke_synthetic_loss_goes_down(data: Path, tmp_path: Path) -> None:
     assert json.loads((run / "config.json").read_text())["steps"] == 24
 
 
+@pytest.mark.slow
+def test_a_first_run_says_the_kernels_compile(
+    run6: Path, tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before its first step a synthetic run says when the synthesis kernels are not compiled
+    yet (a wait of 20-30 s per loader process), and says nothing once they are."""
+    for compiled in (True, False):
+        run = tmp_path / f"run{compiled}"
+        shutil.copytree(run6, run)
+        monkeypatch.setattr("synthtumor.train.loop.kernels_compiled",
+                            lambda appearance=False, ready=compiled: ready)
+        result = invoke("--data", data, "-o", run, "--resume", "--steps", "7", *FAST)
+        assert result.exit_code == 0, result.output
+        assert ("synthesis kernels compile" in result.stderr) is not compiled
+
+
 # ----------------------------------------------------------------------------- resume
 
 

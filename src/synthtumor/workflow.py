@@ -29,7 +29,7 @@ from synthtumor.imaging import (
     read_mask,
     write_nifti,
 )
-from synthtumor.synthesis import SynthesisConfig, SynthesisResult, synthesize
+from synthtumor.synthesis import SynthesisConfig, SynthesisResult, kernels_compiled, synthesize
 
 OUTPUT_FILES = ("ct.nii.gz", "label.nii.gz", "tumors.json", "preview.png")
 _LIVER_HU = (-100.0, 300.0)  # a liver in HU, plain or contrast CT, sits well inside this
@@ -160,7 +160,8 @@ def run_synthesis(
     if vessels is not None:
         config = replace(config, avoid_vessels=True)
 
-    step("synthesizing tumors")
+    step("synthesizing tumors" if kernels_compiled(config.appearance is not None) else
+         "synthesizing tumors (first run: compiling the synthesis kernels, once, 20-30 s)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = synthesize(

@@ -1,6 +1,7 @@
 """The synthesizer core: NumPy/SciPy (+ numba kernels), no file I/O, no framework imports."""
 
 from .effects import EffectParams
+from .painting import kernels_compiled
 from .profiles import DEFAULT_TYPE_PROBS, PROFILES, TUMOR_TYPES, SizeClass
 from .synthesize import (
     SynthesisConfig,
@@ -23,6 +24,7 @@ __all__ = [
     "SynthesisWarning",
     "TumorRecord",
     "case_vessels",
+    "kernels_compiled",
     "synthesize",
     "voxel_geometry",
 ]

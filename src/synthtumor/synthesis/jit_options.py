@@ -79,6 +79,17 @@ class AnyLayout:
         return list(self.kernel.signatures)
 
 
+def on_disk(kernel: Any) -> bool:
+    """Whether numba's on-disk cache holds compiled code of ``kernel`` (an ``njit`` or
+    ``AnyLayout`` kernel): when not, its first call compiles it."""
+    dispatcher = getattr(kernel, "kernel", kernel)
+    function = dispatcher.py_func
+    module = function.__module__.rsplit(".", 1)[-1]
+    # numba's index file: <module>.<function>-<line>.py<version>.nbi, beside its code files
+    pattern = f"{module}.{function.__qualname__}-*.nbi"
+    return any(Path(dispatcher.stats.cache_path).glob(pattern))
+
+
 def any_layout(*views: int) -> Callable[[Any], AnyLayout]:
     """Decorator over ``njit``: the arguments at positions ``views`` compile for any layout
     (``AnyLayout``)."""

@@ -54,6 +54,22 @@ def compiled_backend() -> bool:
     return backend == "numba"
 
 
+def kernels_compiled(appearance: bool = False) -> bool:
+    """False when the next synthesis must compile its kernels first: the compiled backend with
+    no compiled code in numba's cache (20-30 s on two cores, once per installation and
+    version). appearance: the kernels of tumors with a drawn appearance instead."""
+    if not compiled_backend():
+        return True
+    from .jit_options import on_disk
+
+    if appearance:  # every tumor then takes paint_look's kernels
+        from .kernels_look import shape_region
+
+        return on_disk(shape_region)
+    from .kernels import change_pass
+
+    return on_disk(change_pass)
+
 
 @dataclass
 class _Tumor:

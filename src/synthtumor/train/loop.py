@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from synthtumor.synthesis import SynthesisConfig, kernels_compiled
 from synthtumor.train import checkpoint as ckpt
 from synthtumor.train import distributed as dist_utils
 from synthtumor.train.config import (
@@ -116,6 +117,10 @@ def _train(config: TrainConfig, info: dist_utils.DistInfo, device: torch.device)
                        best_metric=ts.best)
     say(info, f"training {config.model} ({config.mode}) on {len(inputs.items)} case(s), "
               f"{info.world_size} process(es) on {device}, steps {start + 1}..{config.steps}")
+    synthesis = config.synthesis or SynthesisConfig()
+    if config.mode != "real" and not kernels_compiled(synthesis.appearance is not None):
+        say(info, "first run on this machine: the synthesis kernels compile before the first "
+                  "step (20-30 s per loader process, once)")
     run = _Run(config, info, device, out, inputs.desc, ts, transform_rngs, loss_fn,
                inputs.val_loader, log, writer, ProgressBar(info, config, start), result)
     step = _run_steps(run, loader, start)
