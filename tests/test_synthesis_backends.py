@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -562,3 +563,23 @@ def test_the_synthesize_command_says_when_its_kernels_compile(
                                config=SynthesisConfig(tumor_type="tiny"))
         assert ("synthesizing tumors" in steps) is compiled
         assert any("compiling the synthesis kernels" in s for s in steps) is not compiled
+
+
+def test_kernel_wrappers_run_plain_python_when_numba_jit_is_off() -> None:
+    """With ``NUMBA_DISABLE_JIT=1`` (numba's debugging switch) the layout wrapper calls the
+    Python function and the cache check reports nothing to compile."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from numba import njit\n"
+        "from synthtumor.synthesis import kernels, kernels_compiled\n"
+        "from synthtumor.synthesis.jit_options import any_layout, on_disk\n"
+        "total = any_layout(0)(njit(lambda a: a.sum()))\n"
+        "print(total(np.ones((2, 3, 4))[:, 1:]), kernels_compiled(), on_disk(kernels.paint_pass))\n"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["16.0", "True", "True"]

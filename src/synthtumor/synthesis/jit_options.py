@@ -59,6 +59,8 @@ class AnyLayout:
             except TypeError as error:
                 if not str(error).startswith(_NO_MATCH):
                     raise
+        elif not hasattr(self.kernel, "compile"):  # NUMBA_DISABLE_JIT: the Python function
+            return self.kernel(*args)
         from numba import typeof
 
         types = [typeof(a) for a in args]  # type: ignore[no-untyped-call]
@@ -83,6 +85,8 @@ def on_disk(kernel: Any) -> bool:
     """Whether numba's on-disk cache holds compiled code of ``kernel`` (an ``njit`` or
     ``AnyLayout`` kernel): when not, its first call compiles it."""
     dispatcher = getattr(kernel, "kernel", kernel)
+    if not hasattr(dispatcher, "stats"):  # NUMBA_DISABLE_JIT: a plain function, no compile
+        return True
     function = dispatcher.py_func
     module = function.__module__.rsplit(".", 1)[-1]
     # numba's index file: <module>.<function>-<line>.py<version>.nbi, beside its code files
