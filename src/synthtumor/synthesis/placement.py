@@ -135,7 +135,7 @@ def find_vessels(
     parenchyma, so the mask is (correctly) near empty.
     ct: HU, liver: bool, both (x, y, z) on the same grid.
     """
-    from scipy import ndimage as ndi  # here: the compiled path never loads it (0.1-0.2 s)
+    from scipy import ndimage as ndi  # here: only calls that detect vessels load it
 
     box = bounding_box(liver)
     out = np.zeros(liver.shape, dtype=bool)
