@@ -109,18 +109,24 @@ def _smooth_last_two(out: np.ndarray, tmp: np.ndarray, weights: np.ndarray) -> N
 
 
 @njit(**OPTIONS)
+def _rotated_pass(tmp: np.ndarray, out: np.ndarray, shape: tuple[int, int, int],
+                  weights: np.ndarray) -> None:
+    """Rotate ``tmp`` (flat, holding ``shape``) into ``out`` with its next axis first, then
+    smooth that axis back into ``tmp`` (flat, now holding the rotated shape)."""
+    a, b, c = shape
+    _rotate(tmp.reshape(a, b, c), out.reshape(b, c, a))
+    _smooth_outer(out.reshape(b, c * a), tmp.reshape(b, c * a), weights)
+
+
+@njit(**OPTIONS)
 def _smooth_last_two_rotated(out: np.ndarray, tmp: np.ndarray, weights: np.ndarray) -> None:
     """``_smooth_last_two`` with each axis rotated to the front and smoothed as axis 0: the
     sums then run along whole planes, which vectorise where the rows are short; every output
     is the same sum in the same order."""
     n0, n1, n2 = out.shape
     flat_out, flat_tmp = out.reshape(-1), tmp.reshape(-1)
-    dims = (n0, n1, n2)
-    for turn in range(2):  # axis 1, then axis 2, each moved first
-        now = (dims[(turn + 1) % 3], dims[(turn + 2) % 3], dims[turn % 3])
-        _rotate(flat_tmp.reshape(dims[turn % 3], now[0], now[1]), flat_out.reshape(now))
-        _smooth_outer(flat_out.reshape(now[0], now[1] * now[2]),
-                      flat_tmp.reshape(now[0], now[1] * now[2]), weights)
+    _rotated_pass(flat_tmp, flat_out, (n0, n1, n2), weights)  # axis 1: tmp is (n1, n2, n0)
+    _rotated_pass(flat_tmp, flat_out, (n1, n2, n0), weights)  # axis 2: tmp is (n2, n0, n1)
     _rotate(flat_tmp.reshape(n2, n0, n1), out)
 
 
