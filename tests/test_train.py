@@ -146,7 +146,7 @@ def test_a_first_run_says_the_kernels_compile(
     run6: Path, tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before its first step a synthetic run says when the synthesis kernels are not compiled
-    yet (a wait of 20-30 s per loader process), and says nothing once they are."""
+    yet (a wait of 20-35 s per loader process), and says nothing once they are."""
     for compiled in (True, False):
         run = tmp_path / f"run{compiled}"
         shutil.copytree(run6, run)

@@ -161,7 +161,7 @@ def run_synthesis(
         config = replace(config, avoid_vessels=True)
 
     step("synthesizing tumors" if kernels_compiled(config.appearance is not None) else
-         "synthesizing tumors (first run: compiling the synthesis kernels, once, 20-30 s)")
+         "synthesizing tumors (first run: compiling the synthesis kernels, once, 20-35 s)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = synthesize(

@@ -6,7 +6,7 @@ calls one from another module keeps running the callee's old machine code after 
 changes (a checkout of other code, an edit). So the kernels' cache next to the sources is
 tied to all of their sources at once: when any ``kernels*.py`` or this file differs from the
 code that wrote the cache, its files are removed before a kernel is loaded, and the kernels
-compile afresh (20-30 s on two cores, once). A cache elsewhere (``NUMBA_CACHE_DIR``, or a
+compile afresh (20-35 s on two cores, once). A cache elsewhere (``NUMBA_CACHE_DIR``, or a
 read-only install) is not checked: installing a release rewrites every source, which numba
 notices.
 """

@@ -56,7 +56,7 @@ def compiled_backend() -> bool:
 
 def kernels_compiled(appearance: bool = False) -> bool:
     """False when the next synthesis must compile its kernels first: the compiled backend with
-    no compiled code in numba's cache (20-30 s on two cores, once per installation and
+    no compiled code in numba's cache (20-35 s on two cores, once per installation and
     version). appearance: the kernels of tumors with a drawn appearance instead."""
     if not compiled_backend():
         return True

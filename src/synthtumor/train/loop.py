@@ -120,7 +120,7 @@ def _train(config: TrainConfig, info: dist_utils.DistInfo, device: torch.device)
     synthesis = config.synthesis or SynthesisConfig()
     if config.mode != "real" and not kernels_compiled(synthesis.appearance is not None):
         say(info, "first run on this machine: the synthesis kernels compile before the first "
-                  "step (20-30 s per loader process, once)")
+                  "step (20-35 s per loader process, once)")
     run = _Run(config, info, device, out, inputs.desc, ts, transform_rngs, loss_fn,
                inputs.val_loader, log, writer, ProgressBar(info, config, start), result)
     step = _run_steps(run, loader, start)
