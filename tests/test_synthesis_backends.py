@@ -583,3 +583,35 @@ def test_kernel_wrappers_run_plain_python_when_numba_jit_is_off() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["16.0", "True", "True"]
+
+
+def test_numbas_blas_probe_loads_no_scipy_linalg_and_blas_still_works() -> None:
+    """A synthesis call does not load scipy.linalg (numba's BLAS probe gets a stand-in,
+    ``jit_options.load_numpy_support``); afterwards the real module loads and numba's
+    ``np.dot`` runs through BLAS."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from numba import njit\n"
+        "from synthtumor.synthesis import SynthesisConfig, synthesize\n"
+        "ct = np.full((40, 40, 40), 100.0, np.float32)\n"
+        "liver = np.zeros(ct.shape, np.uint8)\n"
+        "liver[4:36, 4:36, 4:36] = 1\n"
+        "out = synthesize(ct, liver, np.random.default_rng(0), SynthesisConfig(tumor_type='small'),"
+        " spacing=1.0)\n"
+        "print('scipy.linalg' in sys.modules, 'scipy.linalg.cython_blas' in sys.modules,"
+        " int((out.label == 2).sum() > 0))\n"
+        "import numba.np.arraymath as arraymath\n"
+        "dot = njit(lambda a, b: np.dot(a, b))\n"
+        "a = np.arange(5.0)\n"
+        "print(arraymath._HAVE_BLAS, dot(a, a),"
+        " hasattr(sys.modules['scipy.linalg.cython_blas'], '__pyx_capi__'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    env.pop(BACKEND_VARIABLE, None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "False", "1", "True", "30.0", "True"]

@@ -9,13 +9,19 @@ code that wrote the cache, its files are removed before a kernel is loaded, and 
 compile afresh (20-35 s on two cores, once). A cache elsewhere (``NUMBA_CACHE_DIR``, or a
 read-only install) is not checked: installing a release rewrites every source, which numba
 notices.
+
+Importing this module (the first kernel module does) also loads numba's NumPy support
+without its BLAS probe's import of scipy.linalg (``load_numpy_support``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import sys
 import threading
+import types
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -137,4 +143,34 @@ def refresh_kernel_cache(folder: Path = _HERE) -> bool:
     return removed
 
 
+_BLAS_PROBE = "scipy.linalg.cython_blas"
+
+
+def load_numpy_support() -> bool:
+    """Import numba's NumPy support (``numba.np.arraymath``) with its BLAS probe answered by a
+    stand-in module; True if it did. Runs when the first kernel module imports this one.
+
+    numba imports that module on its first compile or cache load, and at import it checks once
+    whether BLAS is there by importing ``scipy.linalg.cython_blas``: all of scipy.linalg, 0.3 s
+    of a 1.2 s warm start-up here, for our kernels, which call no BLAS. The probe only needs the
+    import to succeed, as it would (scipy is a dependency). The stand-in is in ``sys.modules``
+    for that import alone, then removed: numba's own later import, where code calls
+    ``np.dot``, and any ``import scipy.linalg`` load the real module. Nothing is done when
+    numba's NumPy support or scipy.linalg is loaded already, or scipy is missing (then the
+    probe's failure is numba's real answer).
+    """
+    if ("numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules
+            or importlib.util.find_spec("scipy") is None):
+        return False
+    stand_in = types.ModuleType(_BLAS_PROBE)
+    sys.modules[_BLAS_PROBE] = stand_in
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        if sys.modules.get(_BLAS_PROBE) is stand_in:
+            del sys.modules[_BLAS_PROBE]
+    return True
+
+
 refresh_kernel_cache()
+load_numpy_support()
