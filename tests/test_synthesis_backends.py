@@ -419,6 +419,21 @@ def test_bounding_box_of_any_mask(dtype) -> None:
     assert bounding_box(np.zeros((4, 5, 3), dtype)) is None
 
 
+@pytest.mark.parametrize("nx", [1, 3, 4, 7, 9])
+def test_mask_profiles_equal_numpys_ors(nx: int) -> None:
+    """The compiled profiles (four planes at a time, then the rest one by one) equal NumPy's
+    ORs over the planes and the columns, values above 1 included."""
+    from synthtumor.synthesis.kernels import mask_profiles
+
+    rng = np.random.default_rng(nx)
+    mask = (rng.random((nx, 11, 13)) < 0.02).astype(np.uint8)
+    mask[nx - 1, 3, 5] = 2  # the last plane: in the remainder unless nx is a multiple of 4
+    outer, plane = mask_profiles(mask)
+    assert np.array_equal(outer, np.bitwise_or.reduce(mask.reshape(nx, -1), axis=1))
+    assert np.array_equal(plane, np.bitwise_or.reduce(mask, axis=0))
+    assert outer[nx - 1] & 2 and plane[3, 5] & 2
+
+
 def test_kernel_cache_is_dropped_when_any_kernel_source_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

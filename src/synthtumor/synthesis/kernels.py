@@ -110,13 +110,26 @@ def shape_pass(  # noqa: PLR0913
 def mask_profiles(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For a C-contiguous (nx, ny, nz) uint8 mask: the OR of each x plane's values (nx,) and
     of each (y, z) column's over x (ny, nz), in one pass of vectorised ORs (the NumPy path
-    reads the mask twice): non-zero where the mask is, and above 1 where a value is."""
+    reads the mask twice): non-zero where the mask is, and above 1 where a value is.
+    Four planes at a time: the column ORs (a plane's size, in L2) are then read and written
+    once per four planes read from memory (one at a time: 12 GB/s here, four: 19 GB/s)."""
     nx = mask.shape[0]
     flat = mask.reshape(nx, -1)
     m = flat.shape[1]
     outer = np.zeros(nx, np.uint8)
     plane = np.zeros(m, np.uint8)
-    for i in range(nx):
+    last = nx - nx % 4
+    for i in range(0, last, 4):
+        a, b, c, d = flat[i], flat[i + 1], flat[i + 2], flat[i + 3]
+        ha = hb = hc = hd = np.uint8(0)
+        for p in range(m):
+            ha |= a[p]
+            hb |= b[p]
+            hc |= c[p]
+            hd |= d[p]
+            plane[p] |= (a[p] | b[p]) | (c[p] | d[p])
+        outer[i], outer[i + 1], outer[i + 2], outer[i + 3] = ha, hb, hc, hd
+    for i in range(last, nx):
         hit = np.uint8(0)
         for p in range(m):
             v = flat[i, p]
