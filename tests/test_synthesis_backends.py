@@ -630,3 +630,36 @@ def test_numbas_blas_probe_loads_no_scipy_linalg_and_blas_still_works() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["False", "False", "1", "True", "30.0", "True"]
+
+
+def test_a_numba_that_needs_the_real_blas_module_gets_it() -> None:
+    """If importing numba's NumPy support fails with the stand-in (a numba that reads more of
+    ``scipy.linalg.cython_blas`` than the probe), it is imported again with the real module
+    and synthesis works."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.abc, sys\n"
+        "import numpy as np\n"
+        "class NeedsRealBlas(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        blas = sys.modules.get('scipy.linalg.cython_blas')\n"
+        "        if name == 'numba.np.arraymath' and blas is not None "
+        "and not hasattr(blas, '__pyx_capi__'):\n"
+        "            raise ImportError('needs the real cython_blas')\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, NeedsRealBlas())\n"
+        "from synthtumor.synthesis import SynthesisConfig, synthesize\n"
+        "ct = np.full((40, 40, 40), 100.0, np.float32)\n"
+        "liver = np.zeros(ct.shape, np.uint8)\n"
+        "liver[4:36, 4:36, 4:36] = 1\n"
+        "out = synthesize(ct, liver, np.random.default_rng(0), SynthesisConfig(tumor_type='small'),"
+        " spacing=1.0)\n"
+        "print('scipy.linalg' in sys.modules, int((out.label == 2).sum() > 0))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    env.pop(BACKEND_VARIABLE, None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["True", "1"]

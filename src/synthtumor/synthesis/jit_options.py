@@ -157,7 +157,8 @@ def load_numpy_support() -> bool:
     for that import alone, then removed: numba's own later import, where code calls
     ``np.dot``, and any ``import scipy.linalg`` load the real module. Nothing is done when
     numba's NumPy support or scipy.linalg is loaded already, or scipy is missing (then the
-    probe's failure is numba's real answer).
+    probe's failure is numba's real answer); a numba whose import wants more of the module than
+    the probe gets the real one (False).
     """
     if ("numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules
             or importlib.util.find_spec("scipy") is None):
@@ -165,10 +166,14 @@ def load_numpy_support() -> bool:
     stand_in = types.ModuleType(_BLAS_PROBE)
     sys.modules[_BLAS_PROBE] = stand_in
     try:
-        import numba.np.arraymath  # noqa: F401
-    finally:
-        if sys.modules.get(_BLAS_PROBE) is stand_in:
-            del sys.modules[_BLAS_PROBE]
+        try:
+            import numba.np.arraymath  # noqa: F401
+        finally:
+            if sys.modules.get(_BLAS_PROBE) is stand_in:
+                del sys.modules[_BLAS_PROBE]
+    except (ImportError, AttributeError):  # a numba that reads more than the probe does
+        import numba.np.arraymath  # noqa: F401  (now with the real module)
+        return False
     return True
 
 
