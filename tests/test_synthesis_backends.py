@@ -600,48 +600,54 @@ def test_kernel_wrappers_run_plain_python_when_numba_jit_is_off() -> None:
     assert out.stdout.split() == ["16.0", "True", "True"]
 
 
+# a fresh interpreter's first synthesis (compiled backend), then its tumor count in the output
+_FIRST_SYNTHESIS = (
+    "import sys\n"
+    "import numpy as np\n"
+    "from synthtumor.synthesis import SynthesisConfig, synthesize\n"
+    "ct = np.full((40, 40, 40), 100.0, np.float32)\n"
+    "liver = np.zeros(ct.shape, np.uint8)\n"
+    "liver[4:36, 4:36, 4:36] = 1\n"
+    "out = synthesize(ct, liver, np.random.default_rng(0), SynthesisConfig(tumor_type='small'),"
+    " spacing=1.0)\n"
+    "print('scipy.linalg' in sys.modules, int((out.label == 2).sum() > 0))\n"
+)
+
+
+def _fresh_python(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter on the compiled backend; its printed words."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_DISABLE_JIT", BACKEND_VARIABLE)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    return out.stdout.split()
+
+
 def test_numbas_blas_probe_loads_no_scipy_linalg_and_blas_still_works() -> None:
     """A synthesis call does not load scipy.linalg (numba's BLAS probe gets a stand-in,
     ``jit_options.load_numpy_support``); afterwards the real module loads and numba's
     ``np.dot`` runs through BLAS."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "import numpy as np\n"
+    after = (
+        "print('scipy.linalg.cython_blas' in sys.modules)\n"
         "from numba import njit\n"
-        "from synthtumor.synthesis import SynthesisConfig, synthesize\n"
-        "ct = np.full((40, 40, 40), 100.0, np.float32)\n"
-        "liver = np.zeros(ct.shape, np.uint8)\n"
-        "liver[4:36, 4:36, 4:36] = 1\n"
-        "out = synthesize(ct, liver, np.random.default_rng(0), SynthesisConfig(tumor_type='small'),"
-        " spacing=1.0)\n"
-        "print('scipy.linalg' in sys.modules, 'scipy.linalg.cython_blas' in sys.modules,"
-        " int((out.label == 2).sum() > 0))\n"
         "import numba.np.arraymath as arraymath\n"
         "dot = njit(lambda a, b: np.dot(a, b))\n"
         "a = np.arange(5.0)\n"
         "print(arraymath._HAVE_BLAS, dot(a, a),"
         " hasattr(sys.modules['scipy.linalg.cython_blas'], '__pyx_capi__'))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
-    env.pop(BACKEND_VARIABLE, None)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.split() == ["False", "False", "1", "True", "30.0", "True"]
+    assert _fresh_python(_FIRST_SYNTHESIS + after) == ["False", "1", "False", "True", "30.0",
+                                                       "True"]
 
 
 def test_a_numba_that_needs_the_real_blas_module_gets_it() -> None:
     """If importing numba's NumPy support fails with the stand-in (a numba that reads more of
     ``scipy.linalg.cython_blas`` than the probe), it is imported again with the real module
     and synthesis works."""
-    import subprocess
-    import sys
-
-    code = (
+    before = (
         "import importlib.abc, sys\n"
-        "import numpy as np\n"
         "class NeedsRealBlas(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        blas = sys.modules.get('scipy.linalg.cython_blas')\n"
@@ -650,16 +656,5 @@ def test_a_numba_that_needs_the_real_blas_module_gets_it() -> None:
         "            raise ImportError('needs the real cython_blas')\n"
         "        return None\n"
         "sys.meta_path.insert(0, NeedsRealBlas())\n"
-        "from synthtumor.synthesis import SynthesisConfig, synthesize\n"
-        "ct = np.full((40, 40, 40), 100.0, np.float32)\n"
-        "liver = np.zeros(ct.shape, np.uint8)\n"
-        "liver[4:36, 4:36, 4:36] = 1\n"
-        "out = synthesize(ct, liver, np.random.default_rng(0), SynthesisConfig(tumor_type='small'),"
-        " spacing=1.0)\n"
-        "print('scipy.linalg' in sys.modules, int((out.label == 2).sum() > 0))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
-    env.pop(BACKEND_VARIABLE, None)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.split() == ["True", "1"]
+    assert _fresh_python(before + _FIRST_SYNTHESIS) == ["True", "1"]
