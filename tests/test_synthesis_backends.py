@@ -402,30 +402,6 @@ def test_square_erosion_equals_the_minimum_filter(half) -> None:
         assert np.array_equal(_erode_square(plane, list(half)), expected)
 
 
-@pytest.mark.parametrize("half", [(2, 2), (0, 3), (4, 1), (9, 9)])
-def test_compiled_slice_candidates_equal_numpys(half) -> None:
-    """The compiled candidate centres of a liver slice (gather, erosion, listing) are NumPy's:
-    the eroded slice's flat indices, or the slice's own where erosion leaves none; on real
-    liver slices (strided views, uint8 as synthesis reads them, and bool) and noise."""
-    from synthtumor.synthesis.kernels_sites import slice_candidates
-    from synthtumor.synthesis.placement import _erode_square
-
-    liver = (read_mask(TS_ORGANS, read_ct(TS_CT), label=TS_LIVER).array > 0).astype(np.uint8)
-    centre = [int(np.median(v)) for v in np.nonzero(liver)]
-    noise = np.random.default_rng(3).random((17, 5)) > 0.2
-    specks = np.zeros((9, 11), np.uint8)
-    specks[[1, 4, 7], [2, 9, 5]] = 1  # erosion leaves nothing: every liver voxel is a candidate
-    planes = [liver[:, :, centre[2]], liver[:, centre[1], :], liver[centre[0]] > 0, noise,
-              specks, np.zeros((4, 6), np.uint8)]
-    for plane in planes:
-        expected = np.flatnonzero(_erode_square(plane, list(half)))
-        if expected.size == 0:
-            expected = np.flatnonzero(plane)
-        found = slice_candidates(plane, *half)
-        assert found.dtype == np.int64 and np.array_equal(found, expected)
-    assert slice_candidates(specks, 1, 1).tolist() == np.flatnonzero(specks).tolist()
-
-
 @pytest.mark.parametrize("dtype", [np.bool_, np.uint8, np.int16, np.float32])
 def test_bounding_box_of_any_mask(dtype) -> None:
     """The uint8-reduced bounding box equals the box of the non-zero voxels, for contiguous and

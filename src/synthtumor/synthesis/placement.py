@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .painting import compiled_backend
-
 
 def axis_profiles(mask: np.ndarray) -> list[np.ndarray]:
     """For a 3-D mask, per axis: whether each index along it holds any non-zero voxel.
@@ -100,14 +98,9 @@ class LiverSites:
             where: list[int | slice] = [slice(None)] * 3
             where[self.cc_axis] = index
             plane = self.liver[tuple(where)]
-            if compiled_backend():
-                from .kernels_sites import slice_candidates
-
-                flat = slice_candidates(plane, self._half[0], self._half[1])
-            else:
-                flat = np.flatnonzero(_erode_square(plane, self._half))
-                if flat.size == 0:
-                    flat = np.flatnonzero(plane)
+            flat = np.flatnonzero(_erode_square(plane, self._half))
+            if flat.size == 0:
+                flat = np.flatnonzero(plane)
             self._candidates[index] = (flat, plane.shape)
         return self._candidates[index]
 
