@@ -368,3 +368,51 @@ def test_config_to_dict_from_dict_round_trips_through_json() -> None:
         assert back.profiles is None or back.profiles["large"][0] == config.profiles["large"][0]
     with pytest.raises(ValueError, match="unknown synthesis setting"):
         SynthesisConfig.from_dict({"drop": [1, 2]})
+
+
+def test_texture_draw_is_the_bank_choice_of_the_stream() -> None:
+    """``TextureParams.draw`` picks bank entries with ``rng.integers``: the same numbers and
+    the same generator state afterwards as ``rng.choice`` (the reference's draw), seed by seed."""
+    from synthtumor.synthesis.texture import SIGMA_A_MM, SIGMA_B_MM
+
+    for seed in range(200):
+        ours, reference = np.random.default_rng(seed), np.random.default_rng(seed)
+        params = TextureParams.draw(ours)
+        expected = (int(reference.choice(SIGMA_A_MM)), int(reference.choice(SIGMA_B_MM)),
+                    float(reference.uniform(0.19, 0.21)), float(reference.uniform(0.04, 0.06)),
+                    float(reference.uniform(0.5, 0.55)))
+        assert (params.sigma_a_mm, params.sigma_b_mm, params.scale, params.base,
+                params.u0) == expected
+        assert ours.bit_generator.state == reference.bit_generator.state
+
+
+def test_shared_parts_are_the_intersections_with_earlier_boxes() -> None:
+    """Per box, the bounding box of its intersections with the boxes before it (own
+    coordinates) and the intersecting pairs, against the definition on voxel masks."""
+    from synthtumor.synthesis.painting import _shared_parts
+
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        n = int(rng.integers(0, 9))
+        starts, sizes = rng.integers(0, 30, (n, 3)), rng.integers(1, 15, (n, 3))
+        boxes = [tuple(slice(int(a), int(a + s)) for a, s in zip(st, sz))
+                 for st, sz in zip(starts, sizes)]
+        masks = []
+        for box in boxes:
+            mask = np.zeros((45, 45, 45), bool)
+            mask[box] = True
+            masks.append(mask)
+        parts, pairs = _shared_parts(boxes)
+        assert pairs == [(i, j) for i in range(n) for j in range(i) if (masks[i] & masks[j]).any()]
+        for i, (box, part) in enumerate(zip(boxes, parts)):
+            earlier = np.zeros((45, 45, 45), bool)
+            for j in range(i):
+                earlier |= masks[j]
+            shared = (masks[i] & earlier)[box]
+            if not shared.any():
+                assert part is None
+                continue
+            hits = np.nonzero(shared)
+            # the union of the intersections' boxes: here the box around every shared voxel
+            # (each intersection is a box, so their union's bounding box is the same)
+            assert part == tuple(slice(int(h.min()), int(h.max()) + 1) for h in hits)

@@ -85,32 +85,43 @@ class _Tumor:
 
 def _shared_parts(
     boxes: list[tuple[slice, ...]],
-) -> tuple[list[tuple[slice, ...] | None], np.ndarray]:
+) -> tuple[list[tuple[slice, ...] | None], list[tuple[int, int]]]:
     """Per box, the bounding box (in its own coordinates) of its intersections with the boxes
-    before it (None if none), and the (n, n) bool matrix of which boxes intersect."""
-    lo = np.array([[s.start for s in b] for b in boxes], dtype=np.int64).reshape(-1, 3)
-    hi = np.array([[s.stop for s in b] for b in boxes], dtype=np.int64).reshape(-1, 3)
-    overlaps = np.all((lo[:, None] < hi[None]) & (lo[None] < hi[:, None]), axis=2)
+    before it (None if none), and the pairs (i, j), j < i, of boxes that intersect, in order.
+
+    Plain Python: a call has a few dozen boxes at most, and NumPy's cost per call on arrays
+    this small was most of the time."""
+    spans = [(x.start, x.stop, y.start, y.stop, z.start, z.stop) for x, y, z in boxes]
     parts: list[tuple[slice, ...] | None] = []
-    for i in range(len(boxes)):
-        earlier = np.flatnonzero(overlaps[i, :i])
-        if earlier.size == 0:
-            parts.append(None)
-            continue
-        start = np.maximum(lo[earlier], lo[i]).min(axis=0) - lo[i]
-        stop = np.minimum(hi[earlier], hi[i]).max(axis=0) - lo[i]
-        parts.append(tuple(slice(int(a), int(b)) for a, b in zip(start, stop)))
-    return parts, overlaps
+    pairs: list[tuple[int, int]] = []
+    for i, (ax0, ax1, ay0, ay1, az0, az1) in enumerate(spans):
+        # the smallest lower corner (each the larger of two starts) and the largest upper
+        # corner of its intersections, from the box's far ends inwards
+        x0, y0, z0, x1, y1, z1 = ax1, ay1, az1, ax0, ay0, az0
+        for j in range(i):
+            bx0, bx1, by0, by1, bz0, bz1 = spans[j]
+            if ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1 and az0 < bz1 and bz0 < az1:
+                pairs.append((i, j))
+                x0 = min(x0, bx0 if bx0 > ax0 else ax0)
+                y0 = min(y0, by0 if by0 > ay0 else ay0)
+                z0 = min(z0, bz0 if bz0 > az0 else az0)
+                x1 = max(x1, bx1 if bx1 < ax1 else ax1)
+                y1 = max(y1, by1 if by1 < ay1 else ay1)
+                z1 = max(z1, bz1 if bz1 < az1 else az1)
+        found = bool(pairs) and pairs[-1][0] == i
+        parts.append((slice(x0 - ax0, x1 - ax0), slice(y0 - ay0, y1 - ay0),
+                      slice(z0 - az0, z1 - az0)) if found else None)
+    return parts, pairs
 
 
 def _snapshots(
     out: np.ndarray, boxes: list[tuple[slice, ...]],
-    shared_parts: list[tuple[slice, ...] | None], overlaps: np.ndarray, ws: Workspace,
+    shared_parts: list[tuple[slice, ...] | None], pairs: list[tuple[int, int]], ws: Workspace,
 ) -> list[np.ndarray | None]:
     """For each box with a shared part (``_shared_parts``): the CT under that part before any
     tumor is painted (the stronger change is measured against it), else None.
 
-    Overlapping boxes are grouped (connected components of the ``overlaps`` graph); each
+    Overlapping boxes are grouped (connected components of the graph of ``pairs``); each
     group's copy covers the bounding box of its members' shared parts, the only voxels ever
     read, and each member gets the view of its own part.
     """
@@ -122,8 +133,8 @@ def _snapshots(
             i = group[i]
         return i
 
-    for i, j in zip(*np.nonzero(np.tril(overlaps, -1))):
-        group[root(int(i))] = root(int(j))
+    for i, j in pairs:
+        group[root(i)] = root(j)
     parts: dict[int, list[tuple[int, tuple[slice, ...]]]] = {}
     for i, (box, part) in enumerate(zip(boxes, shared_parts)):
         if part is not None:  # in absolute voxel coordinates
@@ -164,8 +175,9 @@ def _box_axes_mm(
 ) -> tuple[np.ndarray, ...]:
     """Coordinates (mm) of every ``step``-th voxel centre of a box relative to the tumor centre,
     one array per axis."""
+    # integer offsets first (exact): one array operation per axis fewer
     return tuple(
-        (np.arange(s.start, s.stop, st) - c) * sp
+        np.arange(s.start - int(c), s.stop - int(c), st) * sp
         for s, c, sp, st in zip(box, centre, spacing, step)
     )
 

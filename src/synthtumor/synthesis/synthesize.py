@@ -336,8 +336,8 @@ def _paint_all(
     ws = workspace()
     # Where tumor boxes overlap, the stronger change wins (as blurring their union would):
     # that needs the CT from before any painting, kept where boxes share voxels.
-    shared_parts, overlaps = _shared_parts([t.box for t in tumors])
-    originals = _snapshots(out, [t.box for t in tumors], shared_parts, overlaps, ws)
+    shared_parts, pairs = _shared_parts([t.box for t in tumors])
+    originals = _snapshots(out, [t.box for t in tumors], shared_parts, pairs, ws)
     records = []
     voxel_mm3 = float(np.prod(spacing))
     for i, (tumor, original, shared) in enumerate(zip(tumors, originals, shared_parts)):
@@ -345,14 +345,15 @@ def _paint_all(
             out, original, shared, label, tumor, drop, edge_sigma, texture, spacing, rng,
             config, ws,
         )
-        centroid = affine[:3, :3] @ centre_ijk + affine[:3, 3]
+        # Python numbers from tolist(): the same values, without a NumPy scalar per number
+        centroid = (affine[:3, :3] @ centre_ijk + affine[:3, 3]).tolist()
         records.append(
             TumorRecord(
                 index=i,
                 size_class=tumor.size_class.name,
-                centre_mm=_three(round(float(v), 3) for v in centroid),
-                centre_voxel=_three(int(v) for v in tumor.centre),
-                semi_axes_mm=_three(round(float(v), 3) for v in tumor.semi_axes_mm),
+                centre_mm=_three(round(v, 3) for v in centroid),
+                centre_voxel=_three(int(v) for v in tumor.centre.tolist()),
+                semi_axes_mm=_three(round(v, 3) for v in tumor.semi_axes_mm.tolist()),
                 elastic_sigma_mm=tumor.sigma_mm,
                 volume_ml=round(n_voxels * voxel_mm3 / 1000.0, 6),
                 mean_hu_change=round(change, 3),
