@@ -35,10 +35,12 @@ def _three(values: Iterable[_T]) -> tuple[_T, _T, _T]:
 def _box_around(
     centre: np.ndarray, half_mm: np.ndarray, spacing: tuple[float, ...], limit: tuple[slice, ...]
 ) -> tuple[slice, slice, slice]:
-    half = np.ceil(half_mm / np.asarray(spacing)).astype(int)
+    # Python numbers (tolist): the same float64 quotients and ceilings as NumPy's, without a
+    # NumPy call per value
+    half = [math.ceil(m / sp) for m, sp in zip(half_mm.tolist(), spacing)]
     return _three(
-        slice(max(lim.start, int(c - h)), min(lim.stop, int(c + h + 1)))
-        for c, h, lim in zip(centre, half, limit)
+        slice(max(lim.start, c - h), min(lim.stop, c + h + 1))
+        for c, h, lim in zip(centre.tolist(), half, limit)
     )
 
 
