@@ -98,6 +98,7 @@ def _shared_parts(
         # the smallest lower corner (each the larger of two starts) and the largest upper
         # corner of its intersections, from the box's far ends inwards
         x0, y0, z0, x1, y1, z1 = ax1, ay1, az1, ax0, ay0, az0
+        before = len(pairs)
         for j in range(i):
             bx0, bx1, by0, by1, bz0, bz1 = spans[j]
             if ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1 and az0 < bz1 and bz0 < az1:
@@ -108,9 +109,8 @@ def _shared_parts(
                 x1 = max(x1, bx1 if bx1 < ax1 else ax1)
                 y1 = max(y1, by1 if by1 < ay1 else ay1)
                 z1 = max(z1, bz1 if bz1 < az1 else az1)
-        found = bool(pairs) and pairs[-1][0] == i
         parts.append((slice(x0 - ax0, x1 - ax0), slice(y0 - ay0, y1 - ay0),
-                      slice(z0 - az0, z1 - az0)) if found else None)
+                      slice(z0 - az0, z1 - az0)) if len(pairs) > before else None)
     return parts, pairs
 
 

@@ -39,12 +39,12 @@ class Distortion:
         overshoot x max control value), so tumor boxes stay tight.
         """
         # all six tables in two stacked matmuls (each matrix multiplied as on its own)
-        peaks = np.abs(_REACH_BASIS @ self.control_mm @ _REACH_BASIS.T).max(axis=(2, 3)).tolist()
-        reach = [0.0, 0.0, 0.0]  # Python floats: the same float64 sums, in the same order
+        peaks = np.abs(_REACH_BASIS @ self.control_mm @ _REACH_BASIS.T).max(axis=(2, 3))
+        reach = np.zeros(3)
         for plane, axes in enumerate(PLANES):
             for k, axis in enumerate(axes):
-                reach[axis] += peaks[plane][k]
-        return np.array(reach)
+                reach[axis] += peaks[plane, k]
+        return reach
 
 
 def _basis(t: np.ndarray) -> np.ndarray:
